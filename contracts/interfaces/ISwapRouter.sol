@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+pragma solidity ^0.8.24;
+
+/// @title ISwapRouter
+/// @notice The two Uniswap v3 SwapRouter entry points the vault may call (same ABI as
+///         @uniswap/v3-periphery's ISwapRouter).
+interface ISwapRouter {
+    struct ExactInputSingleParams {
+        address tokenIn;
+        address tokenOut;
+        uint24 fee;
+        address recipient;
+        uint256 deadline;
+        uint256 amountIn;
+        uint256 amountOutMinimum;
+        uint160 sqrtPriceLimitX96;
+    }
+
+    struct ExactInputParams {
+        bytes path;
+        address recipient;
+        uint256 deadline;
+        uint256 amountIn;
+        uint256 amountOutMinimum;
+    }
+
+    /// @notice Swap `amountIn` of one token for as much as possible of another.
+    function exactInputSingle(ExactInputSingleParams calldata params) external payable returns (uint256 amountOut);
+
+    /// @notice Swap `amountIn` along `path` for as much as possible of the last token.
+    function exactInput(ExactInputParams calldata params) external payable returns (uint256 amountOut);
+}
