@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 /// @title ISwapRouter
 /// @notice The two Uniswap v3 SwapRouter entry points the vault may call (same ABI as
-///         @uniswap/v3-periphery's ISwapRouter).
+///         the ISwapRouter of Uniswap v3 periphery).
 interface ISwapRouter {
     struct ExactInputSingleParams {
         address tokenIn;

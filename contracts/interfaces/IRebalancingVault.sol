@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title IRebalancingVault
+/// @notice Structs, events and custom errors of the multi-asset rebalancing vault, declared once here.
+///         The keeper codes against this ABI. Units are in the names: `_raw`/`Raw` (a token's own
+///         decimals), `E18` (USD with 18 decimals), `Bps` (1/10,000), `Base` (the lending pool's base
+///         currency, USD with 8 decimals), `Ts` (unix seconds).
+interface IRebalancingVault {
+    // ───────────────────────────── types ─────────────────────────────
+
+    /// @notice What adjustCollateral does with the lending pool.
+    enum CollateralAction {
+        Supply,
+        Withdraw,
+        Borrow,
+        Repay
+    }
+
+    /// @notice One swap of a rebalance. `path` empty: exactInputSingle(tokenIn, tokenOut, fee);
+    ///         non-empty: exactInput(path), whose tokens must all be basket assets, the first being
+    ///         tokenIn and the last tokenOut. The vault sets amountOutMinimum itself from the oracle.
+    struct SwapLeg {
+        address router;
+        address tokenIn;
+        address tokenOut;
+        uint24 fee;
+        uint256 amountIn;
+        bytes path;
+    }
+
+    /// @notice One basket asset as the admin configures it.
+    struct AssetConfig {
+        address token;
+        address feed;
+        uint16 targetBps;
+        uint16 innerBandBps;
+        uint16 outerBandBps;
+        uint32 heartbeat;
+        int256 minAnswer;
+        int256 maxAnswer;
+    }
+
+    /// @notice Trading and accounting limits (admin, within sane bounds).
+    struct Limits {
+        uint256 maxTradeE18; // notional cap per rebalance / adjustCollateral call
+        uint256 ripcordMaxTradeE18; // tighter notional cap per ripcord call (<= maxTradeE18)
+        uint32 cooldown; // seconds between two rebalances (and between two adjustCollateral calls)
+        uint16 maxSlippageBps; // oracle floor: minOut = oracleOut * (1 - maxSlippageBps)
+        uint16 lossCapBps; // cumulative loss against the oracle per period, in bps of NAV
+        uint32 lossPeriod; // seconds
+        uint256 depositCapRaw; // totalAssets cap for deposits, in the deposit asset's units
+    }
+
+    /// @notice The collateral position's targets (admin, within sane bounds).
+    struct CollateralParams {
+        address debtAsset; // the only asset the vault may borrow (a basket asset)
+        uint16 targetLtvBps;
+        uint16 minLtvBps; // lower edge of the band
+        uint16 maxLtvBps; // upper edge: no keeper action may leave the LTV above it
+        uint16 ripcordLtvBps; // at or above it, ripcord opens (> maxLtvBps)
+        uint256 minHealthFactor; // 1e18 = 1.0; no keeper action may leave the HF below it
+    }
+
+    /// @notice One asset in keeperView. A bad feed gives valueE18 = weightBps = 0 and feedOk = false,
+    ///         with the raw answer and updatedAt still returned.
+    struct AssetView {
+        address token;
+        uint8 decimals;
+        uint256 balance; // net exposure held + supplied - borrowed, raw, clamped at 0 (see netValueE18)
+        uint256 valueE18; // net value clamped at 0
+        uint16 weightBps; // net weight of NAV, clamped to [0, 65535]
+        uint16 targetBps;
+        uint16 innerBandBps;
+        uint16 outerBandBps;
+        address feed;
+        uint8 feedDecimals;
+        int256 answer;
+        uint256 updatedAt;
+        uint32 heartbeat;
+        int256 minAnswer;
+        int256 maxAnswer;
+        // added after the first draft:
+        uint256 heldRaw; // in the vault's wallet
+        uint256 suppliedRaw; // supplied to the lending pool
+        uint256 borrowedRaw; // borrowed from the lending pool
+        int256 netValueE18; // signed net value (negative when more is borrowed than held+supplied)
+        bool feedOk; // fresh, positive and inside [minAnswer, maxAnswer]
+    }
+
+    /// @notice Everything the keeper needs about the vault, in one call that never reverts on a bad feed.
+    struct KeeperView {
+        AssetView[] assets;
+        uint256 navE18;
+        uint256 collateralBase;
+        uint256 debtBase;
+        uint256 healthFactor;
+        uint16 ltvBps;
+        uint16 liquidationThresholdBps;
+        uint16 targetLtvBps;
+        uint16 minLtvBps;
+        uint16 maxLtvBps;
+        uint16 ripcordLtvBps;
+        uint256 epoch;
+        uint256 lastRebalanceTs;
+        uint32 cooldown;
+        uint256 maxTradeE18;
+        uint16 maxSlippageBps;
+        uint16 lossCapBps;
+        uint32 lossPeriod;
+        uint256 periodLossE18;
+        bool paused;
+        uint256 blockTimestamp;
+        // added after the first draft:
+        uint256 lastCollateralTs;
+        uint256 ripcordMaxTradeE18;
+        uint256 minHealthFactor;
+        address debtAsset;
+        uint256 lossPeriodStartTs;
+        uint256 totalSupply;
+        uint256 depositCapRaw;
+        bool feedsOk; // every feed is good, so navE18 is complete and keeper actions can pass the oracle guard
+    }
+
+    // ───────────────────────────── events ─────────────────────────────
+
+    /// @notice The basket was replaced (one AssetConfigured per asset follows).
+    event BasketSet(uint256 assetCount);
+    /// @notice One basket asset was configured.
+    event AssetConfigured(
+        address indexed token,
+        address indexed feed,
+        uint16 targetBps,
+        uint16 innerBandBps,
+        uint16 outerBandBps,
+        uint32 heartbeat,
+        int256 minAnswer,
+        int256 maxAnswer
+    );
+    /// @notice A router was allowed or disallowed.
+    event RouterSet(address indexed router, bool allowed);
+    /// @notice The limits were changed.
+    event LimitsSet(Limits limits);
+    /// @notice The collateral parameters were changed.
+    event CollateralParamsSet(CollateralParams params);
+    /// @notice One swap leg executed.
+    event Swapped(
+        uint256 indexed epoch,
+        address indexed router,
+        address tokenIn,
+        address tokenOut,
+        uint256 amountIn,
+        uint256 amountOut,
+        uint256 minOut
+    );
+    /// @notice A rebalance finished.
+    event Rebalanced(
+        uint256 indexed epoch,
+        uint256 legs,
+        uint256 navBeforeE18,
+        uint256 navAfterE18,
+        uint256 distanceBeforeBps,
+        uint256 distanceAfterBps,
+        uint256 periodLossE18
+    );
+    /// @notice A collateral action finished (amount is what the pool actually moved).
+    event CollateralAdjusted(
+        uint256 indexed epoch,
+        CollateralAction action,
+        address indexed asset,
+        uint256 amount,
+        uint256 ltvBps,
+        uint256 healthFactor
+    );
+    /// @notice The emergency deleverage ran.
+    event RipcordPulled(uint256 indexed epoch, uint256 ltvBeforeBps, uint256 ltvAfterBps, uint256 repaidRaw);
+    /// @notice A new loss-accounting period started.
+    event LossPeriodStarted(uint256 startTs);
+
+    // ───────────────────────────── errors ─────────────────────────────
+
+    // oracle
+    error StaleFeed(address feed, uint256 updatedAt, uint256 heartbeat);
+    error FeedFromFuture(address feed, uint256 updatedAt, uint256 blockTimestamp);
+    error BadAnswer(address feed, int256 answer);
+    error AnswerOutOfBounds(address feed, int256 answer, int256 minAnswer, int256 maxAnswer);
+    error FeedUnreadable(address feed);
+    // keeper tickets
+    error BadEpoch(uint256 given, uint256 current);
+    error CooldownActive(uint256 readyAt);
+    error DeadlinePassed(uint256 deadline);
+    // swaps
+    error RouterNotAllowed(address router);
+    error NotBasketAsset(address token);
+    error SameToken(address token);
+    error BadPath(uint256 pathLength);
+    error PathMismatch(address pathTokenIn, address pathTokenOut);
+    error InsufficientBalance(address token, uint256 balanceRaw, uint256 neededRaw);
+    error EmptyPlan();
+    error ZeroAmount();
+    error SlippageExceeded(uint256 amountOut, uint256 minOut);
+    error TradeTooLarge(uint256 notionalE18, uint256 capE18);
+    error LossCapExceeded(uint256 lossE18, uint256 capE18);
+    error NotCloserToTarget(uint256 beforeBps, uint256 afterBps);
+    error NothingToRebalance(uint256 maxExcessBps);
+    error NavNotPositive(int256 navE18);
+    // collateral
+    error LendingDisabled();
+    error HealthTooLow(uint256 healthFactor, uint256 minHealthFactor);
+    error LtvTooHigh(uint256 ltvBps, uint256 maxLtvBps);
+    error LtvNotReduced(uint256 beforeBps, uint256 afterBps);
+    error RipcordNotArmed(uint256 ltvBps, uint256 ripcordLtvBps);
+    error NotDebtAsset(address token, address debtAsset);
+    // parameters
+    error WeightsSumInvalid(uint256 sumBps, uint256 expectedBps);
+    error DuplicateAsset(address token);
+    error BandsInvalid(address token, uint16 innerBandBps, uint16 outerBandBps);
+    error HeartbeatInvalid(address token, uint32 heartbeat, uint32 maxHeartbeat);
+    error FeedBoundsInvalid(address feed, int256 minAnswer, int256 maxAnswer);
+    error DecimalsInvalid(address tokenOrFeed, uint8 decimals);
+    error BasketSizeInvalid(uint256 count, uint256 maxCount);
+    error DepositAssetMissing(address asset);
+    error AssetStillHeld(address token, uint256 heldRaw, uint256 positionRaw);
+    error SlippageTooHigh(uint16 maxSlippageBps, uint16 saneMaxBps);
+    error ParamOutOfRange(bytes32 name, uint256 value, uint256 min, uint256 max);
+    error ZeroAddress();
+}

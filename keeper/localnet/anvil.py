@@ -1,0 +1,129 @@
+"""Start and stop anvil processes (the local chain, and forks for simulation)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from keeper.errors import ToolchainError
+from keeper.localnet.artifacts import project_root
+
+READY_TIMEOUT_S = 20.0
+
+
+def anvil_binary() -> str:
+    """Path of the anvil binary: the project's .tools/bin first, then PATH."""
+    local = project_root() / ".tools" / "bin" / "anvil"
+    if local.exists():
+        return str(local)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise ToolchainError("anvil not found. Fix: run `make setup` (installs anvil from npm)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Anvil:
+    """An anvil child process; a context manager that always stops it."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        fork_url: str | None = None,
+        fork_block: int | None = None,
+        block_time_s: int | None = None,
+        chain_id: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port if port is not None else free_port()
+        self.args = self._args(fork_url, fork_block, block_time_s, chain_id, extra_args)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _args(
+        self,
+        fork_url: str | None,
+        fork_block: int | None,
+        block_time_s: int | None,
+        chain_id: int | None,
+        extra: tuple[str, ...],
+    ) -> list[str]:
+        args = [anvil_binary(), "--port", str(self.port), "--host", "127.0.0.1", "--silent"]
+        if fork_url:
+            args += ["--fork-url", fork_url]
+            if fork_block is not None:
+                args += ["--fork-block-number", str(fork_block)]
+        if block_time_s:
+            args += ["--block-time", str(block_time_s)]
+        if chain_id is not None:
+            args += ["--chain-id", str(chain_id)]
+        return args + list(extra)
+
+    def start(self) -> Anvil:
+        if port_in_use(self.port):
+            raise ToolchainError(
+                f"port {self.port} is already in use. Fix: stop the process on it "
+                f"(`lsof -i :{self.port}`) or choose another port (--port)"
+            )
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ToolchainError(f"anvil exited with code {self.proc.returncode} at start")
+            try:
+                if requests.post(self.url, json=body, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.05)
+        self.stop()
+        raise ToolchainError(f"anvil did not answer on {self.url} within {READY_TIMEOUT_S:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

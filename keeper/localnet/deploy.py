@@ -1,0 +1,224 @@
+"""Deploy the local market: tokens, feeds, the real Uniswap v3, Multicall3 and a lending pool.
+
+Prices come from the last row of ../shared/data/prices_hourly_2019_2023.csv when it exists,
+otherwise from DEFAULT_PRICES_E8 (the same row, frozen here), or from the caller.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, getcontext
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+
+from keeper.errors import ToolchainError
+from keeper.localnet import chain
+from keeper.localnet.artifacts import load, project_root
+from keeper.units import ONE_E8, Q96
+
+getcontext().prec = 60
+
+MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
+# The last hourly close in the shared data set (2023-12-31 23:00 UTC), in USD with 8 decimals.
+DEFAULT_PRICES_E8 = {"WETH": 228187 * 10**6, "WBTC": 4228358 * 10**6, "LINK": 14941 * 10**5, "USDC": ONE_E8}
+TOKENS = (("USDC", "USD Coin", 6), ("WBTC", "Wrapped BTC", 8), ("WETH", "Wrapped Ether", 18),
+          ("LINK", "ChainLink Token", 18))
+# (base, quote, fee_ppm, usd per side of the concentrated position). Mainnet tiers: ETH/USDC 0.05%
+# and 0.3%, WBTC and LINK at 0.3%.
+POOLS = (("WETH", "USDC", 500, 40_000_000), ("WETH", "USDC", 3000, 10_000_000),
+         ("WBTC", "USDC", 3000, 20_000_000), ("WBTC", "WETH", 3000, 20_000_000),
+         ("LINK", "USDC", 3000, 5_000_000), ("LINK", "WETH", 3000, 5_000_000))
+TICK_SPACING = {500: 10, 3000: 60, 10000: 200}
+# Lending reserves: (symbol, ltv_bps, liquidation_threshold_bps, annual_rate_bps), as on Aave v3.
+RESERVES = (("WETH", 8050, 8300, 250), ("WBTC", 7300, 7800, 150), ("USDC", 7700, 8000, 500))
+LENDING_USDC_LIQUIDITY = 200_000_000
+DEPLOYER_ETH = 10**9 * 10**18
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    symbol: str
+    address: str
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocalMarket:
+    """Addresses of everything the local market deployed."""
+
+    chain_id: int
+    deployer: str
+    tokens: dict[str, Token]
+    feeds: dict[str, str]
+    factory: str
+    router: str
+    quoter: str
+    position_manager: str
+    pools: dict[str, str]
+    lending_pool: str
+    multicall3: str
+    prices_e8: dict[str, int]
+    vaults: dict[str, str] = field(default_factory=dict)
+
+    def to_deployments(self) -> dict[str, Any]:
+        """The deployments-file shape that networks.yaml references."""
+        return {
+            "chain_id": self.chain_id,
+            "deployer": self.deployer,
+            "contracts": {"multicall3": self.multicall3, "router": self.router,
+                          "quoter": self.quoter, "factory": self.factory,
+                          "position_manager": self.position_manager,
+                          "lending_pool": self.lending_pool},
+            "tokens": {s: {"address": t.address, "decimals": t.decimals} for s, t in self.tokens.items()},
+            "feeds": dict(self.feeds),
+            "pools": dict(self.pools),
+            "prices_e8": dict(self.prices_e8),
+            "vaults": dict(self.vaults),
+        }
+
+    @classmethod
+    def from_deployments(cls, data: dict[str, Any]) -> LocalMarket:
+        c = data["contracts"]
+        tokens = {s: Token(s, t["address"], t["decimals"]) for s, t in data["tokens"].items()}
+        return cls(chain_id=data["chain_id"], deployer=data["deployer"], tokens=tokens,
+                   feeds=data["feeds"], factory=c["factory"], router=c["router"],
+                   quoter=c["quoter"], position_manager=c["position_manager"],
+                   pools=data["pools"], lending_pool=c["lending_pool"],
+                   multicall3=c["multicall3"], prices_e8=data.get("prices_e8", {}),
+                   vaults=data.get("vaults", {}))
+
+    def with_vault(self, name: str, address: str) -> LocalMarket:
+        return replace(self, vaults={**self.vaults, name: address})
+
+
+def shared_prices_e8(data_dir: Path | None = None) -> dict[str, int]:
+    """USD prices (8 decimals) from the last row of the shared hourly file, or the defaults."""
+    path = (data_dir or project_root().parent / "shared" / "data") / "prices_hourly_2019_2023.csv"
+    if not path.exists():
+        return dict(DEFAULT_PRICES_E8)
+    with path.open() as f:
+        last = list(csv.DictReader(f))[-1]
+    cols = {"WETH": "eth_usdt_close", "WBTC": "btc_usdt_close", "LINK": "link_usdt_close"}
+    prices = {s: int(Decimal(last[c]) * ONE_E8) for s, c in cols.items()}
+    return {**prices, "USDC": ONE_E8}
+
+
+def deploy_market(w3: Web3, deployer: str, prices_e8: dict[str, int] | None = None) -> LocalMarket:
+    """Deploy the whole local market from `deployer` (an unlocked anvil account)."""
+    prices = prices_e8 or shared_prices_e8()
+    w3.provider.make_request("anvil_setBalance", [deployer, hex(DEPLOYER_ETH)])  # type: ignore[arg-type]
+    tokens = _deploy_tokens(w3, deployer)
+    feeds = {s: chain.deploy(w3, deployer, "MockAggregator", 8, f"{s} / USD", prices[s]).address
+             for s in tokens}
+    weth = tokens["WETH"].address
+    factory = chain.deploy(w3, deployer, "UniswapV3Factory")
+    router = chain.deploy(w3, deployer, "SwapRouter", factory.address, weth)
+    quoter = chain.deploy(w3, deployer, "QuoterV2", factory.address, weth)
+    npm = chain.deploy(w3, deployer, "NonfungiblePositionManager", factory.address, weth, deployer)
+    _fund_deployer(w3, deployer, tokens)
+    pools = {f"{b}/{q}/{fee}": _create_pool(w3, deployer, factory, npm, tokens[b], tokens[q],
+                                            fee, usd, prices)
+             for b, q, fee, usd in POOLS}
+    lending = _deploy_lending(w3, deployer, tokens, feeds)
+    multicall = _place_multicall(w3)
+    return LocalMarket(chain_id=w3.eth.chain_id, deployer=deployer, tokens=tokens, feeds=feeds,
+                       factory=factory.address, router=router.address, quoter=quoter.address,
+                       position_manager=npm.address, pools=pools, lending_pool=lending,
+                       multicall3=multicall, prices_e8=dict(prices))
+
+
+def _deploy_tokens(w3: Web3, deployer: str) -> dict[str, Token]:
+    out = {}
+    for symbol, name, decimals in TOKENS:
+        if symbol == "WETH":
+            address = chain.deploy(w3, deployer, "WETH9").address
+        else:
+            address = chain.deploy(w3, deployer, "MockERC20", name, symbol, decimals).address
+        out[symbol] = Token(symbol, address, decimals)
+    return out
+
+
+def _fund_deployer(w3: Web3, deployer: str, tokens: dict[str, Token]) -> None:
+    for t in tokens.values():
+        if t.symbol == "WETH":
+            chain.transact(chain.at(w3, "WETH9", t.address).functions.deposit(), deployer,
+                           value=DEPLOYER_ETH // 2)
+        else:
+            amount = 10**12 * 10**t.decimals
+            chain.transact(chain.at(w3, "MockERC20", t.address).functions.mint(deployer, amount),
+                           deployer)
+
+
+def sqrt_price_x96(token0: Token, token1: Token, prices_e8: dict[str, int]) -> int:
+    """Uniswap sqrtPriceX96 for raw token1 per raw token0 at the given USD prices."""
+    raw_ratio = (Decimal(prices_e8[token0.symbol]) / Decimal(prices_e8[token1.symbol])
+                 * Decimal(10) ** (token1.decimals - token0.decimals))
+    return int(raw_ratio.sqrt() * Q96)
+
+
+def price_to_tick(sqrt_x96: int) -> int:
+    ratio = (Decimal(sqrt_x96) / Q96) ** 2
+    return int((ratio.ln() / Decimal("1.0001").ln()).to_integral_value(rounding="ROUND_FLOOR"))
+
+
+def _create_pool(w3: Web3, deployer: str, factory: Contract, npm: Contract, a: Token, b: Token,
+                 fee: int, usd_per_side: int, prices: dict[str, int]) -> str:
+    t0, t1 = sorted((a, b), key=lambda t: int(t.address, 16))
+    sqrt_x96 = sqrt_price_x96(t0, t1, prices)
+    chain.transact(npm.functions.createAndInitializePoolIfNecessary(t0.address, t1.address, fee,
+                                                                    sqrt_x96), deployer)
+    tick = price_to_tick(sqrt_x96)
+    # A concentrated position of +-10% around the price (most of the depth) and a wide one of
+    # +-60% so that large moves never leave the pool without liquidity.
+    _mint(npm, deployer, t0, t1, fee, tick, 953, usd_per_side, prices)
+    _mint(npm, deployer, t0, t1, fee, tick, 4700, usd_per_side // 4, prices)
+    return str(factory.functions.getPool(t0.address, t1.address, fee).call())
+
+
+def _mint(npm: Contract, deployer: str, t0: Token, t1: Token, fee: int, tick: int,
+          half_width_ticks: int, usd: int, prices: dict[str, int]) -> None:
+    spacing = TICK_SPACING[fee]
+    lower = (tick - half_width_ticks) // spacing * spacing
+    upper = (tick + half_width_ticks) // spacing * spacing + spacing
+    amounts = [usd * ONE_E8 * 10**t.decimals // prices[t.symbol] for t in (t0, t1)]
+    for t, amount in zip((t0, t1), amounts, strict=True):
+        erc20 = chain.at(npm.w3, "MockERC20", t.address)
+        chain.transact(erc20.functions.approve(npm.address, amount), deployer)
+    params = (t0.address, t1.address, fee, lower, upper, amounts[0], amounts[1], 0, 0, deployer,
+              2**63)
+    chain.transact(npm.functions.mint(params), deployer)
+
+
+def _deploy_lending(w3: Web3, deployer: str, tokens: dict[str, Token], feeds: dict[str, str]) -> str:
+    pool = chain.deploy(w3, deployer, "MockLendingPool")
+    for symbol, ltv, liq, rate in RESERVES:
+        chain.transact(pool.functions.listReserve(tokens[symbol].address, feeds[symbol], ltv, liq,
+                                                  rate), deployer)
+    usdc = chain.at(w3, "MockERC20", tokens["USDC"].address)
+    chain.transact(usdc.functions.transfer(pool.address, LENDING_USDC_LIQUIDITY * 10**6), deployer)
+    return str(pool.address)
+
+
+def _place_multicall(w3: Web3) -> str:
+    """Put Multicall3's runtime code at its canonical mainnet address."""
+    code = load("Multicall3").runtime_bytecode
+    w3.provider.make_request("anvil_setCode", [MULTICALL3_ADDRESS, code])  # type: ignore[arg-type]
+    if len(w3.eth.get_code(Web3.to_checksum_address(MULTICALL3_ADDRESS))) == 0:
+        raise ToolchainError("anvil_setCode did not place Multicall3")
+    return Web3.to_checksum_address(MULTICALL3_ADDRESS)
+
+
+def write_deployments(market: LocalMarket, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(market.to_deployments(), indent=2) + "\n")
+
+
+def read_deployments(path: Path) -> LocalMarket:
+    if not path.exists():
+        raise ToolchainError(f"{path} not found. Fix: deploy first (`make demo` or `ape run deploy_local`)")
+    return LocalMarket.from_deployments(json.loads(path.read_text()))

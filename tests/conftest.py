@@ -1,0 +1,92 @@
+"""Session harness: our own anvil on a free port, ape attached to it, the local market deployed once.
+
+The market is deployed during pytest_configure, before ape connects and takes its isolation
+snapshots, so every ape snapshot/restore keeps it. Tests then see a fresh copy of that state.
+Works the same under `ape test` and plain `pytest` (ape registers its pytest plugin either way).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / ".tools"
+os.environ.setdefault("SOLCX_BINARY_PATH", str(TOOLS / "solcx"))
+os.environ["PATH"] = f"{TOOLS / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+from keeper.errors import ToolchainError  # noqa: E402
+from keeper.localnet.anvil import Anvil  # noqa: E402
+from keeper.localnet.deploy import LocalMarket, deploy_market  # noqa: E402
+from keeper.localnet.market import MoveResult, move_market, set_feed  # noqa: E402
+
+_STATE: dict[str, object] = {}
+
+
+def _compile_once() -> None:
+    """Compile through ape (cached: a no-op when sources are unchanged)."""
+    from ape import project
+
+    project.load_contracts()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or "anvil" in _STATE:
+        return
+    try:
+        anvil = Anvil(extra_args=("--base-fee", "1000000000")).start()
+    except ToolchainError as err:
+        pytest.exit(f"cannot start anvil: {err}", returncode=3)
+    _STATE["anvil"] = anvil
+    os.environ["APE_FOUNDRY_HOST"] = anvil.url
+    _compile_once()
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    _STATE["market"] = deploy_market(w3, w3.eth.accounts[0])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    anvil = _STATE.pop("anvil", None)
+    if isinstance(anvil, Anvil):
+        anvil.stop()
+
+
+@pytest.fixture(scope="session")
+def anvil_url() -> str:
+    anvil = _STATE["anvil"]
+    assert isinstance(anvil, Anvil)
+    return anvil.url
+
+
+@pytest.fixture(scope="session")
+def w3(anvil_url: str) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil_url))
+
+
+@pytest.fixture(scope="session")
+def market() -> LocalMarket:
+    """The deployed local market (addresses); state is reset between tests by ape's isolation."""
+    m = _STATE["market"]
+    assert isinstance(m, LocalMarket)
+    return m
+
+
+@pytest.fixture
+def push_price(w3: Web3, market: LocalMarket) -> Callable[[str, int], MoveResult]:
+    """push_price("WETH", -1000): a -10% move in every WETH pool plus the matching feed update."""
+    return lambda symbol, move_bps: move_market(w3, market, symbol, move_bps)
+
+
+@pytest.fixture
+def chain_snapshot(w3: Web3) -> Iterator[None]:
+    """Raw evm snapshot/revert for tests that drive web3 directly (outside ape's isolation)."""
+    snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    yield
+    w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+
+
+__all__ = ["move_market", "set_feed"]
