@@ -12,7 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from web3 import Web3
+
+try:
+    from web3 import Web3
+except ImportError as _err:  # a fresh machine that skipped setup
+    raise SystemExit(f"missing Python dependency ({_err.name}). Fix: run `make setup`") from None
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / ".tools"

@@ -9,19 +9,21 @@ TOOLS="$ROOT/.tools"
 VENV="$ROOT/.venv"
 SOLC_VERSION="0.8.37"
 PY="${PYTHON:-python3.11}"
+NODE="${NODE:-node}"
+NPM="${NPM:-npm}"
 
 die() { echo "setup: $*" >&2; exit 1; }
 say() { [[ -n "${QUIET:-}" ]] || echo "setup: $*"; }
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 
 need_tools() {
-  command -v "$PY" >/dev/null 2>&1 || PY=python3
+  [[ -n "${PYTHON:-}" ]] || command -v "$PY" >/dev/null 2>&1 || PY=python3
   command -v "$PY" >/dev/null 2>&1 || die "Python 3.11 not found. Fix: install python3.11 (apt-get install python3.11 python3.11-venv) or set PYTHON=/path/to/python3.11"
   "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "$("$PY" --version) found, but vault-keeper needs Python 3.11. Fix: install python3.11 or set PYTHON=/path/to/python3.11"
   "$PY" -c 'import venv' 2>/dev/null || die "Python venv module missing. Fix: apt-get install python3.11-venv"
-  command -v node >/dev/null 2>&1 || die "node not found (needed for solc and anvil). Fix: install Node.js >= 18 (apt-get install nodejs npm)"
-  command -v npm >/dev/null 2>&1 || die "npm not found. Fix: apt-get install npm"
+  command -v "$NODE" >/dev/null 2>&1 || die "node not found (needed for solc and anvil). Fix: install Node.js >= 18 (apt-get install nodejs npm)"
+  command -v "$NPM" >/dev/null 2>&1 || die "npm not found. Fix: apt-get install npm"
 }
 
 setup_python() {
@@ -42,7 +44,7 @@ setup_node() {
   want="$(hash_of package-lock.json)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
   say "installing pinned node packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  "$NPM" ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 }
 

@@ -1,0 +1,23 @@
+# vault-keeper: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+ENV := source .tools/env.sh &&
+
+.PHONY: setup test demo lint bench clean
+
+setup:            ## install everything (idempotent; a second run takes about a second)
+	@bash tools/setup.sh
+
+test: setup       ## the whole test suite (starts and stops its own anvil)
+	@$(ENV) .venv/bin/pytest -q $(PYTEST_ARGS)
+
+demo: setup       ## anvil + local market + vault + scheduler against a scripted market
+	@$(ENV) .venv/bin/keeper demo $(DEMO_ARGS)
+
+lint: setup
+	@$(ENV) .venv/bin/ruff check keeper tests scripts benchmarks
+
+bench: setup
+	@$(ENV) for b in benchmarks/bench_*.py; do .venv/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf .venv node_modules .tools .build
