@@ -103,6 +103,7 @@ class VaultState:
     limits: VaultLimits
     paused: bool
     collateral: CollateralState | None = None
+    feed_problems: tuple[str, ...] = ()  # non-empty: the keeper must not act on this state
 
     def asset(self, symbol: str) -> AssetState:
         for a in self.assets:
@@ -138,6 +139,10 @@ class Forecast:
     expected_time_to_breach_h: float  # math.inf when no breach is expected
     ltv_breach_prob: float = 0.0  # probability that the LTV crosses its max within the horizon
     notes: tuple[str, ...] = ()
+    # Added for the policies (issue 5); defaults keep older callers valid.
+    now_ts: int = 0  # the hour the forecast is for (UTC seconds): policies read the clock here
+    long_run_vol_per_h_frac: tuple[float, ...] = ()  # unconditional vol, for "no vol scaling"
+    ltv_vol_per_h_frac: float = 0.0  # vol of log(LTV) per hour (the collateral asset's vol)
 
 
 class Action(StrEnum):

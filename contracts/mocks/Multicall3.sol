@@ -65,6 +65,11 @@ contract Multicall3 {
         return blockhash(blockNumber);
     }
 
+    /// @notice The hash of the previous block.
+    function getLastBlockHash() external view returns (bytes32) {
+        return blockhash(block.number - 1);
+    }
+
     /// @notice The current block's timestamp.
     function getCurrentBlockTimestamp() external view returns (uint256) {
         return block.timestamp;

@@ -34,6 +34,8 @@ POOLS = (("WETH", "USDC", 500, 40_000_000), ("WETH", "USDC", 3000, 10_000_000),
          ("WBTC", "USDC", 3000, 20_000_000), ("WBTC", "WETH", 3000, 20_000_000),
          ("LINK", "USDC", 3000, 5_000_000), ("LINK", "WETH", 3000, 5_000_000))
 TICK_SPACING = {500: 10, 3000: 60, 10000: 200}
+MAX_TICK = 887272
+FULL_RANGE = -1
 # Lending reserves: (symbol, ltv_bps, liquidation_threshold_bps, annual_rate_bps), as on Aave v3.
 RESERVES = (("WETH", 8050, 8300, 250), ("WBTC", 7300, 7800, 150), ("USDC", 7700, 8000, 500))
 LENDING_USDC_LIQUIDITY = 200_000_000
@@ -173,18 +175,22 @@ def _create_pool(w3: Web3, deployer: str, factory: Contract, npm: Contract, a: T
     chain.transact(npm.functions.createAndInitializePoolIfNecessary(t0.address, t1.address, fee,
                                                                     sqrt_x96), deployer)
     tick = price_to_tick(sqrt_x96)
-    # A concentrated position of +-10% around the price (most of the depth) and a wide one of
-    # +-60% so that large moves never leave the pool without liquidity.
+    # A concentrated position of +-10% around the price (most of the depth), a wide one of
+    # +-60%, and a full-range one (as on mainnet) so no move ever leaves the pool empty.
     _mint(npm, deployer, t0, t1, fee, tick, 953, usd_per_side, prices)
     _mint(npm, deployer, t0, t1, fee, tick, 4700, usd_per_side // 4, prices)
+    _mint(npm, deployer, t0, t1, fee, tick, FULL_RANGE, usd_per_side // 10, prices)
     return str(factory.functions.getPool(t0.address, t1.address, fee).call())
 
 
 def _mint(npm: Contract, deployer: str, t0: Token, t1: Token, fee: int, tick: int,
           half_width_ticks: int, usd: int, prices: dict[str, int]) -> None:
     spacing = TICK_SPACING[fee]
-    lower = (tick - half_width_ticks) // spacing * spacing
-    upper = (tick + half_width_ticks) // spacing * spacing + spacing
+    if half_width_ticks == FULL_RANGE:
+        lower, upper = -(MAX_TICK // spacing) * spacing, MAX_TICK // spacing * spacing
+    else:
+        lower = (tick - half_width_ticks) // spacing * spacing
+        upper = (tick + half_width_ticks) // spacing * spacing + spacing
     amounts = [usd * ONE_E8 * 10**t.decimals // prices[t.symbol] for t in (t0, t1)]
     for t, amount in zip((t0, t1), amounts, strict=True):
         erc20 = chain.at(npm.w3, "MockERC20", t.address)

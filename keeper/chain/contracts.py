@@ -1,0 +1,61 @@
+"""ABIs (from the project build and the Uniswap npm artifacts) and typed encode/decode helpers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from eth_abi import decode, encode
+from eth_utils import function_abi_to_4byte_selector
+
+from keeper.localnet.artifacts import load
+
+
+@lru_cache(maxsize=32)
+def abi(name: str) -> tuple[dict[str, Any], ...]:
+    return tuple(load(name).abi)
+
+
+def fn_abi(contract: str, fn: str) -> dict[str, Any]:
+    for item in abi(contract):
+        if item.get("type") == "function" and item["name"] == fn:
+            return item
+    raise KeyError(f"{contract}.{fn} not in ABI")
+
+
+def _type_str(param: dict[str, Any]) -> str:
+    t = param["type"]
+    if not t.startswith("tuple"):
+        return str(t)
+    inner = ",".join(_type_str(c) for c in param["components"])
+    return f"({inner}){t[len('tuple'):]}"
+
+
+def encode_call(contract: str, fn: str, args: tuple[Any, ...] = ()) -> bytes:
+    """Calldata for `contract.fn(*args)`."""
+    item = fn_abi(contract, fn)
+    types = [_type_str(p) for p in item["inputs"]]
+    return bytes(function_abi_to_4byte_selector(item)) + encode(types, list(args))
+
+
+def decode_output(contract: str, fn: str, data: bytes) -> Any:
+    """Decode the return of `contract.fn`, tuples turned into dicts keyed by component name."""
+    item = fn_abi(contract, fn)
+    outputs = item["outputs"]
+    values = decode([_type_str(p) for p in outputs], data)
+    named = [_named(p, v) for p, v in zip(outputs, values, strict=True)]
+    return named[0] if len(named) == 1 else tuple(named)
+
+
+def _named(param: dict[str, Any], value: Any) -> Any:
+    t = param["type"]
+    if not t.startswith("tuple"):
+        return value
+    if t.endswith("[]"):
+        elem = {**param, "type": t[:-2]}
+        return [_named(elem, v) for v in value]
+    return {c["name"]: _named(c, v) for c, v in zip(param["components"], value, strict=True)}
+
+
+def selector(contract: str, fn: str) -> bytes:
+    return bytes(function_abi_to_4byte_selector(fn_abi(contract, fn)))

@@ -1,0 +1,212 @@
+"""The `keeper` command line: parse, call one function, print with rich (or --json).
+
+Every command takes --network and --config. Errors are one line naming the fix (exit 2 for bad
+config or input, 1 for chain trouble), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keeper.app import Keeper, Mode, TickResult
+from keeper.config import KeeperConfig, load_config
+from keeper.errors import ConfigError, DataError, KeeperError
+from keeper.metrics import Metrics, setup_logging
+from keeper.send.keys import redact
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="vault-keeper: preventative rebalancing for guarded on-chain vaults.")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="networks.yaml to load")]
+NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", help="network in the config")]
+VaultOpt = Annotated[str | None, typer.Option("--vault", help="vault name or address (default: all)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+DEFAULT_CONFIG = Path("networks.yaml")
+
+
+def fail(err: Exception) -> None:
+    """One line on stderr, exit 2 for input problems, 1 for the rest."""
+    code = 2 if isinstance(err, ConfigError | DataError) else 1
+    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(config: Path, network: str | None) -> KeeperConfig:
+    try:
+        cfg = load_config(config, network)
+    except KeeperError as err:
+        fail(err)
+    setup_logging(cfg.log_format)
+    return cfg
+
+
+def _keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None) -> Keeper:
+    from keeper.wiring import build_keeper
+
+    try:
+        return build_keeper(cfg, can_send=can_send, metrics=metrics)
+    except KeeperError as err:
+        fail(err)
+    raise AssertionError("unreachable")
+
+
+def _tick(keeper: Keeper, mode: Mode, vault: str | None) -> list[TickResult]:
+    try:
+        return keeper.tick(mode, only=vault)
+    except KeeperError as err:
+        fail(err)
+    raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------ printing
+
+
+def results_table(results: list[TickResult], title: str) -> Table:
+    t = Table(title=title)
+    for col in ("vault", "block", "action", "verdict", "weights vs targets (bps)", "cost $", "tx / reason"):
+        t.add_column(col, overflow="fold")
+    for r in results:
+        w = " ".join(f"{s}:{a}/{b}" for s, a, b in zip(r.symbols, r.weights_bps, r.targets_bps, strict=True))
+        cost = f"{r.cost_usd:,.2f}" if r.cost_usd is not None else ""
+        t.add_row(r.name, str(r.block), r.action, r.verdict, w, cost, r.tx_hash or r.reason)
+    return t
+
+
+def emit(results: list[TickResult], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in results], default=str, indent=2))
+    else:
+        console.print(results_table(results, title))
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command()
+def check(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None, vault: VaultOpt = None,
+          as_json: JsonOpt = False) -> None:
+    """One dry tick: snapshot, decision and plan. Sends nothing."""
+    cfg = _load(config, network)
+    emit(_tick(_keeper(cfg, can_send=False), Mode.CHECK, vault), as_json, "keeper check (dry)")
+
+
+@app.command()
+def simulate(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
+             vault: VaultOpt = None, as_json: JsonOpt = False) -> None:
+    """`check` plus the fork simulation of every plan. Sends nothing."""
+    cfg = _load(config, network)
+    emit(_tick(_keeper(cfg, can_send=False), Mode.SIMULATE, vault), as_json, "keeper simulate")
+
+
+@app.command()
+def rebalance(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
+              vault: VaultOpt = None,
+              yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+              as_json: JsonOpt = False) -> None:
+    """One tick that may send: plans and simulates, asks, then sends."""
+    cfg = _load(config, network)
+    keeper = _keeper(cfg, can_send=True)
+    planned = _tick(keeper, Mode.SIMULATE, vault)
+    if not as_json:
+        console.print(results_table(planned, "plan (simulated)"))
+    if not any(r.verdict == "simulated" for r in planned):
+        emit(planned, as_json, "nothing to send") if as_json else console.print("nothing to send")
+        return
+    if not yes and not typer.confirm("send these transactions?", default=False):
+        raise typer.Exit(1)
+    keeper.last_block = None  # the send tick takes a fresh snapshot at a newer block
+    emit(_tick(keeper, Mode.SEND, vault), as_json, "keeper rebalance")
+
+
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
+           as_json: JsonOpt = False) -> None:
+    """Weights against targets and bands, collateral, pending txs and recent decisions."""
+    from keeper.status import gather_status, print_status
+
+    cfg = _load(config, network)
+    try:
+        st = gather_status(cfg)
+    except KeeperError as err:
+        fail(err)
+    if as_json:
+        typer.echo(json.dumps(st, default=str, indent=2))
+    else:
+        print_status(console, st)
+
+
+@app.command()
+def run(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
+        dry: Annotated[bool, typer.Option("--dry", help="simulate only, never send")] = False) -> None:
+    """Start the scheduler (one job per vault) until SIGINT/SIGTERM."""
+    from keeper.runtime import Runtime
+
+    cfg = _load(config, network)
+    metrics = Metrics()
+    keeper = _keeper(cfg, can_send=not dry, metrics=metrics)
+    if cfg.metrics_port:
+        metrics.serve(cfg.metrics_port)
+    rt = Runtime(cfg, keeper, Mode.SIMULATE if dry else Mode.SEND,
+                 on_result=lambda r: console.print(_line(r)))
+    console.print(f"keeper running on {cfg.network.name} for {len(cfg.vaults)} vault(s); Ctrl-C stops")
+    rt.run_forever()
+
+
+def _line(r: TickResult) -> str:
+    tail = r.tx_hash or r.reason
+    return f"[{time.strftime('%H:%M:%S')}] {r.name} block {r.block}: {r.action} -> {r.verdict}: {tail}"
+
+
+@app.command()
+def demo(config: ConfigOpt = DEFAULT_CONFIG,
+         hours: Annotated[int, typer.Option(min=2, max=5000, help="simulated hours")] = 72,
+         port: Annotated[int, typer.Option(min=1, max=65535)] = 8545,
+         start: Annotated[str, typer.Option(help="first hour of the real price window")] = "2022-06-10 00:00:00",
+         prices: Annotated[Path | None, typer.Option(help="hourly price CSV")] = None,
+         seed: Annotated[int, typer.Option(help="random-walk seed (no price file)")] = 7,
+         step: Annotated[float, typer.Option(min=0.05, help="wall seconds per simulated hour")] = 0.4) -> None:
+    """Start anvil, deploy the local market and a vault, and run the scheduler against a
+    scripted market. Ends with a summary."""
+    from keeper.demo import DemoSettings
+    from keeper.demo_run import run_demo
+
+    settings = DemoSettings(hours=hours, port=port, start=start, prices=prices, seed=seed, step_s=step)
+    try:
+        run_demo(settings, config, console)
+    except KeeperError as err:
+        fail(err)
+
+
+def _register_optional() -> None:
+    try:
+        from keeper.cli_backtest import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,371 @@
+"""Plan stage: a Decision becomes concrete swap legs, priced with QuoterV2, with an expected cost.
+
+Pure parts (trade sizing, routing, path encoding, cost arithmetic) are separate from the two
+chain reads (one batched QuoterV2 multicall, one gas estimate), so they are unit-testable.
+Integer money only: E18 USD, raw token units, ppm fee tiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eth_abi import decode
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from keeper.chain.contracts import encode_call
+from keeper.errors import PlanError
+from keeper.models import AssetState, Decision, VaultState
+from keeper.units import BPS, ONE_E18, PPM
+
+FROZEN = {"frozen": True, "slots": True, "kw_only": True}
+MIN_LEG_E18 = 10 * ONE_E18  # legs under $10 are dust: not worth a swap
+
+
+@dataclass(**FROZEN)
+class Trade:
+    """Sell `notional_e18` of `sell` to buy `buy` (oracle value)."""
+
+    sell: str
+    buy: str
+    notional_e18: int
+
+
+@dataclass(**FROZEN)
+class Route:
+    fees_ppm: tuple[int, ...]  # one fee per hop
+    tokens: tuple[str, ...]  # symbols, first = sell, last = buy
+
+
+@dataclass(**FROZEN)
+class Leg:
+    router: str
+    sell: str
+    buy: str
+    token_in: str
+    token_out: str
+    fee_ppm: int  # first hop's fee (single-hop legs)
+    path: bytes  # empty for exactInputSingle
+    amount_in_raw: int
+    notional_e18: int
+    oracle_out_raw: int
+    quoted_out_raw: int
+    quote_gas: int
+
+    def as_tuple(self) -> tuple[object, ...]:
+        return (self.router, self.token_in, self.token_out, self.fee_ppm, self.amount_in_raw,
+                self.path)
+
+
+@dataclass(**FROZEN)
+class PlanCost:
+    gas_e18: int
+    fee_e18: int
+    impact_e18: int
+
+    @property
+    def total_e18(self) -> int:
+        return self.gas_e18 + self.fee_e18 + self.impact_e18
+
+
+@dataclass(**FROZEN)
+class RebalancePlan:
+    vault: str
+    kind: str  # "rebalance" | "ripcord"
+    epoch: int
+    deadline_ts: int
+    legs: tuple[Leg, ...]
+    calldata: bytes
+    gas_limit: int
+    cost: PlanCost
+    benefit_e18: int | None  # None: required (outer band breached or collateral in danger)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(**FROZEN)
+class PlanOutcome:
+    """A plan, or the reason there is none (a value, not an exception)."""
+
+    plan: RebalancePlan | None
+    reason: str
+
+
+@dataclass(**FROZEN)
+class Market:
+    """What the planner needs from config: tokens, pools, router, quoter, multicall."""
+
+    tokens: dict[str, tuple[str, int]]  # symbol -> (address, decimals)
+    pools: tuple[tuple[str, str, int], ...]  # (symbolA, symbolB, fee_ppm)
+    router: str
+    quoter: str
+    multicall: str
+    hubs: tuple[str, ...] = ("USDC", "WETH")
+
+
+# ------------------------------------------------------------------ pure: sizing
+
+
+def trades_for(state: VaultState, decision: Decision) -> list[Trade]:
+    """Greedy pairing of over- and under-weight assets, capped at the decision's and vault's max."""
+    nav = state.nav_e18
+    deltas = {a.symbol: nav * t // BPS - a.value_e18
+              for a, t in zip(state.assets, decision.target_weights_bps, strict=True)}
+    sells = sorted(((-d, s) for s, d in deltas.items() if d < 0), reverse=True)
+    buys = sorted(((d, s) for s, d in deltas.items() if d > 0), reverse=True)
+    total = sum(v for v, _ in sells)
+    cap = min(x for x in (decision.max_trade_e18, state.limits.max_trade_e18, total) if x > 0) if total else 0
+    return _pair(_scaled(sells, cap, total), _scaled(buys, cap, sum(v for v, _ in buys)))
+
+
+def _scaled(side: list[tuple[int, str]], cap: int, total: int) -> list[list[object]]:
+    return [[v * cap // total, s] for v, s in side] if total else []
+
+
+def _pair(sells: list[list[object]], buys: list[list[object]]) -> list[Trade]:
+    out: list[Trade] = []
+    i = j = 0
+    while i < len(sells) and j < len(buys):
+        amount = min(int(sells[i][0]), int(buys[j][0]))  # type: ignore[call-overload]
+        if amount >= MIN_LEG_E18:
+            out.append(Trade(sell=str(sells[i][1]), buy=str(buys[j][1]), notional_e18=amount))
+        sells[i][0] = int(sells[i][0]) - amount  # type: ignore[call-overload]
+        buys[j][0] = int(buys[j][0]) - amount  # type: ignore[call-overload]
+        i += int(sells[i][0]) < MIN_LEG_E18  # type: ignore[call-overload]
+        j += int(buys[j][0]) < MIN_LEG_E18  # type: ignore[call-overload]
+    return out
+
+
+def raw_for_value(value_e18: int, a: AssetState) -> int:
+    """Raw token units worth `value_e18` at the oracle price (rounding down)."""
+    return value_e18 * 10**a.decimals * 10**a.feed.decimals // (a.feed.answer * ONE_E18)
+
+
+# ------------------------------------------------------------------ pure: routing
+
+
+def routes(market: Market, sell: str, buy: str) -> list[Route]:
+    """Direct pools first, then two-hop routes through each hub."""
+    direct = [Route(fees_ppm=(f,), tokens=(sell, buy)) for f in _fees(market, sell, buy)]
+    hops = [Route(fees_ppm=(f1, f2), tokens=(sell, h, buy))
+            for h in market.hubs if h not in (sell, buy)
+            for f1 in _fees(market, sell, h) for f2 in _fees(market, h, buy)]
+    return direct + hops
+
+
+def _fees(market: Market, a: str, b: str) -> list[int]:
+    return sorted(f for x, y, f in market.pools if {x, y} == {a, b})
+
+
+def encode_path(market: Market, route: Route) -> bytes:
+    """Uniswap v3 path: token (20) | fee (3) | token (20) ..."""
+    out = bytes.fromhex(market.tokens[route.tokens[0]][0][2:])
+    for fee, sym in zip(route.fees_ppm, route.tokens[1:], strict=True):
+        out += fee.to_bytes(3, "big") + bytes.fromhex(market.tokens[sym][0][2:])
+    return out
+
+
+def quote_call(market: Market, route: Route, amount_in: int) -> tuple[str, bool, bytes]:
+    if len(route.fees_ppm) == 1:
+        args = ((market.tokens[route.tokens[0]][0], market.tokens[route.tokens[1]][0], amount_in,
+                 route.fees_ppm[0], 0),)
+        return (market.quoter, True, encode_call("QuoterV2", "quoteExactInputSingle", args))
+    args2 = (encode_path(market, route), amount_in)
+    return (market.quoter, True, encode_call("QuoterV2", "quoteExactInput", args2))
+
+
+# ------------------------------------------------------------------ chain: quotes and gas
+
+
+def quote_all(w3: Web3, market: Market, calls: list[tuple[str, bool, bytes]],
+              block: int | str) -> list[tuple[int, int] | None]:
+    """All quotes in one Multicall3 eth_call: (amountOut, gasEstimate) or None if it failed."""
+    data = encode_call("Multicall3", "aggregate3", (calls,))
+    try:
+        raw = w3.eth.call({"to": Web3.to_checksum_address(market.multicall), "data": data}, block)
+    except (Web3Exception, ValueError) as err:
+        raise PlanError(f"quoter multicall failed: {err}") from err
+    out: list[tuple[int, int] | None] = []
+    for ok, ret in decode(["(bool,bytes)[]"], raw)[0]:
+        out.append(_quote_result(ok, ret))
+    return out
+
+
+def _quote_result(ok: bool, ret: bytes) -> tuple[int, int] | None:
+    if not ok or len(ret) < 128:
+        return None
+    amount_out = int.from_bytes(ret[:32], "big")
+    gas = int.from_bytes(ret[-32:], "big")
+    return amount_out, gas
+
+
+def estimate_gas(w3: Web3, sender: str, to: str, calldata: bytes, block: int | str) -> tuple[int | None, str]:
+    """(gas, "") or (None, revert reason) for the exact transaction."""
+    tx = {"from": Web3.to_checksum_address(sender), "to": Web3.to_checksum_address(to), "data": calldata}
+    try:
+        return int(w3.eth.estimate_gas(tx, block)), ""  # type: ignore[arg-type]
+    except ContractLogicError as err:
+        return None, decode_revert(err)
+    except (Web3Exception, ValueError) as err:
+        return None, f"estimateGas failed: {err}"
+
+
+def decode_revert(err: ContractLogicError) -> str:
+    """Name the vault's custom error when the revert data matches one."""
+    from keeper.chain.errors import name_revert
+
+    return name_revert(err.data if isinstance(err.data, str) else None) or str(err)
+
+
+# ------------------------------------------------------------------ assembling
+
+
+def build_legs(state: VaultState, market: Market, trades: list[Trade],
+               quotes: dict[tuple[int, int], tuple[int, int] | None],
+               candidates: list[list[Route]]) -> list[Leg]:
+    """Pick, per trade, the route with the best quote; drop trades with no quote."""
+    legs = []
+    for t_i, (trade, rts) in enumerate(zip(trades, candidates, strict=True)):
+        best = max(((quotes.get((t_i, r_i)), r) for r_i, r in enumerate(rts)),
+                   key=lambda qr: qr[0][0] if qr[0] else -1, default=(None, None))
+        q, route = best
+        if q is None or route is None:
+            continue
+        legs.append(_leg(state, market, trade, route, q))
+    return legs
+
+
+def _leg(state: VaultState, market: Market, trade: Trade, route: Route, q: tuple[int, int]) -> Leg:
+    a_in, a_out = state.asset(trade.sell), state.asset(trade.buy)
+    single = len(route.fees_ppm) == 1
+    return Leg(router=market.router, sell=trade.sell, buy=trade.buy, token_in=a_in.token,
+               token_out=a_out.token, fee_ppm=route.fees_ppm[0],
+               path=b"" if single else encode_path(market, route),
+               amount_in_raw=raw_for_value(trade.notional_e18, a_in),
+               notional_e18=trade.notional_e18,
+               oracle_out_raw=raw_for_value(trade.notional_e18, a_out),
+               quoted_out_raw=q[0], quote_gas=q[1])
+
+
+def leg_costs(state: VaultState, legs: list[Leg]) -> tuple[int, int]:
+    """(fees, impact) in E18 from the quotes: fees by tier, the rest of the shortfall is impact."""
+    fee = impact = 0
+    for leg in legs:
+        out_value = leg.quoted_out_raw * leg.notional_e18 // max(leg.oracle_out_raw, 1)
+        leg_fee = leg.notional_e18 - _after_fees(leg.notional_e18, path_fees(leg))
+        fee += leg_fee
+        impact += max(leg.notional_e18 - out_value - leg_fee, 0)
+    return fee, impact
+
+
+def path_fees(leg: Leg) -> tuple[int, ...]:
+    """Fee tiers (ppm) of every hop of a leg."""
+    if not leg.path:
+        return (leg.fee_ppm,)
+    return tuple(int.from_bytes(leg.path[i + 20:i + 23], "big") for i in range(0, len(leg.path) - 20, 23))
+
+
+def _after_fees(value: int, fees_ppm: tuple[int, ...]) -> int:
+    for f in fees_ppm:
+        value = value * (PPM - f) // PPM
+    return value
+
+
+def floor_breaches(state: VaultState, legs: list[Leg]) -> list[str]:
+    """Legs whose quote is under the vault's oracle floor: they would revert on chain."""
+    keep = BPS - state.limits.max_slippage_bps
+    return [f"{leg.sell}->{leg.buy}: quote {leg.quoted_out_raw} < floor {leg.oracle_out_raw * keep // BPS}"
+            for leg in legs if leg.quoted_out_raw * BPS < leg.oracle_out_raw * keep]
+
+
+def rebalance_calldata(legs: list[Leg], deadline_ts: int, epoch: int) -> bytes:
+    return encode_call("RebalancingVault", "rebalance", ([leg.as_tuple() for leg in legs], deadline_ts, epoch))
+
+
+# ------------------------------------------------------------------ the stage
+
+
+@dataclass(**FROZEN)
+class PlanContext:
+    """Chain-side inputs of one plan: who sends, at which block, at what gas price."""
+
+    keeper: str
+    block: int
+    block_ts: int
+    gas_price_wei: int  # expected effective price (base fee forecast + tip)
+    eth_usd_e18: int
+    deadline_s: int = 300
+    gas_budget: int = 2_000_000  # per rebalance tx, from config
+    max_required_cost_bps: int = 200  # even a required rebalance holds above this cost of NAV
+
+
+def make_plan(w3: Web3, state: VaultState, decision: Decision, market: Market,
+              ctx: PlanContext) -> PlanOutcome:
+    """Decision -> RebalancePlan (or the reason for none). Reads quotes and a gas estimate."""
+    trades = trades_for(state, decision)
+    if not trades:
+        return PlanOutcome(plan=None, reason="no trade above the dust size")
+    candidates = [routes(market, t.sell, t.buy) for t in trades]
+    calls, index = _quote_calls(state, market, trades, candidates)
+    results = quote_all(w3, market, calls, ctx.block)
+    legs = build_legs(state, market, trades, dict(zip(index, results, strict=True)), candidates)
+    if not legs:
+        return PlanOutcome(plan=None, reason="no route with a quote for any trade")
+    bad = floor_breaches(state, legs)
+    if bad:
+        return PlanOutcome(plan=None, reason="quote under the vault's oracle floor: " + "; ".join(bad))
+    return _priced(w3, state, decision, legs, ctx)
+
+
+def _quote_calls(state: VaultState, market: Market, trades: list[Trade],
+                 candidates: list[list[Route]]) -> tuple[list[tuple[str, bool, bytes]], list[tuple[int, int]]]:
+    calls, index = [], []
+    for t_i, (trade, rts) in enumerate(zip(trades, candidates, strict=True)):
+        amount_in = raw_for_value(trade.notional_e18, state.asset(trade.sell))
+        for r_i, route in enumerate(rts):
+            calls.append(quote_call(market, route, amount_in))
+            index.append((t_i, r_i))
+    return calls, index
+
+
+def _priced(w3: Web3, state: VaultState, decision: Decision, legs: list[Leg],
+            ctx: PlanContext) -> PlanOutcome:
+    deadline = ctx.block_ts + ctx.deadline_s
+    calldata = rebalance_calldata(legs, deadline, state.epoch)
+    gas, why = estimate_gas(w3, ctx.keeper, state.address, calldata, ctx.block)
+    if gas is None:
+        return PlanOutcome(plan=None, reason=f"the vault would revert: {why}")
+    if gas > ctx.gas_budget:
+        return PlanOutcome(plan=None, reason=f"gas {gas} over the budget {ctx.gas_budget}")
+    fee, impact = leg_costs(state, legs)
+    cost = PlanCost(gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=fee,
+                    impact_e18=impact)
+    benefit = plan_benefit_e18(state, decision)
+    verdict = cost_check(state, cost, benefit, ctx.max_required_cost_bps)
+    if verdict:
+        return PlanOutcome(plan=None, reason=verdict)
+    plan = RebalancePlan(vault=state.address, kind="rebalance", epoch=state.epoch,
+                         deadline_ts=deadline, legs=tuple(legs), calldata=calldata,
+                         gas_limit=gas * 12 // 10, cost=cost, benefit_e18=benefit)
+    return PlanOutcome(plan=plan, reason=decision.reason)
+
+
+def plan_benefit_e18(state: VaultState, decision: Decision) -> int | None:
+    """None when acting is required (outer band breached, collateral in danger); otherwise the
+    expected cost of waiting that the policy priced (J_hold), which the trade must not exceed."""
+    if decision.urgent or any(a.outside_outer for a in state.assets):
+        return None
+    j_hold = decision.details.get("j_hold_usd", decision.details.get("benefit_usd"))
+    return int(j_hold * ONE_E18) if j_hold is not None else 0
+
+
+def cost_check(state: VaultState, cost: PlanCost, benefit_e18: int | None, max_bps: int) -> str:
+    """Empty when the plan may go ahead, else why not."""
+    usd = cost.total_e18 / ONE_E18
+    if benefit_e18 is None:
+        cap = state.nav_e18 * max_bps // BPS
+        if cost.total_e18 > cap:
+            return f"required trade costs {usd:.2f} USD, over {max_bps} bps of NAV: alert, not sending"
+        return ""
+    if cost.total_e18 > benefit_e18:
+        return f"cost {usd:.2f} USD exceeds the expected benefit {benefit_e18 / ONE_E18:.2f} USD"
+    return ""

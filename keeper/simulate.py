@@ -1,0 +1,164 @@
+"""Simulate stage: run the exact transaction on an anvil fork pinned at the snapshot block.
+
+The keeper is impersonated on the fork, the plan's calldata is sent as is, and the outcome is
+read back: status or revert reason, gas used, amounts out (Swapped events), and the post-trade
+weights and collateral ratio from keeperView. A "reject" verdict is a value with reasons;
+SimulationError means the fork itself could not be driven.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import decode
+from eth_utils import keccak
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from keeper.chain.contracts import decode_output, encode_call
+from keeper.chain.errors import name_revert
+from keeper.errors import SimulationError, ToolchainError
+from keeper.localnet.anvil import Anvil
+from keeper.models import VaultState
+from keeper.plan import RebalancePlan
+from keeper.units import BPS
+
+FROZEN = {"frozen": True, "slots": True, "kw_only": True}
+SWAPPED_TOPIC = keccak(text="Swapped(uint256,address,address,address,uint256,uint256,uint256)")
+
+
+@dataclass(**FROZEN)
+class SimulationReport:
+    ok: bool
+    reasons: tuple[str, ...]  # empty when ok
+    gas_used: int
+    amounts_out_raw: tuple[int, ...]
+    post_weights_bps: tuple[int, ...]
+    post_distance_bps: int
+    pre_distance_bps: int
+    post_ltv_bps: int | None
+    revert: str | None = None
+
+
+@dataclass(**FROZEN)
+class SimLimits:
+    gas_budget: int
+    max_slippage_bps: int  # realised, against the oracle, per leg
+
+
+class Fork:
+    """anvil --fork-url <rpc> --fork-block-number <block>, as a context manager."""
+
+    def __init__(self, rpc_url: str, block: int) -> None:
+        self.anvil = Anvil(fork_url=rpc_url, fork_block=block,
+                           extra_args=("--no-storage-caching", "--code-size-limit", "60000"))
+        self.w3: Web3 | None = None
+
+    def __enter__(self) -> Web3:
+        try:
+            self.anvil.start()
+        except ToolchainError as err:
+            raise SimulationError(f"fork could not start: {err}") from err
+        self.w3 = Web3(Web3.HTTPProvider(self.anvil.url, request_kwargs={"timeout": 30}))
+        return self.w3
+
+    def __exit__(self, *exc: object) -> None:
+        self.anvil.stop()
+
+
+def distance_bps(weights: tuple[int, ...], targets: tuple[int, ...]) -> int:
+    return sum(abs(w - t) for w, t in zip(weights, targets, strict=True))
+
+
+def simulate(rpc_url: str, state: VaultState, plan: RebalancePlan, block: int, keeper: str,
+             limits: SimLimits) -> SimulationReport:
+    """Fork at `block`, send the plan as `keeper`, and judge the outcome."""
+    with Fork(rpc_url, block) as w3:
+        return run_on(w3, state, plan, keeper, limits)
+
+
+def run_on(w3: Web3, state: VaultState, plan: RebalancePlan, keeper: str,
+           limits: SimLimits) -> SimulationReport:
+    """Send the plan on an already-forked chain and judge it."""
+    targets = tuple(int(a.target_bps) for a in state.assets)
+    pre = distance_bps(tuple(int(a.weight_bps) for a in state.assets), targets)
+    try:
+        receipt = _send_impersonated(w3, keeper, plan)
+    except ContractLogicError as err:
+        why = name_revert(err.data if isinstance(err.data, str) else None) or str(err)
+        return _rejected(pre, f"reverts: {why}", revert=why)
+    if receipt["status"] != 1:
+        why = _replay_reason(w3, keeper, plan, receipt["blockNumber"])
+        return _rejected(pre, f"reverts: {why}", revert=why, gas=receipt["gasUsed"])
+    outs = _amounts_out(receipt, plan.vault)
+    view = _view(w3, plan.vault)
+    weights = tuple(int(a["weightBps"]) for a in view["assets"])
+    post = distance_bps(weights, targets)
+    reasons = judge(plan, state, receipt["gasUsed"], outs, pre, post, limits)
+    return SimulationReport(ok=not reasons, reasons=tuple(reasons), gas_used=receipt["gasUsed"],
+                            amounts_out_raw=outs, post_weights_bps=weights, post_distance_bps=post,
+                            pre_distance_bps=pre, post_ltv_bps=int(view["ltvBps"]))
+
+
+def judge(plan: RebalancePlan, state: VaultState, gas_used: int, outs: tuple[int, ...], pre: int,
+          post: int, limits: SimLimits) -> list[str]:
+    """Why the outcome is off (empty: fine). Each check mirrors one promise of the plan."""
+    reasons = []
+    if gas_used > limits.gas_budget:
+        reasons.append(f"gas used {gas_used} over the budget {limits.gas_budget}")
+    if post >= pre:
+        reasons.append(f"weights not closer to target: distance {pre} -> {post} bps")
+    for leg, out in zip(plan.legs, outs, strict=False):
+        slip = (leg.oracle_out_raw - out) * BPS // max(leg.oracle_out_raw, 1)
+        if slip > limits.max_slippage_bps:
+            reasons.append(f"{leg.sell}->{leg.buy} realised slippage {slip} bps over {limits.max_slippage_bps}")
+    if len(outs) != len(plan.legs):
+        reasons.append(f"{len(outs)} swaps executed for {len(plan.legs)} legs")
+    return reasons
+
+
+def _rejected(pre: int, reason: str, *, revert: str, gas: int = 0) -> SimulationReport:
+    return SimulationReport(ok=False, reasons=(reason,), gas_used=gas, amounts_out_raw=(),
+                            post_weights_bps=(), post_distance_bps=pre, pre_distance_bps=pre,
+                            post_ltv_bps=None, revert=revert)
+
+
+def _send_impersonated(w3: Web3, keeper: str, plan: RebalancePlan) -> dict[str, object]:
+    sender = Web3.to_checksum_address(keeper)
+    try:
+        w3.provider.make_request("anvil_impersonateAccount", [sender])  # type: ignore[arg-type]
+        w3.provider.make_request("anvil_setBalance", [sender, hex(10**20)])  # type: ignore[arg-type]
+        tx = {"from": sender, "to": Web3.to_checksum_address(plan.vault), "data": plan.calldata,
+              "gas": plan.gas_limit}
+        tx_hash = w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+        return dict(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01))
+    except ContractLogicError:
+        raise
+    except (Web3Exception, OSError) as err:
+        raise SimulationError(f"sending on the fork failed: {err}") from err
+
+
+def _replay_reason(w3: Web3, keeper: str, plan: RebalancePlan, block: int) -> str:
+    tx = {"from": Web3.to_checksum_address(keeper), "to": Web3.to_checksum_address(plan.vault),
+          "data": plan.calldata}
+    try:
+        w3.eth.call(tx, block - 1)  # type: ignore[arg-type]
+    except ContractLogicError as err:
+        return name_revert(err.data if isinstance(err.data, str) else None) or str(err)
+    return "status 0 (no reason)"
+
+
+def _amounts_out(receipt: dict[str, object], vault: str) -> tuple[int, ...]:
+    outs = []
+    for log in receipt["logs"]:  # type: ignore[attr-defined]
+        if log["address"].lower() == vault.lower() and bytes(log["topics"][0]) == SWAPPED_TOPIC:
+            _, _, amount_in, amount_out, _ = decode(["address", "address", "uint256", "uint256", "uint256"],
+                                                    bytes(log["data"]))
+            outs.append(int(amount_out))
+    return tuple(outs)
+
+
+def _view(w3: Web3, vault: str) -> dict[str, object]:
+    data = encode_call("RebalancingVault", "keeperView")
+    raw = w3.eth.call({"to": Web3.to_checksum_address(vault), "data": data})
+    return dict(decode_output("RebalancingVault", "keeperView", raw))

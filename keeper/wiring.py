@@ -1,0 +1,75 @@
+"""Build a Keeper from a config: web3, ledger, history, account and sender. No decisions here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from keeper.app import Keeper, KeeperDeps
+from keeper.config import KeeperConfig
+from keeper.errors import ConfigError, RpcUnavailable
+from keeper.history import PriceHistory
+from keeper.ledger import Ledger
+from keeper.metrics import Metrics
+from keeper.send.keys import load_account, redact
+from keeper.send.sender import Sender, SenderSettings
+
+
+def connect(cfg: KeeperConfig) -> Web3:
+    """The first RPC URL that answers with the configured chain id."""
+    problems = []
+    for url in cfg.network.rpc_urls:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+        try:
+            got = w3.eth.chain_id
+        except (OSError, ValueError) as err:
+            problems.append(f"{redact(url)}: {type(err).__name__}")
+            continue
+        if got != cfg.network.chain_id:
+            problems.append(f"{redact(url)}: chain id {got}, expected {cfg.network.chain_id}")
+            continue
+        return w3
+    raise RpcUnavailable(f"no RPC of network '{cfg.network.name}' is usable: " + "; ".join(problems)
+                         + (". Fix: start the node (for local: `make demo` or `anvil`)"))
+
+
+def keeper_address(cfg: KeeperConfig) -> str:
+    """The keeper's address, read from the keystore without decrypting it."""
+    if cfg.account is None:
+        raise ConfigError(f"{cfg.source.name}: account is not set: the keeper needs an address",
+                          key="account")
+    path = cfg.account.keystore_path
+    try:
+        address = json.loads(Path(path).read_text())["address"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"account.keystore: {path} has no readable address ({type(err).__name__}). "
+                          "Fix: run `make demo` once (it writes the local keystore) or fix the path",
+                          key="account.keystore") from err
+    return Web3.to_checksum_address(address if str(address).startswith("0x") else "0x" + address)
+
+
+def unlock(cfg: KeeperConfig) -> LocalAccount:
+    assert cfg.account is not None
+    return load_account(cfg.account.keystore_path, passphrase_env=cfg.account.passphrase_env,
+                        passphrase_file=cfg.account.passphrase_file)
+
+
+def build_keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None,
+                 fork_rpc: str | None = None) -> Keeper:
+    w3 = connect(cfg)
+    ledger = Ledger(cfg.ledger.path)
+    history = PriceHistory(cfg.ledger.path.with_name(cfg.ledger.path.stem + "-history.sqlite"))
+    sender = None
+    if can_send:
+        account = unlock(cfg)
+        sender = Sender(w3, account, ledger, SenderSettings.from_config(cfg))
+        sender.recover_pending()
+        address = account.address
+    else:
+        address = keeper_address(cfg)
+    deps = KeeperDeps(w3=w3, ledger=ledger, history=history, keeper_address=address, sender=sender,
+                      metrics=metrics, fork_rpc=fork_rpc)
+    return Keeper(cfg, deps)
