@@ -7,6 +7,7 @@ explicit (no globals). A KeeperError in one vault is recorded for that vault and
 from __future__ import annotations
 
 import json
+import math
 import logging
 import time
 from dataclasses import dataclass, field
@@ -221,7 +222,8 @@ class Keeper:
         limits = SimLimits(gas_budget=self._gas_budget(self.gas_price_wei(snap)), max_slippage_bps=int(state.limits.max_slippage_bps))
         if plan.kind != "rebalance":
             limits = SimLimits(gas_budget=limits.gas_budget, max_slippage_bps=10_000)
-        return simulate(rpc, state, plan, snap.block_number, self.deps.keeper_address, limits)
+        next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
+        return simulate(rpc, state, plan, snap.block_number, self.deps.keeper_address, limits, next_ts)
 
     def _send(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState, decision: Decision,
               plan: RebalancePlan, base: dict[str, Any]) -> TickResult:

@@ -71,9 +71,12 @@ def distance_bps(weights: tuple[int, ...], targets: tuple[int, ...]) -> int:
 
 
 def simulate(rpc_url: str, state: VaultState, plan: RebalancePlan, block: int, keeper: str,
-             limits: SimLimits) -> SimulationReport:
-    """Fork at `block`, send the plan as `keeper`, and judge the outcome."""
+             limits: SimLimits, next_block_ts: int | None = None) -> SimulationReport:
+    """Fork at `block`, send the plan as `keeper` in a block stamped `next_block_ts` (the
+    earliest the real transaction can land: one block time after the snapshot), and judge it."""
     with Fork(rpc_url, block) as w3:
+        if next_block_ts is not None:
+            w3.provider.make_request("evm_setNextBlockTimestamp", [next_block_ts])  # type: ignore[arg-type]
         return run_on(w3, state, plan, keeper, limits)
 
 
@@ -88,7 +91,7 @@ def run_on(w3: Web3, state: VaultState, plan: RebalancePlan, keeper: str,
         why = name_revert(err.data if isinstance(err.data, str) else None) or str(err)
         return _rejected(pre, f"reverts: {why}", revert=why)
     if receipt["status"] != 1:
-        why = _replay_reason(w3, keeper, plan, receipt["blockNumber"])
+        why = _trace_reason(w3, receipt["transactionHash"])
         return _rejected(pre, f"reverts: {why}", revert=why, gas=receipt["gasUsed"])
     outs = _amounts_out(receipt, plan.vault)
     view = _view(w3, plan.vault)
@@ -138,14 +141,14 @@ def _send_impersonated(w3: Web3, keeper: str, plan: RebalancePlan) -> dict[str, 
         raise SimulationError(f"sending on the fork failed: {err}") from err
 
 
-def _replay_reason(w3: Web3, keeper: str, plan: RebalancePlan, block: int) -> str:
-    tx = {"from": Web3.to_checksum_address(keeper), "to": Web3.to_checksum_address(plan.vault),
-          "data": plan.calldata}
-    try:
-        w3.eth.call(tx, block - 1)  # type: ignore[arg-type]
-    except ContractLogicError as err:
-        return name_revert(err.data if isinstance(err.data, str) else None) or str(err)
-    return "status 0 (no reason)"
+def _trace_reason(w3: Web3, tx_hash: object) -> str:
+    """The revert reason of a mined failed transaction, from anvil's call tracer."""
+    h = tx_hash.hex() if isinstance(tx_hash, bytes) else str(tx_hash)
+    h = h if h.startswith("0x") else "0x" + h
+    trace = w3.provider.make_request("debug_traceTransaction",  # type: ignore[arg-type]
+                                     [h, {"tracer": "callTracer"}]).get("result") or {}
+    output = trace.get("output")
+    return name_revert(output) or trace.get("error") or "status 0 (no reason)"
 
 
 def _amounts_out(receipt: dict[str, object], vault: str) -> tuple[int, ...]:

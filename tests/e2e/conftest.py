@@ -1,0 +1,87 @@
+"""A configured vault, keystore account and networks.yaml for keeper tests (on the session anvil)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from keeper.localnet.deploy import LocalMarket, write_deployments
+from keeper.localnet.vault import VaultSetup, deploy_vault, deposit_usdc, seed_basket
+
+PASSPHRASE = "correct horse battery staple 42"
+
+
+@dataclass(frozen=True)
+class KeeperEnv:
+    w3: Web3
+    market: LocalMarket
+    vault: str
+    keeper: str
+    config: Path
+    ledger: Path
+    tmp: Path
+
+
+def write_config(tmp: Path, rpc: str, policy: str = "threshold", extra: str = "") -> Path:
+    cfg = tmp / "networks.yaml"
+    cfg.write_text(f"""
+network: local
+networks:
+  local:
+    rpc_urls: ["{rpc}"]
+    chain_id: 31337
+    confirmations: 1
+    block_time_s: 1
+    deployments: deployments.json
+vaults:
+  - name: main
+    from_deployments: main
+    assets:
+      - {{symbol: WETH, target_bps: 4000}}
+      - {{symbol: WBTC, target_bps: 3000}}
+      - {{symbol: LINK, target_bps: 1000}}
+      - {{symbol: USDC, target_bps: 2000}}
+    bands: {{inner_bps: 200, outer_bps: 500}}
+    policy: {{name: {policy}, params: {{}}}}
+gas:
+  max_fee_gwei: 100
+  priority_fee_percentile: 50
+  per_rebalance_budget_gwei: 50000000
+  replace_after_blocks: 3
+account:
+  keystore: keystore.json
+  passphrase_file: passphrase.txt
+schedule: {{interval_s: 12}}
+ledger: {{path: keeper.sqlite}}
+metrics_port: 0
+{extra}
+""")
+    return cfg
+
+
+def make_keystore(tmp: Path) -> str:
+    acct = Account.create()
+    (tmp / "keystore.json").write_text(json.dumps(Account.encrypt(acct.key, PASSPHRASE)))
+    (tmp / "passphrase.txt").write_text(PASSPHRASE + "\n")
+    return str(acct.address)
+
+
+@pytest.fixture
+def keeper_env(w3: Web3, market: LocalMarket, anvil_url: str, tmp_path: Path) -> KeeperEnv:
+    """A vault balanced at its targets ($1M), a funded keeper with an encrypted keystore."""
+    acc = w3.eth.accounts
+    keeper = make_keystore(tmp_path)
+    w3.provider.make_request("anvil_setBalance", [keeper, hex(10**19)])  # type: ignore[arg-type]
+    vault = deploy_vault(w3, market, admin=acc[0], keeper=keeper, guardian=acc[2],
+                         setup=VaultSetup(cooldown_s=600))
+    deposit_usdc(w3, market, vault, acc[3], 1_000)
+    seed_basket(w3, market, vault, 1_000_000)
+    write_deployments(market.with_vault("main", vault.address), tmp_path / "deployments.json")
+    cfg = write_config(tmp_path, anvil_url)
+    return KeeperEnv(w3=w3, market=market, vault=vault.address, keeper=keeper, config=cfg,
+                     ledger=tmp_path / "keeper.sqlite", tmp=tmp_path)
