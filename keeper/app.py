@@ -10,7 +10,9 @@ import json
 import math
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +27,8 @@ from keeper.history import PriceHistory
 from keeper.ledger import Ledger, TickRecord
 from keeper.metrics import Metrics
 from keeper.models import Action, Decision, Forecast, MarketSnapshot, VaultState
-from keeper.plan import Market, PlanContext, RebalancePlan, estimate_gas, make_plan
+from keeper import plan
+from keeper.plan import Leg, Market, PlanContext, PlanCost, RebalancePlan
 from keeper.policy.base import Policy, make_policy
 from keeper.read import ReadTarget, read_snapshot
 from keeper.send.sender import Sender, TxRequest
@@ -95,10 +98,23 @@ class Keeper:
     # ------------------------------------------------------------ the tick
 
     def tick(self, mode: Mode, only: str | None = None) -> list[TickResult]:
+        """One tick: a fixed number of RPC round trips however many vaults (one read, one
+        batched quote multicall, one batched gas estimate), then simulate/send per acting vault."""
         started = time.time()
         vaults = [v for v in self.cfg.vaults if only in (None, v.name, v.address)]
         snap = self._read(vaults)
-        results = [self._vault_tick(mode, snap, v, s) for v, s in zip(vaults, snap.vaults, strict=True)]
+        pairs = list(zip(vaults, snap.vaults, strict=True))
+        steps = [self._guarded(snap, v, s, partial(self._early, snap, v, s)) for v, s in pairs]
+        acting = [(v, s, d) for (v, s), d in zip(pairs, steps, strict=True) if isinstance(d, Decision)]
+        planned = self._plan_all(snap, acting)
+        results = []
+        for (v, s), step in zip(pairs, steps, strict=True):
+            if isinstance(step, Decision):
+                p, why = planned[v.name]
+                step = self._guarded(snap, v, s, partial(self._act, mode, snap, v, s, step, p, why))
+            assert isinstance(step, TickResult)
+            self._record(snap, step, started)
+            results.append(step)
         if self.deps.metrics:
             self.deps.metrics.tick_seconds.labels(self.cfg.network.name).observe(time.time() - started)
         return results
@@ -111,32 +127,35 @@ class Keeper:
         self.last_block = snap.block_number
         return snap
 
-    def _vault_tick(self, mode: Mode, snap: MarketSnapshot, vcfg: VaultConfig,
-                    state: VaultState) -> TickResult:
-        started = time.time()
+    def _guarded(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
+                 step: Callable[[], TickResult | Decision]) -> TickResult | Decision:
+        """Run one vault's step; a KeeperError becomes that vault's error result."""
         try:
-            result = self._decide_and_act(mode, snap, vcfg, state)
+            return step()
         except Halt:
             raise
         except KeeperError as err:
-            result = _result(vcfg, state, snap, "error", f"{type(err).__name__}: {err}", "error")
-        self._record(snap, result, started)
-        return result
+            return _result(vcfg, state, snap, "error", f"{type(err).__name__}: {err}", "error")
 
-    def _decide_and_act(self, mode: Mode, snap: MarketSnapshot, vcfg: VaultConfig,
-                        state: VaultState) -> TickResult:
+    def _early(self, snap: MarketSnapshot, vcfg: VaultConfig,
+               state: VaultState) -> TickResult | Decision:
+        """The decision, or the result when the vault must not or need not act."""
         if state.feed_problems:
-            return _result(vcfg, state, snap, "hold", "snapshot rejected: " + "; ".join(state.feed_problems), "hold")
+            why = "snapshot rejected: " + "; ".join(state.feed_problems)
+            return _result(vcfg, state, snap, "hold", why, "hold")
         if state.paused:
             return _result(vcfg, state, snap, "hold", "vault is paused", "hold")
         self.deps.history.record(state, snap.block_ts)
         decision = self.decide(snap, vcfg, state)
         if decision.action == Action.HOLD:
             return _result(vcfg, state, snap, "hold", decision.reason, "hold")
-        plan, why = self._plan(snap, vcfg, state, decision)
-        if plan is None:
+        return decision
+
+    def _act(self, mode: Mode, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
+             decision: Decision, rplan: RebalancePlan | None, why: str) -> TickResult:
+        if rplan is None:
             return _result(vcfg, state, snap, decision.action.value, why, "hold")
-        return self._execute(mode, snap, vcfg, state, decision, plan)
+        return self._execute(mode, snap, vcfg, state, decision, rplan)
 
     # ------------------------------------------------------------ stages
 
@@ -169,31 +188,78 @@ class Keeper:
         """Expected effective price: base fee plus a 1 gwei tip, capped by the config."""
         return min(snap.base_fee_wei + WEI_PER_GWEI, int(self.cfg.gas.max_fee_wei))
 
-    def _plan(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
-              decision: Decision) -> tuple[RebalancePlan | None, str]:
-        ctx = PlanContext(keeper=self.deps.keeper_address, block=snap.block_number,
-                          block_ts=snap.block_ts, gas_price_wei=self.gas_price_wei(snap),
-                          eth_usd_e18=_eth_usd_e18(state),
-                          gas_budget=self._gas_budget(self.gas_price_wei(snap)))
-        if decision.action in (Action.DELEVERAGE, Action.RELEVERAGE):
-            return self._collateral_plan(state, decision, ctx)
-        out = make_plan(self.deps.w3, state, decision, self.market, ctx)
-        return out.plan, out.reason
+    def _plan_all(self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]]
+                  ) -> dict[str, tuple[RebalancePlan | None, str]]:
+        """Plans for every acting vault: all quotes in one multicall, all gas in one batch."""
+        ctx = self._plan_context(snap)
+        out: dict[str, tuple[RebalancePlan | None, str]] = {}
+        legs_by = self._quote_all(snap, items, out)
+        txs = self._calldata(items, legs_by, ctx)
+        gases = plan.estimate_many(self.deps.w3, [(ctx.keeper, s.address, data)
+                                                  for _, s, _, data in txs], snap.block_number)
+        for (v, s, d, _data), (gas, why) in zip(txs, gases, strict=True):
+            out[v.name] = self._finish(s, d, legs_by.get(v.name), gas, why, ctx)
+        return out
 
-    def _collateral_plan(self, state: VaultState, decision: Decision,
+    def _quote_all(self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]],
+                   out: dict[str, tuple[RebalancePlan | None, str]]) -> dict[str, list[Leg]]:
+        swaps = [(v, s, d) for v, s, d in items if d.action == Action.REBALANCE]
+        reqs = {v.name: plan.prepare_quotes(s, d, self.market) for v, s, d in swaps}
+        calls = [c for r in reqs.values() if not isinstance(r, str) for c in r.calls]
+        quotes = plan.quote_all(self.deps.w3, self.market, calls, snap.block_number) if calls else []
+        legs_by: dict[str, list[Leg]] = {}
+        for v, s, _d in swaps:
+            r = reqs[v.name]
+            if isinstance(r, str):
+                out[v.name] = (None, r)
+                continue
+            got, quotes = quotes[:len(r.calls)], quotes[len(r.calls):]
+            legs = plan.legs_from_quotes(s, self.market, r, got)
+            if isinstance(legs, str):
+                out[v.name] = (None, legs)
+            else:
+                legs_by[v.name] = legs
+        return legs_by
+
+    def _calldata(self, items: list[tuple[VaultConfig, VaultState, Decision]],
+                  legs_by: dict[str, list[Leg]], ctx: PlanContext
+                  ) -> list[tuple[VaultConfig, VaultState, Decision, bytes]]:
+        deadline = ctx.block_ts + ctx.deadline_s
+        txs = []
+        for v, s, d in items:
+            if d.action == Action.REBALANCE and v.name in legs_by:
+                txs.append((v, s, d, plan.rebalance_calldata(legs_by[v.name], deadline, s.epoch)))
+            elif d.action in (Action.DELEVERAGE, Action.RELEVERAGE):
+                txs.append((v, s, d, col.collateral_calldata(s, d, "USDC", deadline)[0]))
+        return txs
+
+    def _finish(self, state: VaultState, decision: Decision, legs: list[Leg] | None,
+                gas: int | None, why: str, ctx: PlanContext) -> tuple[RebalancePlan | None, str]:
+        if legs is not None:
+            outcome = plan.finish_plan(state, decision, legs, gas, why, ctx)
+            return outcome.plan, outcome.reason
+        return self._collateral_plan(state, decision, gas, why, ctx)
+
+    def _plan_context(self, snap: MarketSnapshot) -> PlanContext:
+        price = self.gas_price_wei(snap)
+        eth = _eth_usd_e18(snap.vaults[0]) if snap.vaults else 3000 * ONE_E18
+        return PlanContext(keeper=self.deps.keeper_address, block=snap.block_number,
+                           block_ts=snap.block_ts, gas_price_wei=price, eth_usd_e18=eth,
+                           gas_budget=self._gas_budget(price))
+
+    def _collateral_plan(self, state: VaultState, decision: Decision, gas: int | None, why: str,
                          ctx: PlanContext) -> tuple[RebalancePlan | None, str]:
         deadline = ctx.block_ts + ctx.deadline_s
         calldata, what = col.collateral_calldata(state, decision, "USDC", deadline)
-        gas, why = estimate_gas(self.deps.w3, ctx.keeper, state.address, calldata, ctx.block)
         if gas is None:
             return None, f"{what}: the vault would revert: {why}"
-        from keeper.plan import PlanCost
-
-        cost = PlanCost(gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0, impact_e18=0)
+        cost = PlanCost(gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0,
+                        impact_e18=0)
         kind = "ripcord" if decision.urgent else "collateral"
-        return RebalancePlan(vault=state.address, kind=kind, epoch=state.epoch, deadline_ts=deadline,
-                             legs=(), calldata=calldata, gas_limit=gas * 12 // 10, cost=cost,
-                             benefit_e18=None, notes=(what,)), decision.reason
+        return RebalancePlan(vault=state.address, kind=kind, epoch=state.epoch,
+                             deadline_ts=deadline, legs=(), calldata=calldata,
+                             gas_limit=gas * 12 // 10, cost=cost, benefit_e18=None,
+                             notes=(what,)), decision.reason
 
     def _gas_budget(self, gas_price_wei: int | None = None) -> int:
         """Gas units one rebalance may use: the wei budget at today's price, at most MAX_GAS."""

@@ -118,21 +118,30 @@ def make_keeper_keystore(state_dir: Path) -> str:
     return str(account.address)
 
 
-def build_world(s: DemoSettings, state_dir: Path, say: Callable[[str], None]) -> DemoWorld:
-    anvil = Anvil(port=s.port).start()
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
+def deploy_local_stack(w3: Web3, state_dir: Path, prices_e8: dict[str, int] | None = None,
+                       nav_usd: int = 1_000_000) -> tuple[LocalMarket, str]:
+    """Market + keystore keeper + configured, seeded vault; writes deployments/local.json.
+    Shared by `keeper demo` and `ape run deploy_local`. Returns (market with vault, keeper)."""
     acc = w3.eth.accounts
-    market = deploy_market(w3, acc[0], start_prices_e8(s))
+    market = deploy_market(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
     w3.provider.make_request("anvil_setBalance", [keeper, hex(10 * 10**18)])  # type: ignore[arg-type]
     vault = deploy_vault(w3, market, admin=acc[0], keeper=keeper, guardian=acc[2],
                          setup=VaultSetup(cooldown_s=1800))
     deposit_usdc(w3, market, vault, acc[3], 10_000)
-    seed_basket(w3, market, vault, s.nav_usd)
+    seed_basket(w3, market, vault, nav_usd)
     market = market.with_vault("main", vault.address)
     write_deployments(market, project_root() / "deployments" / "local.json")
-    say(f"anvil on {anvil.url}; local market and vault {vault.address} deployed; keeper {keeper}")
-    return DemoWorld(anvil=anvil, w3=w3, market=market, vault=vault.address, keeper=keeper)
+    return market, keeper
+
+
+def build_world(s: DemoSettings, state_dir: Path, say: Callable[[str], None]) -> DemoWorld:
+    anvil = Anvil(port=s.port).start()
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    market, keeper = deploy_local_stack(w3, state_dir, start_prices_e8(s), s.nav_usd)
+    vault = market.vaults["main"]
+    say(f"anvil on {anvil.url}; local market and vault {vault} deployed; keeper {keeper}")
+    return DemoWorld(anvil=anvil, w3=w3, market=market, vault=vault, keeper=keeper)
 
 
 def advance_hour(world: DemoWorld, moves: dict[str, int]) -> None:

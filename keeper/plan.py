@@ -8,6 +8,7 @@ Integer money only: E18 USD, raw token units, ppm fee tiers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_abi import decode
 from web3 import Web3
@@ -298,22 +299,77 @@ class PlanContext:
     max_required_cost_bps: int = 200  # even a required rebalance holds above this cost of NAV
 
 
-def make_plan(w3: Web3, state: VaultState, decision: Decision, market: Market,
-              ctx: PlanContext) -> PlanOutcome:
-    """Decision -> RebalancePlan (or the reason for none). Reads quotes and a gas estimate."""
+@dataclass(**FROZEN)
+class QuoteRequest:
+    """The quotes one vault's plan needs: candidate routes per trade, as multicall entries."""
+
+    trades: tuple[Trade, ...]
+    candidates: tuple[tuple[Route, ...], ...]
+    calls: tuple[tuple[str, bool, bytes], ...]
+    index: tuple[tuple[int, int], ...]
+
+
+def prepare_quotes(state: VaultState, decision: Decision, market: Market) -> QuoteRequest | str:
+    """Trades and their candidate quote calls, or why there is nothing to quote."""
     trades = trades_for(state, decision)
     if not trades:
-        return PlanOutcome(plan=None, reason="no trade above the dust size")
+        return "no trade above the dust size"
     candidates = [routes(market, t.sell, t.buy) for t in trades]
     calls, index = _quote_calls(state, market, trades, candidates)
-    results = quote_all(w3, market, calls, ctx.block)
-    legs = build_legs(state, market, trades, dict(zip(index, results, strict=True)), candidates)
+    return QuoteRequest(trades=tuple(trades), candidates=tuple(tuple(c) for c in candidates),
+                        calls=tuple(calls), index=tuple(index))
+
+
+def legs_from_quotes(state: VaultState, market: Market, req: QuoteRequest,
+                     results: list[tuple[int, int] | None]) -> list[Leg] | str:
+    """The best-quoted route per trade, or why no plan can be built."""
+    quotes = dict(zip(req.index, results, strict=True))
+    legs = build_legs(state, market, list(req.trades), quotes, [list(c) for c in req.candidates])
     if not legs:
-        return PlanOutcome(plan=None, reason="no route with a quote for any trade")
+        return "no route with a quote for any trade"
     bad = floor_breaches(state, legs)
     if bad:
-        return PlanOutcome(plan=None, reason="quote under the vault's oracle floor: " + "; ".join(bad))
-    return _priced(w3, state, decision, legs, ctx)
+        return "quote under the vault's oracle floor: " + "; ".join(bad)
+    return legs
+
+
+def estimate_many(w3: Web3, txs: list[tuple[str, str, bytes]], block: int) -> list[tuple[int | None, str]]:
+    """eth_estimateGas for every (from, to, data) in one JSON-RPC batch: (gas, "") or (None, why)."""
+    if not txs:
+        return []
+    reqs = [("eth_estimateGas", [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
+            for f, t, d in txs]
+    try:
+        responses = w3.provider.make_batch_request(reqs)  # type: ignore[arg-type]
+    except (Web3Exception, OSError, ValueError) as err:
+        raise PlanError(f"batched gas estimate failed: {err}") from err
+    if not isinstance(responses, list):
+        raise PlanError(f"batched gas estimate failed: {responses.get('error')}")
+    return [_estimate_result(r) for r in responses]
+
+
+def _estimate_result(r: Any) -> tuple[int | None, str]:
+    if "result" in r:
+        return int(r["result"], 16), ""
+    from keeper.chain.errors import name_revert
+
+    err = r.get("error") or {}
+    data = err.get("data")
+    return None, name_revert(data if isinstance(data, str) else None) or str(err.get("message"))
+
+
+def make_plan(w3: Web3, state: VaultState, decision: Decision, market: Market,
+              ctx: PlanContext) -> PlanOutcome:
+    """Decision -> RebalancePlan for one vault (the keeper batches these across vaults)."""
+    req = prepare_quotes(state, decision, market)
+    if isinstance(req, str):
+        return PlanOutcome(plan=None, reason=req)
+    legs = legs_from_quotes(state, market, req, quote_all(w3, market, list(req.calls), ctx.block))
+    if isinstance(legs, str):
+        return PlanOutcome(plan=None, reason=legs)
+    calldata = rebalance_calldata(legs, ctx.block_ts + ctx.deadline_s, state.epoch)
+    ((gas, why),) = estimate_many(w3, [(ctx.keeper, state.address, calldata)], ctx.block)
+    return finish_plan(state, decision, legs, gas, why, ctx)
 
 
 def _quote_calls(state: VaultState, market: Market, trades: list[Trade],
@@ -327,15 +383,14 @@ def _quote_calls(state: VaultState, market: Market, trades: list[Trade],
     return calls, index
 
 
-def _priced(w3: Web3, state: VaultState, decision: Decision, legs: list[Leg],
-            ctx: PlanContext) -> PlanOutcome:
-    deadline = ctx.block_ts + ctx.deadline_s
-    calldata = rebalance_calldata(legs, deadline, state.epoch)
-    gas, why = estimate_gas(w3, ctx.keeper, state.address, calldata, ctx.block)
+def finish_plan(state: VaultState, decision: Decision, legs: list[Leg], gas: int | None, why: str,
+                ctx: PlanContext) -> PlanOutcome:
+    """Price a quoted plan with its gas estimate and apply the cost-benefit check."""
     if gas is None:
         return PlanOutcome(plan=None, reason=f"the vault would revert: {why}")
     if gas > ctx.gas_budget:
         return PlanOutcome(plan=None, reason=f"gas {gas} over the budget {ctx.gas_budget}")
+    deadline = ctx.block_ts + ctx.deadline_s
     fee, impact = leg_costs(state, legs)
     cost = PlanCost(gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=fee,
                     impact_e18=impact)
@@ -344,7 +399,8 @@ def _priced(w3: Web3, state: VaultState, decision: Decision, legs: list[Leg],
     if verdict:
         return PlanOutcome(plan=None, reason=verdict)
     plan = RebalancePlan(vault=state.address, kind="rebalance", epoch=state.epoch,
-                         deadline_ts=deadline, legs=tuple(legs), calldata=calldata,
+                         deadline_ts=deadline, legs=tuple(legs),
+                         calldata=rebalance_calldata(legs, deadline, state.epoch),
                          gas_limit=gas * 12 // 10, cost=cost, benefit_e18=benefit)
     return PlanOutcome(plan=plan, reason=decision.reason)
 

@@ -1,7 +1,8 @@
-"""`ape run deploy_local`: deploy the local market (and a vault) on the running anvil.
+"""`ape run deploy_local`: deploy the local market, a keeper keystore and a seeded vault.
 
-Start anvil first (`anvil &` after `source .tools/env.sh`), or let `keeper demo` do all of it.
-The addresses go to the deployments file that networks.yaml's `local` network reads.
+Start anvil first (`source .tools/env.sh && anvil &`), or let `keeper demo` do all of it. The
+addresses go to deployments/local.json, which networks.yaml's `local` network reads, and the
+keeper's encrypted keystore and passphrase file to state/.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from pathlib import Path
 
 from ape import networks
 
-from keeper.localnet.deploy import deploy_market, write_deployments
+from keeper.demo import deploy_local_stack
 
-DEPLOYMENTS = Path(__file__).resolve().parents[1] / "deployments" / "local.json"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     w3 = networks.provider.web3
-    market = deploy_market(w3, w3.eth.accounts[0])
-    write_deployments(market, DEPLOYMENTS)
-    print(f"local market deployed on chain {market.chain_id}; addresses in {DEPLOYMENTS}")
+    market, keeper = deploy_local_stack(w3, ROOT / "state")
+    print(f"local market deployed on chain {market.chain_id}: vault {market.vaults['main']}, "
+          f"keeper {keeper}; addresses in {ROOT / 'deployments' / 'local.json'}")

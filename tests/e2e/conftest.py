@@ -27,8 +27,22 @@ class KeeperEnv:
     tmp: Path
 
 
-def write_config(tmp: Path, rpc: str, policy: str = "threshold", extra: str = "") -> Path:
+VAULT_YAML = """
+  - name: {name}
+    from_deployments: {name}
+    assets:
+      - {{symbol: WETH, target_bps: 4000}}
+      - {{symbol: WBTC, target_bps: 3000}}
+      - {{symbol: LINK, target_bps: 1000}}
+      - {{symbol: USDC, target_bps: 2000}}
+    bands: {{inner_bps: 200, outer_bps: 500}}
+    policy: {{name: {policy}, params: {{}}}}"""
+
+
+def write_config(tmp: Path, rpc: str, policy: str = "threshold", extra: str = "",
+                 vaults: tuple[str, ...] = ("main",)) -> Path:
     cfg = tmp / "networks.yaml"
+    vault_yaml = "".join(VAULT_YAML.format(name=n, policy=policy) for n in vaults)
     cfg.write_text(f"""
 network: local
 networks:
@@ -38,16 +52,7 @@ networks:
     confirmations: 1
     block_time_s: 1
     deployments: deployments.json
-vaults:
-  - name: main
-    from_deployments: main
-    assets:
-      - {{symbol: WETH, target_bps: 4000}}
-      - {{symbol: WBTC, target_bps: 3000}}
-      - {{symbol: LINK, target_bps: 1000}}
-      - {{symbol: USDC, target_bps: 2000}}
-    bands: {{inner_bps: 200, outer_bps: 500}}
-    policy: {{name: {policy}, params: {{}}}}
+vaults:{vault_yaml}
 gas:
   max_fee_gwei: 100
   priority_fee_percentile: 50
