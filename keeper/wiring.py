@@ -15,7 +15,7 @@ from keeper.history import PriceHistory
 from keeper.ledger import Ledger
 from keeper.metrics import Metrics
 from keeper.send.keys import load_account, redact
-from keeper.send.sender import Sender, SenderSettings
+from keeper.send.sender import Sender, SenderSettings, private_endpoint
 
 
 def connect(cfg: KeeperConfig) -> Web3:
@@ -65,7 +65,10 @@ def build_keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None =
     sender = None
     if can_send:
         account = unlock(cfg)
-        sender = Sender(w3, account, ledger, SenderSettings.from_config(cfg))
+        # Rebalances go to the private relay first (when configured) and fall back to the public
+        # mempool after private_fallback_blocks: the vault's oracle floor bounds any sandwich.
+        sender = Sender(w3, account, ledger, SenderSettings.from_config(cfg),
+                        broadcast_w3=private_endpoint(cfg))
         sender.recover_pending()
         address = account.address
     else:
