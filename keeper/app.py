@@ -103,6 +103,7 @@ class Keeper:
         started = time.time()
         vaults = [v for v in self.cfg.vaults if only in (None, v.name, v.address)]
         snap = self._read(vaults)
+        self.deps.history.record_many(list(snap.vaults), snap.block_ts)
         pairs = list(zip(vaults, snap.vaults, strict=True))
         steps = [self._guarded(snap, v, s, partial(self._early, snap, v, s)) for v, s in pairs]
         acting = [(v, s, d) for (v, s), d in zip(pairs, steps, strict=True) if isinstance(d, Decision)]
@@ -113,8 +114,8 @@ class Keeper:
                 p, why = planned[v.name]
                 step = self._guarded(snap, v, s, partial(self._act, mode, snap, v, s, step, p, why))
             assert isinstance(step, TickResult)
-            self._record(snap, step, started)
             results.append(step)
+        self._record(snap, results, started)
         if self.deps.metrics:
             self.deps.metrics.tick_seconds.labels(self.cfg.network.name).observe(time.time() - started)
         return results
@@ -145,7 +146,6 @@ class Keeper:
             return _result(vcfg, state, snap, "hold", why, "hold")
         if state.paused:
             return _result(vcfg, state, snap, "hold", "vault is paused", "hold")
-        self.deps.history.record(state, snap.block_ts)
         decision = self.decide(snap, vcfg, state)
         if decision.action == Action.HOLD:
             return _result(vcfg, state, snap, "hold", decision.reason, "hold")
@@ -307,17 +307,23 @@ class Keeper:
         return _result(vcfg, state, snap, decision.action.value, reason, verdict, tx_hash=res.tx_hash,
                        gas_used=res.gas_used, **base)
 
-    def _record(self, snap: MarketSnapshot, r: TickResult, started: float) -> None:
-        self.deps.ledger.record_tick(TickRecord(
+    def _record(self, snap: MarketSnapshot, results: list[TickResult], started: float) -> None:
+        self.deps.ledger.record_ticks([TickRecord(
             vault=r.vault, decision=r.action, reason=r.reason, chain_id=snap.chain_id,
             block_number=snap.block_number, verdict=r.verdict, started_ts=started,
-            finished_ts=time.time(), details=json.dumps({"tx": r.tx_hash, "cost_usd": r.cost_usd,
-                                                         **r.details}, default=str)))
+            finished_ts=time.time(),
+            details=json.dumps({"tx": r.tx_hash, "cost_usd": r.cost_usd, **r.details}, default=str))
+            for r in results])
+        for r in results:
+            self._observe(snap, r)
+
+    def _observe(self, snap: MarketSnapshot, r: TickResult) -> None:
         m = self.deps.metrics
         if m:
             m.decisions.labels(r.name, r.action).inc()
             if r.weights_bps:
-                m.deviation.labels(r.name).set(max(abs(w - t) for w, t in zip(r.weights_bps, r.targets_bps, strict=True)))
+                dev = max(abs(w - t) for w, t in zip(r.weights_bps, r.targets_bps, strict=True))
+                m.deviation.labels(r.name).set(dev)
             if r.verdict in ("error", "failed", "rejected"):
                 m.failures.labels(r.name, r.verdict).inc()
         log.info("%s: %s (%s) %s", r.name, r.action, r.verdict, r.reason,

@@ -34,11 +34,16 @@ class PriceHistory:
                               "aside (it is never reset silently)") from err
 
     def record(self, state: VaultState, block_ts: int) -> None:
-        """Keep the latest answer of each hour (an upsert: later ticks in an hour overwrite)."""
-        prices = ",".join(str(a.feed.answer / 10**a.feed.decimals) for a in state.assets)
+        self.record_many([state], block_ts)
+
+    def record_many(self, states: list[VaultState], block_ts: int) -> None:
+        """Keep the latest answer of each hour (an upsert: later ticks in an hour overwrite);
+        one transaction for all vaults of a tick."""
+        hour = block_ts // HOUR_S * HOUR_S
+        rows = [(s.address, hour, ",".join(str(a.feed.answer / 10**a.feed.decimals) for a in s.assets))
+                for s in states if s.assets and not s.feed_problems]
         try:
-            self.conn.execute("INSERT OR REPLACE INTO price_history VALUES (?, ?, ?)",
-                              (state.address, block_ts // HOUR_S * HOUR_S, prices))
+            self.conn.executemany("INSERT OR REPLACE INTO price_history VALUES (?, ?, ?)", rows)
             self.conn.commit()
         except sqlite3.Error as err:
             raise LedgerError(f"price history write failed: {err}") from err

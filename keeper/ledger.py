@@ -243,25 +243,23 @@ class Ledger:
     # ------------------------------------------------------------ ticks
 
     def record_tick(self, tick: TickRecord) -> int:
+        return self.record_ticks([tick])[0]
+
+    def record_ticks(self, ticks: list[TickRecord]) -> list[int]:
+        """Record several ticks in one transaction (one fsync per keeper tick, not per vault)."""
         now = time.time()
+        ids = []
         with self._tx() as c:
-            cur = c.execute(
-                "INSERT INTO ticks (vault, chain_id, block_number, decision, reason, verdict, "
-                "tx_id, started_ts, finished_ts, details) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    tick.vault,
-                    tick.chain_id,
-                    tick.block_number,
-                    tick.decision,
-                    tick.reason,
-                    tick.verdict,
-                    tick.tx_id,
-                    tick.started_ts or now,
-                    tick.finished_ts or now,
-                    tick.details,
-                ),
-            )
-            return int(cur.lastrowid or 0)
+            for tick in ticks:
+                cur = c.execute(
+                    "INSERT INTO ticks (vault, chain_id, block_number, decision, reason, verdict, "
+                    "tx_id, started_ts, finished_ts, details) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (tick.vault, tick.chain_id, tick.block_number, tick.decision, tick.reason,
+                     tick.verdict, tick.tx_id, tick.started_ts or now, tick.finished_ts or now,
+                     tick.details),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
 
     def recent_decisions(self, vault: str | None = None, limit: int = 20) -> list[TickRecord]:
         """Newest first."""
