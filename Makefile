@@ -16,8 +16,8 @@ demo: setup       ## anvil + local market + vault + scheduler against a scripted
 lint: setup
 	@$(ENV) .venv/bin/ruff check keeper tests scripts benchmarks
 
-bench: setup
-	@$(ENV) for b in benchmarks/bench_*.py; do .venv/bin/python $$b || exit 1; done
+bench: setup      ## every benchmark; results land in benchmarks/results/*.md
+	@$(ENV) for b in benchmarks/bench_*.py; do .venv/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf .venv node_modules .tools .build
