@@ -1,0 +1,129 @@
+"""Everything the replay needs per hour, precomputed once and shared by every policy in a sweep.
+
+Vol models are fitted on [fit_start, fit_end) only (the training window, or the history before
+`--start`), then run as causal filters: the forecast at hour t uses returns up to t.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from keeper.backtest import gas as gasmod
+from keeper.backtest.data import GasData, PriceData
+from keeper.errors import DataError
+from keeper.forecast import vol
+from keeper.units import ONE_E18, WEI_PER_GWEI
+
+MIN_FIT_H = 720  # 30 days
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Market:
+    ts: np.ndarray
+    symbols: tuple[str, ...]
+    px_rows: list[list[float]]  # (T, N) with the cash asset at 1.0
+    vol_rows: list[list[float]]  # average hourly vol over the forecast horizon, known at t
+    vol_lr: tuple[float, ...]  # long-run (unconditional) hourly vol per asset
+    cov: np.ndarray  # (T, N, N) causal EWMA covariance, hourly
+    corr: np.ndarray
+    horizon_h: float
+    gas_gwei: np.ndarray
+    gas_source: np.ndarray
+    gas_wei: list[int]
+    gas_typ_wei: list[int]
+    gas_min_wei: list[int]
+    hours_to_min: list[int]
+    eth_e18: list[int]
+    fit_note: str
+
+    def index(self, ts: int) -> int:
+        return int(np.searchsorted(self.ts, ts))
+
+
+def _vol_fit(r: np.ndarray, fit: slice, horizon_h: int, model: str
+             ) -> tuple[np.ndarray, float, str]:
+    if model == "ewma":
+        p = vol.fit_ewma(r[fit])
+        v_next = vol.ewma_var(r, p.lam, p.var0)
+        return np.sqrt(v_next), math.sqrt(p.var0), f"ewma lam={p.lam:.4f}"
+    g = vol.fit_garch(r[fit])
+    v_next = vol.garch_var(r, g, float(np.var(r[fit])))
+    vh = vol.garch_horizon_var(v_next, g, horizon_h) / horizon_h
+    return np.sqrt(vh), math.sqrt(g.long_run_var), f"garch a={g.alpha:.3f} b={g.beta:.3f}"
+
+
+def _wei(gwei: np.ndarray) -> list[int]:
+    return [int(x) for x in np.round(gwei * WEI_PER_GWEI)]
+
+
+def prepare(prices: PriceData, symbols: tuple[str, ...], *, fit_end: int, gas: GasData | None,
+            profile: np.ndarray | None = None, horizon_h: int = 24, model: str = "garch",
+            cash: str = "USDC") -> Market:
+    """Build the per-hour market from a validated price window. `fit_end` is a row index."""
+    risky = [s for s in symbols if s != cash]
+    cols = [prices.symbols.index(s) for s in risky]
+    px = prices.prices[:, cols]
+    if np.isnan(px).any():
+        raise DataError(f"{prices.source}: NaN prices inside the backtest window for {risky}")
+    fit_end = max(fit_end, min(MIN_FIT_H, len(px) - 1))
+    r = vol.log_returns(px)
+    fit = slice(1, fit_end)
+    n = len(symbols)
+    vols, lr, notes = np.zeros((len(px), n)), [0.0] * n, []
+    full = np.zeros((len(px), n))
+    for k, s in enumerate(risky):
+        j = symbols.index(s)
+        vols[:, j], lr[j], note = _vol_fit(r[:, k], fit, horizon_h, model)
+        full[:, j] = r[:, k]
+        notes.append(f"{s}: {note}")
+    lam = vol.fit_ewma(r[fit, 0]).lam
+    cov = vol.ewma_cov(full, lam, np.cov(full[fit].T))
+    all_px = np.ones((len(px), n))
+    for k, s in enumerate(risky):
+        all_px[:, symbols.index(s)] = px[:, k]
+    return _with_gas(prices, symbols, all_px, vols, lr, cov, horizon_h, gas, profile,
+                     f"fit rows [1, {fit_end}); " + "; ".join(notes) + f"; corr ewma lam={lam:.4f}")
+
+
+def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: np.ndarray, vols: np.ndarray,
+              lr: list[float], cov: np.ndarray, horizon_h: int, gas: GasData | None,
+              profile: np.ndarray | None, note: str) -> Market:
+    gs = gasmod.hourly_gas(prices.ts, gas, profile)
+    ol = gasmod.outlook(prices.ts, gs.gwei)
+    eth_col = prices.symbols.index("ETH")
+    eth = prices.prices[:, eth_col]
+    return Market(ts=prices.ts, symbols=symbols, px_rows=all_px.tolist(), vol_rows=vols.tolist(),
+                  vol_lr=tuple(lr), cov=cov, corr=vol.cov_to_corr(cov), horizon_h=float(horizon_h),
+                  gas_gwei=gs.gwei, gas_source=gs.source, gas_wei=_wei(gs.gwei),
+                  gas_typ_wei=_wei(ol.typical_gwei), gas_min_wei=_wei(ol.min_ahead_gwei),
+                  hours_to_min=[int(x) for x in ol.hours_to_min],
+                  eth_e18=[int(x * ONE_E18) for x in eth], fit_note=note)
+
+
+def from_files(prices_path: str, gas_paths: list[str], symbols: tuple[str, ...], *,
+               start: str | None, end: str | None, fit_before: str | None,
+               gas_profile: bool = False, fill: str = "error", horizon_h: int = 24
+               ) -> tuple[Market, int, int]:
+    """Load, validate and precompute; returns the market and the [i0, i1] rows of the window.
+
+    Vol models are fitted on the rows before `fit_before` (default: `start`); the intraday gas
+    profile, when asked for, is calibrated on hourly gas rows before the same date.
+    """
+    from keeper.backtest.data import load_gas, load_prices, parse_date, select, window
+
+    raw = load_prices(prices_path, fill=fill)
+    risky = tuple(s for s in symbols if s != "USDC")
+    data = window(select(raw, tuple(dict.fromkeys((*risky, "ETH")))), None,
+                  parse_date(end) + 86399 if end else None)
+    gas = load_gas(list(gas_paths)) if gas_paths else None
+    cut = parse_date(fit_before or start) if (fit_before or start) else None
+    profile = gasmod.intraday_profile(gas, cut) if (gas is not None and gas_profile) else None
+    i0 = int(np.searchsorted(data.ts, parse_date(start))) if start else 0
+    if i0 >= data.ts.size:
+        raise DataError(f"--start {start} is after the last complete row of {prices_path}")
+    fit_end = int(np.searchsorted(data.ts, cut)) if cut is not None else i0
+    mkt = prepare(data, symbols, fit_end=fit_end, gas=gas, profile=profile, horizon_h=horizon_h)
+    return mkt, i0, int(data.ts.size - 1)

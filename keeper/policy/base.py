@@ -1,0 +1,203 @@
+"""The policy interface, the factory, and the helpers every policy shares.
+
+`decide(state, forecast, costs) -> Decision` is pure: the live keeper and the backtester call
+the same function. A policy reads weights and bands from `VaultState`, volatilities and breach
+probabilities from `Forecast` (its `now_ts` is the clock), and gas and pool costs from
+`CostInputs`. Calendar's memory is `VaultState.last_rebalance_ts`; nothing else is remembered.
+
+Split execution: a `Decision` with `max_trade_e18` below the full trade is a parent order; the
+executor (engine, or the live plan stage) keeps clipping toward the same targets, at most
+`max_trade_e18` per step, until it arrives or a new decision replaces it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from scipy import optimize
+
+from keeper.costs import CostInputs
+from keeper.errors import ConfigError
+from keeper.models import Action, Decision, Forecast, VaultState
+from keeper.units import BPS, ONE_E18
+
+CASH_SYMBOLS = ("USDC", "USDT", "DAI", "USD")
+MAX_CLIPS = 12
+
+
+class Policy(Protocol):
+    name: str
+    uses_forecast: bool
+
+    def decide(self, state: VaultState, forecast: Forecast, costs: CostInputs) -> Decision: ...
+
+
+# ---------------------------------------------------------------- state helpers
+
+
+def cash_index(state: VaultState) -> int:
+    """The asset that absorbs rounding and pays for trades: a stablecoin, else the last asset."""
+    for i, a in enumerate(state.assets):
+        if a.symbol.upper() in CASH_SYMBOLS:
+            return i
+    return len(state.assets) - 1
+
+
+def deviations(state: VaultState) -> list[float]:
+    """Weight minus target per asset, as fractions."""
+    return [a.deviation_bps / BPS for a in state.assets]
+
+
+def nav_usd(state: VaultState) -> float:
+    return state.nav_e18 / ONE_E18
+
+
+def project_to_band(dev: Sequence[float], edge: float, cash: int) -> list[float]:
+    """Smallest per-asset move into [-edge, edge]: clip each risky deviation; the cash asset takes
+    the rest, and if it then lies outside, the risky clips shrink together until it fits."""
+    out = [max(-edge, min(edge, d)) if i != cash else 0.0 for i, d in enumerate(dev)]
+    total = sum(out)
+    if abs(total) > edge and total != 0.0:
+        out = [x * edge / abs(total) for x in out]
+    out[cash] = -sum(out)
+    return out
+
+
+def drop_small_legs(dev: Sequence[float], new: Sequence[float], cash: int, nav: float,
+                    min_trade_usd: float) -> list[float]:
+    """Legs smaller than `min_trade_usd` are not traded (their deviation stays)."""
+    out = [n if (i == cash or abs(n - d) * nav >= min_trade_usd) else d
+           for i, (d, n) in enumerate(zip(dev, new, strict=True))]
+    out[cash] = -sum(x for i, x in enumerate(out) if i != cash)
+    return out
+
+
+def trade_notionals_usd(dev: Sequence[float], new: Sequence[float], nav: float,
+                        cash: int) -> list[float]:
+    return [0.0 if i == cash else (n - d) * nav for i, (d, n) in enumerate(zip(dev, new,
+                                                                               strict=True))]
+
+
+def target_bps(state: VaultState, new_dev: Sequence[float], cash: int) -> tuple[int, ...]:
+    """Post-trade weights in bps summing to BPS exactly; the cash asset absorbs rounding."""
+    w = [max(0, round((a.target_bps / BPS + d) * BPS)) for a, d in zip(state.assets, new_dev,
+                                                                       strict=True)]
+    w[cash] = 0
+    w[cash] = BPS - sum(w)
+    return tuple(w)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def hold(reason: str, **details: float) -> Decision:
+    return Decision(action=Action.HOLD, reason=reason, details=dict(details))
+
+
+def rebalance(state: VaultState, new_dev: Sequence[float], reason: str, *, clips: int = 1,
+              **details: float) -> Decision:
+    """A rebalance to target + new_dev; `clips` > 1 caps each step at 1/clips of the trade."""
+    cash = cash_index(state)
+    nav = nav_usd(state)
+    total = sum(abs(q) for q in trade_notionals_usd(deviations(state), new_dev, nav, cash))
+    cap = min(total / max(clips, 1), state.limits.max_trade_e18 / ONE_E18)
+    details["clips"] = float(clips)
+    return Decision(action=Action.REBALANCE, reason=reason,
+                    target_weights_bps=target_bps(state, new_dev, cash),
+                    max_trade_e18=math.ceil(cap) * ONE_E18, details=details)
+
+
+def reactive_collateral(state: VaultState, who: str) -> Decision | None:
+    """The classic collateral rule every policy shares: ripcord (urgent) at or over the ripcord
+    LTV, deleverage above the band, releverage below it, all back to the target LTV."""
+    c = state.collateral
+    if c is None or c.debt_e8 == 0:
+        return None
+    if c.in_danger:
+        return Decision(action=Action.DELEVERAGE, urgent=True, target_ltv_bps=c.target_ltv_bps,
+                        reason=f"ripcord: LTV {c.ltv_bps} bps >= {c.ripcord_ltv_bps} bps, "
+                        "deleverage regardless of cost")
+    if c.ltv_bps > c.max_ltv_bps:
+        return Decision(action=Action.DELEVERAGE, target_ltv_bps=c.target_ltv_bps,
+                        reason=f"{who}: LTV {c.ltv_bps} bps above band {c.max_ltv_bps} bps")
+    if c.ltv_bps < c.min_ltv_bps:
+        return Decision(action=Action.RELEVERAGE, target_ltv_bps=c.target_ltv_bps,
+                        reason=f"{who}: LTV {c.ltv_bps} bps below band {c.min_ltv_bps} bps")
+    return None
+
+
+# ---------------------------------------------------------------- splitting (execution lever)
+
+
+def split_cost_usd(q: Sequence[float], n: float, costs: CostInputs) -> float:
+    """Expected cost of trading q in n clips: n x gas, fees once, impact q^2/n (per clip
+    (q/n)^2 / (2D + q/n)), plus the fee-tier residual paid by every clip after the first."""
+    m = costs.model
+    per_leg = 0.0
+    legs = 0
+    for i, qi in enumerate(q):
+        pool = m.pools[i]
+        if pool is None or qi == 0.0:
+            continue
+        legs += 1
+        a, depth, fee = abs(qi) / n, pool.depth_e18 / ONE_E18, pool.fee_ppm / 1e6
+        res = 0.0 if m.recovery == "fresh" else min(a / depth, fee)
+        per_leg += n * (a * fee + a * a / (2 * depth + a)) + (n - 1) * a * res
+    units = m.gas_units_overhead + legs * m.gas_units_per_leg if legs else 0
+    gas = n * units * costs.gas_price_wei * costs.eth_usd_e18 / ONE_E18 / ONE_E18
+    return gas + per_leg
+
+
+def best_clips(q: Sequence[float], costs: CostInputs, state: VaultState) -> int:
+    """Number of clips minimising `split_cost_usd`, at least enough for the per-step and
+    slippage limits (impact of one clip <= max_slippage_bps). No optional splitting while a
+    weight is outside its outer band."""
+    total = sum(abs(x) for x in q)
+    if total <= 0.0:
+        return 1
+    n_min = max(1, math.ceil(total / max(state.limits.max_trade_e18 / ONE_E18, 1.0)))
+    if any(a.outside_outer for a in state.assets):
+        return n_min  # outside the outer band, risk comes first: only the vault limits split
+    res = optimize.minimize_scalar(lambda n: split_cost_usd(q, n, costs),
+                                   bounds=(1.0, float(MAX_CLIPS)), method="bounded",
+                                   options={"xatol": 0.05})
+    cands = {max(1, math.floor(res.x)), math.ceil(res.x)}
+    n = min(cands, key=lambda k: split_cost_usd(q, k, costs))
+    return min(MAX_CLIPS, max(n, n_min, _slippage_clips(q, costs, state)))
+
+
+def _slippage_clips(q: Sequence[float], costs: CostInputs, state: VaultState) -> int:
+    lim = state.limits.max_slippage_bps / BPS
+    n = 1
+    for i, qi in enumerate(q):
+        pool = costs.model.pools[i]
+        if pool is None or qi == 0.0 or lim <= 0.0:
+            continue
+        depth = pool.depth_e18 / ONE_E18
+        n = max(n, math.ceil(abs(qi) / (2.0 * depth * lim)))  # avg impact q/(2D) <= limit
+    return n
+
+
+# ---------------------------------------------------------------- factory
+
+
+def make_policy(name: str, params: dict[str, Any] | None = None) -> Policy:
+    """Build a policy by name: calendar, threshold, band, preventative."""
+    from keeper.policy.band import BandPolicy
+    from keeper.policy.calendar import CalendarPolicy
+    from keeper.policy.preventative import PreventativePolicy
+    from keeper.policy.threshold import ThresholdPolicy
+
+    table: dict[str, Any] = {"calendar": CalendarPolicy, "threshold": ThresholdPolicy,
+                             "band": BandPolicy, "preventative": PreventativePolicy}
+    if name not in table:
+        raise ConfigError(f"unknown policy '{name}'; choose one of {sorted(table)}", key="policy")
+    cls = table[name]
+    allowed = {k for k, f in cls.__dataclass_fields__.items() if f.init}
+    bad = sorted(set(params or {}) - allowed)
+    if bad:
+        raise ConfigError(f"policy '{name}' has no parameter(s) {bad}; allowed: {sorted(allowed)}",
+                          key="params")
+    return cls(**(params or {}))  # type: ignore[no-any-return]

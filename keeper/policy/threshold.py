@@ -1,0 +1,26 @@
+"""Threshold rule: when a weight leaves target +- width, trade everything back to target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from keeper.costs import CostInputs
+from keeper.models import Decision, Forecast, VaultState
+from keeper.policy.band import BandPolicy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThresholdPolicy:
+    width_bps: int = 500
+    min_trade_usd: float = 100.0
+    name: ClassVar[str] = "threshold"
+    uses_forecast: ClassVar[bool] = False
+
+    def decide(self, state: VaultState, forecast: Forecast, costs: CostInputs) -> Decision:
+        inner = BandPolicy(width_bps=self.width_bps, ret_frac=1.0,
+                           min_trade_usd=self.min_trade_usd)
+        d = inner.decide(state, forecast, costs)
+        return type(d)(action=d.action, reason=d.reason.replace("band", "threshold", 1),
+                       target_weights_bps=d.target_weights_bps, max_trade_e18=d.max_trade_e18,
+                       details=d.details)
