@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from keeper.app import Keeper, Mode, TickResult
+from keeper.cli_backtest import register as register_backtest
 from keeper.config import KeeperConfig, load_config
 from keeper.errors import ConfigError, DataError, KeeperError
 from keeper.metrics import Metrics, setup_logging
@@ -189,15 +190,7 @@ def demo(config: ConfigOpt = DEFAULT_CONFIG,
         fail(err)
 
 
-def _register_optional() -> None:
-    try:
-        from keeper.cli_backtest import register
-    except ImportError:
-        return
-    register(app)
-
-
-_register_optional()
+register_backtest(app)
 
 
 def main() -> None:
