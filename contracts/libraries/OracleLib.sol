@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IAggregatorV3} from "../interfaces/IAggregatorV3.sol";
+import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
+
+/// @title OracleLib
+/// @notice Chainlink-style feed guards (freshness per heartbeat, positive answer, own bounds) and the
+///         scaling between a token's raw units, the feed's decimals and E18 USD.
+library OracleLib {
+    /// @notice Read a feed without ever reverting (for views): `readable` is false when the call failed.
+    function tryRead(address feed) internal view returns (int256 answer, uint256 updatedAt, bool readable) {
+        try IAggregatorV3(feed).latestRoundData() returns (uint80, int256 a, uint256, uint256 u, uint80) {
+            return (a, u, true);
+        } catch {
+            return (0, 0, false);
+        }
+    }
+
+    /// @notice Read a feed and revert unless its answer is usable; returns the price in E18 USD.
+    function priceE18Checked(address feed, uint8 feedDecimals, uint256 heartbeat, int256 minAnswer, int256 maxAnswer)
+        internal
+        view
+        returns (uint256)
+    {
+        (, int256 answer,, uint256 updatedAt,) = IAggregatorV3(feed).latestRoundData();
+        check(feed, answer, updatedAt, heartbeat, minAnswer, maxAnswer);
+        return toE18(answer, feedDecimals);
+    }
+
+    /// @notice Revert with the specific error when an answer is not positive, from the future,
+    ///         older than the heartbeat, or outside [minAnswer, maxAnswer].
+    function check(
+        address feed,
+        int256 answer,
+        uint256 updatedAt,
+        uint256 heartbeat,
+        int256 minAnswer,
+        int256 maxAnswer
+    ) internal view {
+        if (answer <= 0) revert IRebalancingVault.BadAnswer(feed, answer);
+        if (updatedAt > block.timestamp) revert IRebalancingVault.FeedFromFuture(feed, updatedAt, block.timestamp);
+        if (block.timestamp - updatedAt > heartbeat) revert IRebalancingVault.StaleFeed(feed, updatedAt, heartbeat);
+        if (answer < minAnswer || answer > maxAnswer) {
+            revert IRebalancingVault.AnswerOutOfBounds(feed, answer, minAnswer, maxAnswer);
+        }
+    }
+
+    /// @notice The same test as `check`, as a boolean.
+    function isGood(int256 answer, uint256 updatedAt, uint256 heartbeat, int256 minAnswer, int256 maxAnswer)
+        internal
+        view
+        returns (bool)
+    {
+        return answer > 0 && updatedAt <= block.timestamp && block.timestamp - updatedAt <= heartbeat
+            && answer >= minAnswer && answer <= maxAnswer;
+    }
+
+    /// @notice A positive answer with `feedDecimals` (<= 18) as an E18 price.
+    function toE18(int256 answer, uint8 feedDecimals) internal pure returns (uint256) {
+        return uint256(answer) * 10 ** (18 - feedDecimals);
+    }
+
+    /// @notice Value in E18 USD of `amountRaw`, rounded down.
+    function valueE18(uint256 amountRaw, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
+        return Math.mulDiv(amountRaw, priceE18, 10 ** tokenDecimals);
+    }
+
+    /// @notice Raw amount worth `value` E18 USD, rounded down.
+    function amountRaw(uint256 value, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
+        return Math.mulDiv(value, 10 ** tokenDecimals, priceE18);
+    }
+}

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ERC4626} from "@openzeppelin/contracts/token/ERC20/extensions/ERC4626.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
+import {IAavePool} from "../interfaces/IAavePool.sol";
+
+/// @title VaultBase
+/// @notice Constants, storage layout and shared helpers of RebalancingVault. The vault and its admin
+///         module (VaultAdmin, reached by delegatecall) both inherit this, so they share one layout.
+///         The split exists only to keep the vault's runtime code under the 24,576-byte EIP-170 limit
+///         (the pattern Balancer v3 uses with VaultAdmin/VaultExtension).
+abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausable, ReentrancyGuardTransient {
+
+    // ─────────────────────────── constants ───────────────────────────
+
+    bytes32 public constant KEEPER_ROLE = keccak256("KEEPER_ROLE");
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+
+    uint16 internal constant BPS = 10_000;
+    uint16 public constant MAX_SLIPPAGE_BPS = 500;
+    uint16 public constant MAX_LOSS_CAP_BPS = 1_000;
+    uint16 public constant MAX_BAND_BPS = 5_000;
+    uint16 public constant MAX_RIPCORD_LTV_BPS = 9_500;
+    uint32 public constant MAX_HEARTBEAT = 2 days;
+    uint32 public constant MAX_COOLDOWN = 7 days;
+    uint32 public constant MIN_LOSS_PERIOD = 1 hours;
+    uint32 public constant MAX_LOSS_PERIOD = 30 days;
+    uint256 public constant MAX_ASSETS = 8;
+    // 1.01: an HF floor at or under 1.0 would allow liquidatable positions
+    uint256 public constant MIN_HEALTH_FLOOR = 1.01e18;
+    uint256 public constant MAX_HEALTH_FLOOR = 5e18;
+    // offset 6: a donating first depositor leaves the victim >= 99.9999% (OZ inflation table)
+    uint8 internal constant DECIMALS_OFFSET = 6;
+    uint256 internal constant VARIABLE_RATE = 2;
+
+    // ─────────────────────────── storage ───────────────────────────
+
+    /// @dev Three slots per asset: (token, bands, heartbeat, decimals), (feed, feed decimals), bounds.
+    struct Asset {
+        address token;
+        uint16 targetBps;
+        uint16 innerBandBps;
+        uint16 outerBandBps;
+        uint32 heartbeat;
+        uint8 decimals;
+        address feed;
+        uint8 feedDecimals;
+        int128 minAnswer;
+        int128 maxAnswer;
+    }
+
+    /// @dev What the vault supplied to and borrowed from the lending pool, per asset, raw units.
+    struct Position {
+        uint128 supplied;
+        uint128 borrowed;
+    }
+
+    /// @notice The lending pool (address(0) disables the collateral position).
+    IAavePool public immutable lendingPool;
+    /// @dev The module that holds the admin setters and keeperView (delegatecalled, see VaultAdmin).
+    address internal immutable _ADMIN_MODULE;
+
+    Asset[] internal _assets;
+    mapping(address token => uint256 indexPlusOne) internal _slotOf;
+    mapping(address token => Position) internal _positions;
+    /// @notice Routers the keeper may name in a SwapLeg.
+    mapping(address router => bool allowed) public isRouter;
+    Limits internal _limits;
+    CollateralParams internal _collateral;
+
+    /// @notice Incremented by every successful rebalance, adjustCollateral and ripcord.
+    uint256 public epoch;
+    /// @notice Time of the last rebalance.
+    uint256 public lastRebalanceTs;
+    /// @notice Time of the last adjustCollateral.
+    uint256 public lastCollateralTs;
+    /// @notice Start of the current loss-accounting period.
+    uint256 public lossPeriodStartTs;
+    /// @notice Loss against the oracle accumulated in the current period, E18 USD.
+    uint256 public periodLossE18;
+
+    // ─────────────────────────── construction ───────────────────────────
+
+    /// @param usdc The deposit asset.
+    /// @param pool Aave-v3-style pool, or address(0) to disable the collateral position.
+    /// @param adminModule The VaultAdmin module (address(0) inside the module itself).
+    constructor(IERC20 usdc, IAavePool pool, address adminModule, string memory name_, string memory symbol_)
+        ERC20(name_, symbol_)
+        ERC4626(usdc)
+    {
+        lendingPool = pool;
+        _ADMIN_MODULE = adminModule;
+    }
+
+    // ─────────────────────────── shared helpers ───────────────────────────
+
+    function _indexOf(address token) internal view returns (uint256) {
+        uint256 s = _slotOf[token];
+        if (s == 0) revert NotBasketAsset(token);
+        return s - 1;
+    }
+
+    /// @dev LTV = debt / collateral in bps, rounded up (65535 for debt without collateral).
+    function _ltvBps(uint256 coll, uint256 debt) internal pure returns (uint256) {
+        if (debt == 0) return 0;
+        if (coll == 0) return type(uint16).max;
+        return Math.mulDiv(debt, BPS, coll, Math.Rounding.Ceil);
+    }
+
+    /// @dev ERC-4626 decimals offset.
+    function _decimalsOffset() internal pure override returns (uint8) {
+        return DECIMALS_OFFSET;
+    }
+}
