@@ -61,7 +61,7 @@ gas:
 account:
   keystore: keystore.json
   passphrase_file: passphrase.txt
-schedule: {{interval_s: 12}}
+schedule: {{interval_s: 1}}
 ledger: {{path: keeper.sqlite}}
 metrics_port: 0
 {extra}
