@@ -36,16 +36,23 @@ class CountingProvider(HTTPProvider):
 
 
 def config_text(rpc: str, names: list[str], block_time_s: int = 1) -> str:
-    vaults = "".join(f"""
+    vaults = "".join(
+        f"""
   - name: {n}
     from_deployments: {n}
     assets: [{{symbol: WETH, target_bps: 4000}}, {{symbol: WBTC, target_bps: 3000}},
              {{symbol: LINK, target_bps: 1000}}, {{symbol: USDC, target_bps: 2000}}]
     bands: {{inner_bps: 200, outer_bps: 500}}
-    policy: {{name: threshold, params: {{}}}}""" for n in names)
+    policy: {{name: threshold, params: {{}}}}"""
+        for n in names
+    )
     return f"""
 networks:
-  local: {{rpc_urls: ["{rpc}"], chain_id: 31337, block_time_s: {block_time_s}, deployments: deployments.json}}
+  local:
+    rpc_urls: ["{rpc}"]
+    chain_id: 31337
+    block_time_s: {block_time_s}
+    deployments: deployments.json
 vaults:{vaults}
 gas: {{max_fee_gwei: 100, per_rebalance_budget_gwei: 50000000, replace_after_blocks: 3}}
 account: {{keystore: keystore.json, passphrase_file: passphrase.txt}}
@@ -54,9 +61,10 @@ metrics_port: 0
 """
 
 
-def stack(w3: Web3, rpc: str, n_vaults: int, tmp: Path | None = None,
-          block_time_s: int = 1) -> tuple[LocalMarket, Path, str]:
-    """Market + n seeded vaults + keystore + config in a temp dir; returns (market, config, keeper)."""
+def stack(
+    w3: Web3, rpc: str, n_vaults: int, tmp: Path | None = None, block_time_s: int = 1
+) -> tuple[LocalMarket, Path, str]:
+    """Market, n seeded vaults, keystore and config in a temp dir: (market, config, keeper)."""
     tmp = tmp or Path(tempfile.mkdtemp(prefix="vk-bench-"))
     acc = w3.eth.accounts
     market = deploy_market(w3, acc[0])
@@ -65,8 +73,9 @@ def stack(w3: Web3, rpc: str, n_vaults: int, tmp: Path | None = None,
     (tmp / "passphrase.txt").write_text(PASS)
     w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])  # type: ignore[arg-type]
     for i in range(n_vaults):
-        vault = deploy_vault(w3, market, admin=acc[0], keeper=key.address, guardian=acc[2],
-                             setup=VaultSetup())
+        vault = deploy_vault(
+            w3, market, admin=acc[0], keeper=key.address, guardian=acc[2], setup=VaultSetup()
+        )
         seed_basket(w3, market, vault, 1_000_000)
         market = market.with_vault(f"v{i}", vault.address)
     write_deployments(market, tmp / "deployments.json")
@@ -75,14 +84,19 @@ def stack(w3: Web3, rpc: str, n_vaults: int, tmp: Path | None = None,
     return market, cfg, key.address
 
 
-def counting_keeper(cfg_path: Path, rpc: str, keeper: str, names: list[str] | None = None
-                    ) -> tuple[Keeper, CountingProvider]:
+def counting_keeper(
+    cfg_path: Path, rpc: str, keeper: str, names: list[str] | None = None
+) -> tuple[Keeper, CountingProvider]:
     cfg = load_config(cfg_path)
     if names is not None:
         cfg = cfg.model_copy(update={"vaults": tuple(v for v in cfg.vaults if v.name in names)})
     provider = CountingProvider(rpc)
     w3 = Web3(provider, middleware=[])
     tmp = cfg_path.parent
-    deps = KeeperDeps(w3=w3, ledger=Ledger(tmp / f"bench-{len(cfg.vaults)}.sqlite"),
-                      history=PriceHistory(tmp / f"bench-h-{len(cfg.vaults)}.sqlite"), keeper_address=keeper)
+    deps = KeeperDeps(
+        w3=w3,
+        ledger=Ledger(tmp / f"bench-{len(cfg.vaults)}.sqlite"),
+        history=PriceHistory(tmp / f"bench-h-{len(cfg.vaults)}.sqlite"),
+        keeper_address=keeper,
+    )
     return Keeper(cfg, deps), provider

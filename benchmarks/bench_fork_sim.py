@@ -33,10 +33,13 @@ def main() -> None:
             sim.append(time.perf_counter() - t)
             assert r.verdict == "simulated", r
     fork = statistics.median(sim) - statistics.median(check)
-    lines = ["| measure (median of 5) | time |", "|---|---:|",
-             f"| tick without simulation (read, decide, plan) | {statistics.median(check) * 1000:.0f} ms |",
-             f"| tick with fork simulation | {statistics.median(sim) * 1000:.0f} ms |",
-             f"| fork simulation alone (fork start, send, read back) | {fork * 1000:.0f} ms |"]
+    lines = [
+        "| measure (median of 5) | time |",
+        "|---|---:|",
+        f"| tick without simulation | {statistics.median(check) * 1000:.0f} ms |",
+        f"| tick with fork simulation | {statistics.median(sim) * 1000:.0f} ms |",
+        f"| fork simulation alone (fork start, send, read back) | {fork * 1000:.0f} ms |",
+    ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "fork_sim.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

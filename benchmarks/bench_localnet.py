@@ -28,11 +28,14 @@ def main() -> None:
     runs = [once() for _ in range(REPEATS)]
     start = statistics.median(r[0] for r in runs)
     deploy = statistics.median(r[1] for r in runs)
-    lines = ["| measure (median of 3) | time |", "|---|---:|",
-             f"| anvil start (until it answers) | {start * 1000:.0f} ms |",
-             f"| deploy the local market (tokens, feeds, Uniswap v3 + 6 pools with liquidity, "
-             f"lending pool, Multicall3) | {deploy:.2f} s |",
-             f"| total | {start + deploy:.2f} s |"]
+    lines = [
+        "| measure (median of 3) | time |",
+        "|---|---:|",
+        f"| anvil start (until it answers) | {start * 1000:.0f} ms |",
+        f"| deploy the local market (tokens, feeds, Uniswap v3 + 6 pools with liquidity, "
+        f"lending pool, Multicall3) | {deploy:.2f} s |",
+        f"| total | {start + deploy:.2f} s |",
+    ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "localnet.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

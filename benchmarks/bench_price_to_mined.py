@@ -42,12 +42,15 @@ def main() -> None:
         wall = time.perf_counter() - t0
     assert result is not None and result.verdict == "sent", result
     receipt_block = keeper.deps.ledger.get_tx(1).receipt_block
-    lines = ["| measure | value |", "|---|---:|",
-             f"| block of the price move | {move_block} |",
-             f"| block the keeper's tick saw | {seen_block} |",
-             f"| block the rebalance was mined in | {receipt_block} |",
-             f"| blocks after the tick that saw the move | {receipt_block - seen_block} |",
-             f"| wall time, move to mined (12 s blocks) | {wall:.1f} s |"]
+    lines = [
+        "| measure | value |",
+        "|---|---:|",
+        f"| block of the price move | {move_block} |",
+        f"| block the keeper's tick saw | {seen_block} |",
+        f"| block the rebalance was mined in | {receipt_block} |",
+        f"| blocks after the tick that saw the move | {receipt_block - seen_block} |",
+        f"| wall time, move to mined (12 s blocks) | {wall:.1f} s |",
+    ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "price_to_mined.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -43,12 +43,18 @@ def main() -> None:
             if case.startswith("out"):
                 move_market(w3, market, "WETH", 3_000)
             for n in SIZES:
-                keeper, provider = counting_keeper(cfg, anvil.url, keeper_addr, [f"v{i}" for i in range(n)])
+                keeper, provider = counting_keeper(
+                    cfg, anvil.url, keeper_addr, [f"v{i}" for i in range(n)]
+                )
                 median, trips, verdicts = measure(keeper, provider)
                 rows.append((case, n, median, trips, ",".join(verdicts)))
-                print(f"{case:20s} {n:4d} vaults: {median * 1000:8.1f} ms, {trips} round trips, {verdicts}")
-    lines = ["| case | vaults | tick latency (median of 5) | RPC round trips | verdicts |",
-             "|---|---:|---:|---:|---|"]
+                print(
+                    f"{case:20s} {n:4d} vaults: {median * 1000:8.1f} ms, {trips} trips, {verdicts}"
+                )
+    lines = [
+        "| case | vaults | tick latency (median of 5) | RPC round trips | verdicts |",
+        "|---|---:|---:|---:|---|",
+    ]
     lines += [f"| {c} | {n} | {m * 1000:.0f} ms | {t} | {v} |" for c, n, m, t, v in rows]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "tick.md").write_text("\n".join(lines) + "\n")

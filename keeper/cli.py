@@ -25,14 +25,19 @@ from keeper.errors import ConfigError, DataError, KeeperError
 from keeper.metrics import Metrics, setup_logging
 from keeper.send.keys import redact
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="vault-keeper: preventative rebalancing for guarded on-chain vaults.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="vault-keeper: preventative rebalancing for guarded on-chain vaults.",
+)
 console = Console()
 err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="networks.yaml to load")]
 NetworkOpt = Annotated[str | None, typer.Option("--network", "-n", help="network in the config")]
-VaultOpt = Annotated[str | None, typer.Option("--vault", help="vault name or address (default: all)")]
+VaultOpt = Annotated[
+    str | None, typer.Option("--vault", help="vault name or address (default: all)")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 DEFAULT_CONFIG = Path("networks.yaml")
 
@@ -76,10 +81,20 @@ def _tick(keeper: Keeper, mode: Mode, vault: str | None) -> list[TickResult]:
 
 def results_table(results: list[TickResult], title: str) -> Table:
     t = Table(title=title)
-    for col in ("vault", "block", "action", "verdict", "weights vs targets (bps)", "cost $", "tx / reason"):
+    for col in (
+        "vault",
+        "block",
+        "action",
+        "verdict",
+        "weights vs targets (bps)",
+        "cost $",
+        "tx / reason",
+    ):
         t.add_column(col, overflow="fold")
     for r in results:
-        w = " ".join(f"{s}:{a}/{b}" for s, a, b in zip(r.symbols, r.weights_bps, r.targets_bps, strict=True))
+        w = " ".join(
+            f"{s}:{a}/{b}" for s, a, b in zip(r.symbols, r.weights_bps, r.targets_bps, strict=True)
+        )
         cost = f"{r.cost_usd:,.2f}" if r.cost_usd is not None else ""
         t.add_row(r.name, str(r.block), r.action, r.verdict, w, cost, r.tx_hash or r.reason)
     return t
@@ -96,26 +111,37 @@ def emit(results: list[TickResult], as_json: bool, title: str) -> None:
 
 
 @app.command()
-def check(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None, vault: VaultOpt = None,
-          as_json: JsonOpt = False) -> None:
+def check(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    network: NetworkOpt = None,
+    vault: VaultOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """One dry tick: snapshot, decision and plan. Sends nothing."""
     cfg = _load(config, network)
     emit(_tick(_keeper(cfg, can_send=False), Mode.CHECK, vault), as_json, "keeper check (dry)")
 
 
 @app.command()
-def simulate(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
-             vault: VaultOpt = None, as_json: JsonOpt = False) -> None:
+def simulate(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    network: NetworkOpt = None,
+    vault: VaultOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """`check` plus the fork simulation of every plan. Sends nothing."""
     cfg = _load(config, network)
     emit(_tick(_keeper(cfg, can_send=False), Mode.SIMULATE, vault), as_json, "keeper simulate")
 
 
 @app.command()
-def rebalance(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
-              vault: VaultOpt = None,
-              yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
-              as_json: JsonOpt = False) -> None:
+def rebalance(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    network: NetworkOpt = None,
+    vault: VaultOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """One tick that may send: plans and simulates, asks, then sends."""
     cfg = _load(config, network)
     keeper = _keeper(cfg, can_send=True)
@@ -132,8 +158,9 @@ def rebalance(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
 
 
 @app.command()
-def status(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
-           as_json: JsonOpt = False) -> None:
+def status(
+    config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None, as_json: JsonOpt = False
+) -> None:
     """Weights against targets and bands, collateral, pending txs and recent decisions."""
     from keeper.status import gather_status, print_status
 
@@ -149,8 +176,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
 
 
 @app.command()
-def run(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
-        dry: Annotated[bool, typer.Option("--dry", help="simulate only, never send")] = False) -> None:
+def run(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    network: NetworkOpt = None,
+    dry: Annotated[bool, typer.Option("--dry", help="simulate only, never send")] = False,
+) -> None:
     """Start the scheduler (one job per vault) until SIGINT/SIGTERM."""
     from keeper.runtime import Runtime
 
@@ -159,31 +189,45 @@ def run(config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None,
     keeper = _keeper(cfg, can_send=not dry, metrics=metrics)
     if cfg.metrics_port:
         metrics.serve(cfg.metrics_port)
-    rt = Runtime(cfg, keeper, Mode.SIMULATE if dry else Mode.SEND,
-                 on_result=lambda r: console.print(_line(r)))
-    console.print(f"keeper running on {cfg.network.name} for {len(cfg.vaults)} vault(s); Ctrl-C stops")
+    rt = Runtime(
+        cfg,
+        keeper,
+        Mode.SIMULATE if dry else Mode.SEND,
+        on_result=lambda r: console.print(_line(r)),
+    )
+    console.print(
+        f"keeper running on {cfg.network.name} for {len(cfg.vaults)} vault(s); Ctrl-C stops"
+    )
     rt.run_forever()
 
 
 def _line(r: TickResult) -> str:
     tail = r.tx_hash or r.reason
-    return f"[{time.strftime('%H:%M:%S')}] {r.name} block {r.block}: {r.action} -> {r.verdict}: {tail}"
+    return (
+        f"[{time.strftime('%H:%M:%S')}] {r.name} block {r.block}: {r.action} -> {r.verdict}: {tail}"
+    )
 
 
 @app.command()
-def demo(config: ConfigOpt = DEFAULT_CONFIG,
-         hours: Annotated[int, typer.Option(min=2, max=5000, help="simulated hours")] = 72,
-         port: Annotated[int, typer.Option(min=1, max=65535)] = 8545,
-         start: Annotated[str, typer.Option(help="first hour of the real price window")] = "2022-06-10 00:00:00",
-         prices: Annotated[Path | None, typer.Option(help="hourly price CSV")] = None,
-         seed: Annotated[int, typer.Option(help="random-walk seed (no price file)")] = 7,
-         step: Annotated[float, typer.Option(min=0.05, help="wall seconds per simulated hour")] = 0.4) -> None:
+def demo(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    hours: Annotated[int, typer.Option(min=2, max=5000, help="simulated hours")] = 72,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8545,
+    start: Annotated[
+        str, typer.Option(help="first hour of the real price window")
+    ] = "2022-06-10 00:00:00",
+    prices: Annotated[Path | None, typer.Option(help="hourly price CSV")] = None,
+    seed: Annotated[int, typer.Option(help="random-walk seed (no price file)")] = 7,
+    step: Annotated[float, typer.Option(min=0.05, help="wall seconds per simulated hour")] = 0.4,
+) -> None:
     """Start anvil, deploy the local market and a vault, and run the scheduler against a
     scripted market. Ends with a summary."""
     from keeper.demo import DemoSettings
     from keeper.demo_run import run_demo
 
-    settings = DemoSettings(hours=hours, port=port, start=start, prices=prices, seed=seed, step_s=step)
+    settings = DemoSettings(
+        hours=hours, port=port, start=start, prices=prices, seed=seed, step_s=step
+    )
     try:
         run_demo(settings, config, console)
     except KeeperError as err:

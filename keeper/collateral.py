@@ -19,14 +19,24 @@ def collateral_decision(state: VaultState) -> Decision | None:
     if c is None or c.target_ltv_bps == 0:
         return None
     if c.in_danger:
-        return Decision(action=Action.DELEVERAGE, urgent=True, target_ltv_bps=c.target_ltv_bps,
-                        reason=f"ripcord: LTV {c.ltv_bps} bps >= {c.ripcord_ltv_bps} bps")
+        return Decision(
+            action=Action.DELEVERAGE,
+            urgent=True,
+            target_ltv_bps=c.target_ltv_bps,
+            reason=f"ripcord: LTV {c.ltv_bps} bps >= {c.ripcord_ltv_bps} bps",
+        )
     if c.ltv_bps > c.max_ltv_bps:
-        return Decision(action=Action.DELEVERAGE, target_ltv_bps=c.target_ltv_bps,
-                        reason=f"LTV {c.ltv_bps} bps above band max {c.max_ltv_bps} bps")
+        return Decision(
+            action=Action.DELEVERAGE,
+            target_ltv_bps=c.target_ltv_bps,
+            reason=f"LTV {c.ltv_bps} bps above band max {c.max_ltv_bps} bps",
+        )
     if c.collateral_e8 > 0 and c.ltv_bps < c.min_ltv_bps:
-        return Decision(action=Action.RELEVERAGE, target_ltv_bps=c.target_ltv_bps,
-                        reason=f"LTV {c.ltv_bps} bps below band min {c.min_ltv_bps} bps")
+        return Decision(
+            action=Action.RELEVERAGE,
+            target_ltv_bps=c.target_ltv_bps,
+            reason=f"LTV {c.ltv_bps} bps below band min {c.min_ltv_bps} bps",
+        )
     return None
 
 
@@ -35,8 +45,9 @@ def debt_change_e8(c: CollateralState, target_ltv_bps: int) -> int:
     return c.collateral_e8 * target_ltv_bps // 10_000 - c.debt_e8
 
 
-def collateral_calldata(state: VaultState, decision: Decision, debt_symbol: str, deadline: int
-                        ) -> tuple[bytes, str]:
+def collateral_calldata(
+    state: VaultState, decision: Decision, debt_symbol: str, deadline: int
+) -> tuple[bytes, str]:
     """Calldata for the collateral action, and a description. Repays come from the wallet."""
     c = state.collateral
     assert c is not None and decision.target_ltv_bps is not None
@@ -45,7 +56,9 @@ def collateral_calldata(state: VaultState, decision: Decision, debt_symbol: str,
     raw = abs(delta_e8) * 10**debt.decimals * 10**debt.feed.decimals // (debt.feed.answer * ONE_E8)
     if decision.urgent:
         args = ([], raw, deadline, state.epoch)
-        return encode_call("RebalancingVault", "ripcord", args), f"ripcord: repay {raw} {debt_symbol}"
+        return encode_call(
+            "RebalancingVault", "ripcord", args
+        ), f"ripcord: repay {raw} {debt_symbol}"
     action = BORROW if delta_e8 > 0 else REPAY
     args2 = (action, debt.token, raw, deadline, state.epoch)
     verb = "borrow" if action == BORROW else "repay"

@@ -9,6 +9,7 @@ transactions from an encrypted keystore account.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 import secrets
@@ -65,8 +66,10 @@ def hourly_returns_bps(s: DemoSettings) -> tuple[str, list[dict[str, int]]]:
     if path.exists():
         return f"real hourly returns from {path.name} starting {s.start}", _from_file(path, s)
     rng = np.random.default_rng(s.seed)
-    steps = [{sym: int(round(rng.normal(0.0, DEFAULT_VOL_PER_H[sym]) * BPS)) for sym in SYMBOLS}
-             for _ in range(s.hours)]
+    steps = [
+        {sym: round(rng.normal(0.0, DEFAULT_VOL_PER_H[sym]) * BPS) for sym in SYMBOLS}
+        for _ in range(s.hours)
+    ]
     return f"seeded random walk (seed {s.seed}; no shared price file found)", steps
 
 
@@ -89,13 +92,17 @@ def _from_file(path: Path, s: DemoSettings) -> list[dict[str, int]]:
             if len(rows) > s.hours:
                 break
     if len(rows) <= s.hours:
-        raise DataError(f"{path}: fewer than {s.hours + 1} hours after {s.start}: choose an earlier --start")
-    return [{sym: _bps(float(a[COLUMNS[sym]]), float(b[COLUMNS[sym]])) for sym in SYMBOLS}
-            for a, b in zip(rows, rows[1:], strict=False)]
+        raise DataError(
+            f"{path}: fewer than {s.hours + 1} hours after {s.start}: choose an earlier --start"
+        )
+    return [
+        {sym: _bps(float(a[COLUMNS[sym]]), float(b[COLUMNS[sym]])) for sym in SYMBOLS}
+        for a, b in itertools.pairwise(rows)
+    ]
 
 
 def _bps(p0: float, p1: float) -> int:
-    return int(round((p1 / p0 - 1.0) * BPS)) if p0 > 0 and math.isfinite(p1 / p0) else 0
+    return round((p1 / p0 - 1.0) * BPS) if p0 > 0 and math.isfinite(p1 / p0) else 0
 
 
 # ------------------------------------------------------------------ setting up the world
@@ -118,16 +125,18 @@ def make_keeper_keystore(state_dir: Path) -> str:
     return str(account.address)
 
 
-def deploy_local_stack(w3: Web3, state_dir: Path, prices_e8: dict[str, int] | None = None,
-                       nav_usd: int = 1_000_000) -> tuple[LocalMarket, str]:
+def deploy_local_stack(
+    w3: Web3, state_dir: Path, prices_e8: dict[str, int] | None = None, nav_usd: int = 1_000_000
+) -> tuple[LocalMarket, str]:
     """Market + keystore keeper + configured, seeded vault; writes deployments/local.json.
     Shared by `keeper demo` and `ape run deploy_local`. Returns (market with vault, keeper)."""
     acc = w3.eth.accounts
     market = deploy_market(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
     w3.provider.make_request("anvil_setBalance", [keeper, hex(10 * 10**18)])  # type: ignore[arg-type]
-    vault = deploy_vault(w3, market, admin=acc[0], keeper=keeper, guardian=acc[2],
-                         setup=VaultSetup(cooldown_s=1800))
+    vault = deploy_vault(
+        w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup(cooldown_s=1800)
+    )
     deposit_usdc(w3, market, vault, acc[3], 10_000)
     seed_basket(w3, market, vault, nav_usd)
     market = market.with_vault("main", vault.address)

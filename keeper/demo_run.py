@@ -12,7 +12,14 @@ from rich.table import Table
 
 from keeper.app import Mode, TickResult
 from keeper.config import load_config
-from keeper.demo import DemoSettings, DemoStats, DemoWorld, advance_hour, build_world, hourly_returns_bps
+from keeper.demo import (
+    DemoSettings,
+    DemoStats,
+    DemoWorld,
+    advance_hour,
+    build_world,
+    hourly_returns_bps,
+)
 from keeper.localnet.artifacts import project_root
 from keeper.metrics import setup_logging
 from keeper.read import ReadTarget, read_snapshot
@@ -30,8 +37,14 @@ def run_demo(s: DemoSettings, config: Path, console: Console) -> DemoStats:
         world.anvil.stop()
 
 
-def _run(s: DemoSettings, config: Path, console: Console, world: DemoWorld, source: str,
-         moves: list[dict[str, int]]) -> DemoStats:
+def _run(
+    s: DemoSettings,
+    config: Path,
+    console: Console,
+    world: DemoWorld,
+    source: str,
+    moves: list[dict[str, int]],
+) -> DemoStats:
     os.environ["LOCAL_RPC"] = world.anvil.url
     cfg = load_config(config, "local")
     setup_logging(cfg.log_format, level=logging.WARNING)  # the demo prints its own lines
@@ -44,10 +57,18 @@ def _run(s: DemoSettings, config: Path, console: Console, world: DemoWorld, sour
         if r.verdict != "hold" or stats.steps % 12 == 0:
             console.print(_line(r))
 
-    rt = Runtime(cfg, keeper, Mode.SEND, on_result=on_result, runtime_id="demo",
-                 interval_override_s=max(s.step_s / 2, 0.05))
-    console.print(f"market: {source}; {len(moves)} hours; scheduler ticking every "
-                  f"{rt.interval_override_s:.2f} s")
+    rt = Runtime(
+        cfg,
+        keeper,
+        Mode.SEND,
+        on_result=on_result,
+        runtime_id="demo",
+        interval_override_s=max(s.step_s / 2, 0.05),
+    )
+    console.print(
+        f"market: {source}; {len(moves)} hours; scheduler ticking every "
+        f"{rt.interval_override_s:.2f} s"
+    )
     rt.start()
     try:
         for hour in moves:
@@ -64,8 +85,12 @@ def _run(s: DemoSettings, config: Path, console: Console, world: DemoWorld, sour
 
 def _outside(world: DemoWorld, cfg: object) -> int:
     symbols = {t.address.lower(): sym for sym, t in world.market.tokens.items()}
-    snap = read_snapshot(world.w3, world.market.multicall3,
-                         [ReadTarget(address=world.vault, symbols=symbols)], chain_id=31337)
+    snap = read_snapshot(
+        world.w3,
+        world.market.multicall3,
+        [ReadTarget(address=world.vault, symbols=symbols)],
+        chain_id=31337,
+    )
     return int(any(a.outside_outer for a in snap.vaults[0].assets))
 
 
@@ -81,9 +106,13 @@ def _summary(console: Console, stats: DemoStats, ledger: object, chain_id: int) 
     t.add_column("metric")
     t.add_column("value")
     pct = 100.0 * stats.outside_outer / max(stats.steps, 1)
-    for k, v in (("simulated hours", stats.steps), ("rebalances sent", stats.rebalances),
-                 ("gas used by rebalances", f"{stats.gas_used:,}"),
-                 ("ticks held", stats.holds), ("rejected / failed", stats.rejected),
-                 ("hours outside the outer band", f"{stats.outside_outer} ({pct:.1f}%)")):
+    for k, v in (
+        ("simulated hours", stats.steps),
+        ("rebalances sent", stats.rebalances),
+        ("gas used by rebalances", f"{stats.gas_used:,}"),
+        ("ticks held", stats.holds),
+        ("rejected / failed", stats.rejected),
+        ("hours outside the outer band", f"{stats.outside_outer} ({pct:.1f}%)"),
+    ):
         t.add_row(k, str(v))
     console.print(t)

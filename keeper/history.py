@@ -30,8 +30,10 @@ class PriceHistory:
             self.conn.execute(SCHEMA)
             self.conn.commit()
         except sqlite3.Error as err:
-            raise LedgerError(f"price history {self.path} is unusable: {err}. Fix: move the file "
-                              "aside (it is never reset silently)") from err
+            raise LedgerError(
+                f"price history {self.path} is unusable: {err}. Fix: move the file "
+                "aside (it is never reset silently)"
+            ) from err
 
     def record(self, state: VaultState, block_ts: int) -> None:
         self.record_many([state], block_ts)
@@ -40,8 +42,11 @@ class PriceHistory:
         """Keep the latest answer of each hour (an upsert: later ticks in an hour overwrite);
         one transaction for all vaults of a tick."""
         hour = block_ts // HOUR_S * HOUR_S
-        rows = [(s.address, hour, ",".join(str(a.feed.answer / 10**a.feed.decimals) for a in s.assets))
-                for s in states if s.assets and not s.feed_problems]
+        rows = [
+            (s.address, hour, ",".join(str(a.feed.answer / 10**a.feed.decimals) for a in s.assets))
+            for s in states
+            if s.assets and not s.feed_problems
+        ]
         try:
             self.conn.executemany("INSERT OR REPLACE INTO price_history VALUES (?, ?, ?)", rows)
             self.conn.commit()
@@ -52,7 +57,8 @@ class PriceHistory:
         """Hourly rows, oldest first; rows from another basket size are skipped."""
         rows = self.conn.execute(
             "SELECT prices FROM price_history WHERE vault = ? ORDER BY hour_ts DESC LIMIT ?",
-            (vault, max_rows)).fetchall()
+            (vault, max_rows),
+        ).fetchall()
         out = [[float(x) for x in r[0].split(",")] for r in reversed(rows)]
         return [r for r in out if len(r) == n_assets]
 

@@ -18,13 +18,25 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.tick_seconds = Histogram("keeper_tick_seconds", "tick duration", ["network"], registry=r)
-        self.decisions = Counter("keeper_decisions_total", "decisions", ["vault", "action"], registry=r)
+        self.tick_seconds = Histogram(
+            "keeper_tick_seconds", "tick duration", ["network"], registry=r
+        )
+        self.decisions = Counter(
+            "keeper_decisions_total", "decisions", ["vault", "action"], registry=r
+        )
         self.sends = Counter("keeper_sends_total", "transactions sent", ["vault"], registry=r)
-        self.replacements = Counter("keeper_replacements_total", "replacements", ["vault"], registry=r)
-        self.failures = Counter("keeper_failures_total", "failed ticks", ["vault", "kind"], registry=r)
-        self.gas_spent = Counter("keeper_gas_spent_wei_total", "gas fees paid", ["vault"], registry=r)
-        self.deviation = Gauge("keeper_band_deviation_bps", "max |weight - target|", ["vault"], registry=r)
+        self.replacements = Counter(
+            "keeper_replacements_total", "replacements", ["vault"], registry=r
+        )
+        self.failures = Counter(
+            "keeper_failures_total", "failed ticks", ["vault", "kind"], registry=r
+        )
+        self.gas_spent = Counter(
+            "keeper_gas_spent_wei_total", "gas fees paid", ["vault"], registry=r
+        )
+        self.deviation = Gauge(
+            "keeper_band_deviation_bps", "max |weight - target|", ["vault"], registry=r
+        )
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
@@ -36,8 +48,11 @@ class JsonFormatter(logging.Formatter):
     FIELDS = ("vault", "block", "decision", "tx", "cost_usd", "reason", "network")
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname,
-                               "msg": redact(record.getMessage())}
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "msg": redact(record.getMessage()),
+        }
         for f in self.FIELDS:
             if hasattr(record, f):
                 out[f] = redact(str(getattr(record, f)))
@@ -51,8 +66,11 @@ class RedactingFormatter(logging.Formatter):
 
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger("keeper")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -54,8 +54,14 @@ class Leg:
     quote_gas: int
 
     def as_tuple(self) -> tuple[object, ...]:
-        return (self.router, self.token_in, self.token_out, self.fee_ppm, self.amount_in_raw,
-                self.path)
+        return (
+            self.router,
+            self.token_in,
+            self.token_out,
+            self.fee_ppm,
+            self.amount_in_raw,
+            self.path,
+        )
 
 
 @dataclass(**FROZEN)
@@ -109,12 +115,18 @@ class Market:
 def trades_for(state: VaultState, decision: Decision) -> list[Trade]:
     """Greedy pairing of over- and under-weight assets, capped at the decision's and vault's max."""
     nav = state.nav_e18
-    deltas = {a.symbol: nav * t // BPS - a.value_e18
-              for a, t in zip(state.assets, decision.target_weights_bps, strict=True)}
+    deltas = {
+        a.symbol: nav * t // BPS - a.value_e18
+        for a, t in zip(state.assets, decision.target_weights_bps, strict=True)
+    }
     sells = sorted(((-d, s) for s, d in deltas.items() if d < 0), reverse=True)
     buys = sorted(((d, s) for s, d in deltas.items() if d > 0), reverse=True)
     total = sum(v for v, _ in sells)
-    cap = min(x for x in (decision.max_trade_e18, state.limits.max_trade_e18, total) if x > 0) if total else 0
+    cap = (
+        min(x for x in (decision.max_trade_e18, state.limits.max_trade_e18, total) if x > 0)
+        if total
+        else 0
+    )
     return _pair(_scaled(sells, cap, total), _scaled(buys, cap, sum(v for v, _ in buys)))
 
 
@@ -147,9 +159,13 @@ def raw_for_value(value_e18: int, a: AssetState) -> int:
 def routes(market: Market, sell: str, buy: str) -> list[Route]:
     """Direct pools first, then two-hop routes through each hub."""
     direct = [Route(fees_ppm=(f,), tokens=(sell, buy)) for f in _fees(market, sell, buy)]
-    hops = [Route(fees_ppm=(f1, f2), tokens=(sell, h, buy))
-            for h in market.hubs if h not in (sell, buy)
-            for f1 in _fees(market, sell, h) for f2 in _fees(market, h, buy)]
+    hops = [
+        Route(fees_ppm=(f1, f2), tokens=(sell, h, buy))
+        for h in market.hubs
+        if h not in (sell, buy)
+        for f1 in _fees(market, sell, h)
+        for f2 in _fees(market, h, buy)
+    ]
     return direct + hops
 
 
@@ -167,8 +183,15 @@ def encode_path(market: Market, route: Route) -> bytes:
 
 def quote_call(market: Market, route: Route, amount_in: int) -> tuple[str, bool, bytes]:
     if len(route.fees_ppm) == 1:
-        args = ((market.tokens[route.tokens[0]][0], market.tokens[route.tokens[1]][0], amount_in,
-                 route.fees_ppm[0], 0),)
+        args = (
+            (
+                market.tokens[route.tokens[0]][0],
+                market.tokens[route.tokens[1]][0],
+                amount_in,
+                route.fees_ppm[0],
+                0,
+            ),
+        )
         return (market.quoter, True, encode_call("QuoterV2", "quoteExactInputSingle", args))
     args2 = (encode_path(market, route), amount_in)
     return (market.quoter, True, encode_call("QuoterV2", "quoteExactInput", args2))
@@ -177,8 +200,9 @@ def quote_call(market: Market, route: Route, amount_in: int) -> tuple[str, bool,
 # ------------------------------------------------------------------ chain: quotes and gas
 
 
-def quote_all(w3: Web3, market: Market, calls: list[tuple[str, bool, bytes]],
-              block: int | str) -> list[tuple[int, int] | None]:
+def quote_all(
+    w3: Web3, market: Market, calls: list[tuple[str, bool, bytes]], block: int | str
+) -> list[tuple[int, int] | None]:
     """All quotes in one Multicall3 eth_call: (amountOut, gasEstimate) or None if it failed."""
     data = encode_call("Multicall3", "aggregate3", (calls,))
     try:
@@ -199,9 +223,15 @@ def _quote_result(ok: bool, ret: bytes) -> tuple[int, int] | None:
     return amount_out, gas
 
 
-def estimate_gas(w3: Web3, sender: str, to: str, calldata: bytes, block: int | str) -> tuple[int | None, str]:
+def estimate_gas(
+    w3: Web3, sender: str, to: str, calldata: bytes, block: int | str
+) -> tuple[int | None, str]:
     """(gas, "") or (None, revert reason) for the exact transaction."""
-    tx = {"from": Web3.to_checksum_address(sender), "to": Web3.to_checksum_address(to), "data": calldata}
+    tx = {
+        "from": Web3.to_checksum_address(sender),
+        "to": Web3.to_checksum_address(to),
+        "data": calldata,
+    }
     try:
         return int(w3.eth.estimate_gas(tx, block)), ""  # type: ignore[arg-type]
     except ContractLogicError as err:
@@ -220,14 +250,21 @@ def decode_revert(err: ContractLogicError) -> str:
 # ------------------------------------------------------------------ assembling
 
 
-def build_legs(state: VaultState, market: Market, trades: list[Trade],
-               quotes: dict[tuple[int, int], tuple[int, int] | None],
-               candidates: list[list[Route]]) -> list[Leg]:
+def build_legs(
+    state: VaultState,
+    market: Market,
+    trades: list[Trade],
+    quotes: dict[tuple[int, int], tuple[int, int] | None],
+    candidates: list[list[Route]],
+) -> list[Leg]:
     """Pick, per trade, the route with the best quote; drop trades with no quote."""
     legs = []
     for t_i, (trade, rts) in enumerate(zip(trades, candidates, strict=True)):
-        best = max(((quotes.get((t_i, r_i)), r) for r_i, r in enumerate(rts)),
-                   key=lambda qr: qr[0][0] if qr[0] else -1, default=(None, None))
+        best = max(
+            ((quotes.get((t_i, r_i)), r) for r_i, r in enumerate(rts)),
+            key=lambda qr: qr[0][0] if qr[0] else -1,
+            default=(None, None),
+        )
         q, route = best
         if q is None or route is None:
             continue
@@ -238,13 +275,20 @@ def build_legs(state: VaultState, market: Market, trades: list[Trade],
 def _leg(state: VaultState, market: Market, trade: Trade, route: Route, q: tuple[int, int]) -> Leg:
     a_in, a_out = state.asset(trade.sell), state.asset(trade.buy)
     single = len(route.fees_ppm) == 1
-    return Leg(router=market.router, sell=trade.sell, buy=trade.buy, token_in=a_in.token,
-               token_out=a_out.token, fee_ppm=route.fees_ppm[0],
-               path=b"" if single else encode_path(market, route),
-               amount_in_raw=raw_for_value(trade.notional_e18, a_in),
-               notional_e18=trade.notional_e18,
-               oracle_out_raw=raw_for_value(trade.notional_e18, a_out),
-               quoted_out_raw=q[0], quote_gas=q[1])
+    return Leg(
+        router=market.router,
+        sell=trade.sell,
+        buy=trade.buy,
+        token_in=a_in.token,
+        token_out=a_out.token,
+        fee_ppm=route.fees_ppm[0],
+        path=b"" if single else encode_path(market, route),
+        amount_in_raw=raw_for_value(trade.notional_e18, a_in),
+        notional_e18=trade.notional_e18,
+        oracle_out_raw=raw_for_value(trade.notional_e18, a_out),
+        quoted_out_raw=q[0],
+        quote_gas=q[1],
+    )
 
 
 def leg_costs(state: VaultState, legs: list[Leg]) -> tuple[int, int]:
@@ -262,7 +306,9 @@ def path_fees(leg: Leg) -> tuple[int, ...]:
     """Fee tiers (ppm) of every hop of a leg."""
     if not leg.path:
         return (leg.fee_ppm,)
-    return tuple(int.from_bytes(leg.path[i + 20:i + 23], "big") for i in range(0, len(leg.path) - 20, 23))
+    return tuple(
+        int.from_bytes(leg.path[i + 20 : i + 23], "big") for i in range(0, len(leg.path) - 20, 23)
+    )
 
 
 def _after_fees(value: int, fees_ppm: tuple[int, ...]) -> int:
@@ -274,12 +320,18 @@ def _after_fees(value: int, fees_ppm: tuple[int, ...]) -> int:
 def floor_breaches(state: VaultState, legs: list[Leg]) -> list[str]:
     """Legs whose quote is under the vault's oracle floor: they would revert on chain."""
     keep = BPS - state.limits.max_slippage_bps
-    return [f"{leg.sell}->{leg.buy}: quote {leg.quoted_out_raw} < floor {leg.oracle_out_raw * keep // BPS}"
-            for leg in legs if leg.quoted_out_raw * BPS < leg.oracle_out_raw * keep]
+    return [
+        f"{leg.sell}->{leg.buy}: quote {leg.quoted_out_raw} < floor "
+        f"{leg.oracle_out_raw * keep // BPS}"
+        for leg in legs
+        if leg.quoted_out_raw * BPS < leg.oracle_out_raw * keep
+    ]
 
 
 def rebalance_calldata(legs: list[Leg], deadline_ts: int, epoch: int) -> bytes:
-    return encode_call("RebalancingVault", "rebalance", ([leg.as_tuple() for leg in legs], deadline_ts, epoch))
+    return encode_call(
+        "RebalancingVault", "rebalance", ([leg.as_tuple() for leg in legs], deadline_ts, epoch)
+    )
 
 
 # ------------------------------------------------------------------ the stage
@@ -316,12 +368,17 @@ def prepare_quotes(state: VaultState, decision: Decision, market: Market) -> Quo
         return "no trade above the dust size"
     candidates = [routes(market, t.sell, t.buy) for t in trades]
     calls, index = _quote_calls(state, market, trades, candidates)
-    return QuoteRequest(trades=tuple(trades), candidates=tuple(tuple(c) for c in candidates),
-                        calls=tuple(calls), index=tuple(index))
+    return QuoteRequest(
+        trades=tuple(trades),
+        candidates=tuple(tuple(c) for c in candidates),
+        calls=tuple(calls),
+        index=tuple(index),
+    )
 
 
-def legs_from_quotes(state: VaultState, market: Market, req: QuoteRequest,
-                     results: list[tuple[int, int] | None]) -> list[Leg] | str:
+def legs_from_quotes(
+    state: VaultState, market: Market, req: QuoteRequest, results: list[tuple[int, int] | None]
+) -> list[Leg] | str:
     """The best-quoted route per trade, or why no plan can be built."""
     quotes = dict(zip(req.index, results, strict=True))
     legs = build_legs(state, market, list(req.trades), quotes, [list(c) for c in req.candidates])
@@ -333,12 +390,17 @@ def legs_from_quotes(state: VaultState, market: Market, req: QuoteRequest,
     return legs
 
 
-def estimate_many(w3: Web3, txs: list[tuple[str, str, bytes]], block: int) -> list[tuple[int | None, str]]:
-    """eth_estimateGas for every (from, to, data) in one JSON-RPC batch: (gas, "") or (None, why)."""
+def estimate_many(
+    w3: Web3, txs: list[tuple[str, str, bytes]], block: int
+) -> list[tuple[int | None, str]]:
+    """eth_estimateGas for every (from, to, data) in one JSON-RPC batch: (gas, "") or
+    (None, why)."""
     if not txs:
         return []
-    reqs = [("eth_estimateGas", [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
-            for f, t, d in txs]
+    reqs = [
+        ("eth_estimateGas", [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
+        for f, t, d in txs
+    ]
     try:
         responses = w3.provider.make_batch_request(reqs)  # type: ignore[arg-type]
     except (Web3Exception, OSError, ValueError) as err:
@@ -358,8 +420,9 @@ def _estimate_result(r: Any) -> tuple[int | None, str]:
     return None, name_revert(data if isinstance(data, str) else None) or str(err.get("message"))
 
 
-def make_plan(w3: Web3, state: VaultState, decision: Decision, market: Market,
-              ctx: PlanContext) -> PlanOutcome:
+def make_plan(
+    w3: Web3, state: VaultState, decision: Decision, market: Market, ctx: PlanContext
+) -> PlanOutcome:
     """Decision -> RebalancePlan for one vault (the keeper batches these across vaults)."""
     req = prepare_quotes(state, decision, market)
     if isinstance(req, str):
@@ -372,8 +435,9 @@ def make_plan(w3: Web3, state: VaultState, decision: Decision, market: Market,
     return finish_plan(state, decision, legs, gas, why, ctx)
 
 
-def _quote_calls(state: VaultState, market: Market, trades: list[Trade],
-                 candidates: list[list[Route]]) -> tuple[list[tuple[str, bool, bytes]], list[tuple[int, int]]]:
+def _quote_calls(
+    state: VaultState, market: Market, trades: list[Trade], candidates: list[list[Route]]
+) -> tuple[list[tuple[str, bool, bytes]], list[tuple[int, int]]]:
     calls, index = [], []
     for t_i, (trade, rts) in enumerate(zip(trades, candidates, strict=True)):
         amount_in = raw_for_value(trade.notional_e18, state.asset(trade.sell))
@@ -383,8 +447,14 @@ def _quote_calls(state: VaultState, market: Market, trades: list[Trade],
     return calls, index
 
 
-def finish_plan(state: VaultState, decision: Decision, legs: list[Leg], gas: int | None, why: str,
-                ctx: PlanContext) -> PlanOutcome:
+def finish_plan(
+    state: VaultState,
+    decision: Decision,
+    legs: list[Leg],
+    gas: int | None,
+    why: str,
+    ctx: PlanContext,
+) -> PlanOutcome:
     """Price a quoted plan with its gas estimate and apply the cost-benefit check."""
     if gas is None:
         return PlanOutcome(plan=None, reason=f"the vault would revert: {why}")
@@ -392,16 +462,24 @@ def finish_plan(state: VaultState, decision: Decision, legs: list[Leg], gas: int
         return PlanOutcome(plan=None, reason=f"gas {gas} over the budget {ctx.gas_budget}")
     deadline = ctx.block_ts + ctx.deadline_s
     fee, impact = leg_costs(state, legs)
-    cost = PlanCost(gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=fee,
-                    impact_e18=impact)
+    cost = PlanCost(
+        gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=fee, impact_e18=impact
+    )
     benefit = plan_benefit_e18(state, decision)
     verdict = cost_check(state, cost, benefit, ctx.max_required_cost_bps)
     if verdict:
         return PlanOutcome(plan=None, reason=verdict)
-    plan = RebalancePlan(vault=state.address, kind="rebalance", epoch=state.epoch,
-                         deadline_ts=deadline, legs=tuple(legs),
-                         calldata=rebalance_calldata(legs, deadline, state.epoch),
-                         gas_limit=gas * 12 // 10, cost=cost, benefit_e18=benefit)
+    plan = RebalancePlan(
+        vault=state.address,
+        kind="rebalance",
+        epoch=state.epoch,
+        deadline_ts=deadline,
+        legs=tuple(legs),
+        calldata=rebalance_calldata(legs, deadline, state.epoch),
+        gas_limit=gas * 12 // 10,
+        cost=cost,
+        benefit_e18=benefit,
+    )
     return PlanOutcome(plan=plan, reason=decision.reason)
 
 
@@ -420,7 +498,9 @@ def cost_check(state: VaultState, cost: PlanCost, benefit_e18: int | None, max_b
     if benefit_e18 is None:
         cap = state.nav_e18 * max_bps // BPS
         if cost.total_e18 > cap:
-            return f"required trade costs {usd:.2f} USD, over {max_bps} bps of NAV: alert, not sending"
+            return (
+                f"required trade costs {usd:.2f} USD, over {max_bps} bps of NAV: alert, not sending"
+            )
         return ""
     if cost.total_e18 > benefit_e18:
         return f"cost {usd:.2f} USD exceeds the expected benefit {benefit_e18 / ONE_E18:.2f} USD"

@@ -50,8 +50,11 @@ class Fork:
     """anvil --fork-url <rpc> --fork-block-number <block>, as a context manager."""
 
     def __init__(self, rpc_url: str, block: int) -> None:
-        self.anvil = Anvil(fork_url=rpc_url, fork_block=block,
-                           extra_args=("--no-storage-caching", "--code-size-limit", "60000"))
+        self.anvil = Anvil(
+            fork_url=rpc_url,
+            fork_block=block,
+            extra_args=("--no-storage-caching", "--code-size-limit", "60000"),
+        )
         self.w3: Web3 | None = None
 
     def __enter__(self) -> Web3:
@@ -70,8 +73,15 @@ def distance_bps(weights: tuple[int, ...], targets: tuple[int, ...]) -> int:
     return sum(abs(w - t) for w, t in zip(weights, targets, strict=True))
 
 
-def simulate(rpc_url: str, state: VaultState, plan: RebalancePlan, block: int, keeper: str,
-             limits: SimLimits, next_block_ts: int | None = None) -> SimulationReport:
+def simulate(
+    rpc_url: str,
+    state: VaultState,
+    plan: RebalancePlan,
+    block: int,
+    keeper: str,
+    limits: SimLimits,
+    next_block_ts: int | None = None,
+) -> SimulationReport:
     """Fork at `block`, send the plan as `keeper` in a block stamped `next_block_ts` (the
     earliest the real transaction can land: one block time after the snapshot), and judge it."""
     with Fork(rpc_url, block) as w3:
@@ -80,8 +90,9 @@ def simulate(rpc_url: str, state: VaultState, plan: RebalancePlan, block: int, k
         return run_on(w3, state, plan, keeper, limits)
 
 
-def run_on(w3: Web3, state: VaultState, plan: RebalancePlan, keeper: str,
-           limits: SimLimits) -> SimulationReport:
+def run_on(
+    w3: Web3, state: VaultState, plan: RebalancePlan, keeper: str, limits: SimLimits
+) -> SimulationReport:
     """Send the plan on an already-forked chain and judge it."""
     targets = tuple(int(a.target_bps) for a in state.assets)
     pre = distance_bps(tuple(int(a.weight_bps) for a in state.assets), targets)
@@ -98,13 +109,27 @@ def run_on(w3: Web3, state: VaultState, plan: RebalancePlan, keeper: str,
     weights = tuple(int(a["weightBps"]) for a in view["assets"])
     post = distance_bps(weights, targets)
     reasons = judge(plan, state, receipt["gasUsed"], outs, pre, post, limits)
-    return SimulationReport(ok=not reasons, reasons=tuple(reasons), gas_used=receipt["gasUsed"],
-                            amounts_out_raw=outs, post_weights_bps=weights, post_distance_bps=post,
-                            pre_distance_bps=pre, post_ltv_bps=int(view["ltvBps"]))
+    return SimulationReport(
+        ok=not reasons,
+        reasons=tuple(reasons),
+        gas_used=receipt["gasUsed"],
+        amounts_out_raw=outs,
+        post_weights_bps=weights,
+        post_distance_bps=post,
+        pre_distance_bps=pre,
+        post_ltv_bps=int(view["ltvBps"]),
+    )
 
 
-def judge(plan: RebalancePlan, state: VaultState, gas_used: int, outs: tuple[int, ...], pre: int,
-          post: int, limits: SimLimits) -> list[str]:
+def judge(
+    plan: RebalancePlan,
+    state: VaultState,
+    gas_used: int,
+    outs: tuple[int, ...],
+    pre: int,
+    post: int,
+    limits: SimLimits,
+) -> list[str]:
     """Why the outcome is off (empty: fine). Each check mirrors one promise of the plan."""
     reasons = []
     if gas_used > limits.gas_budget:
@@ -114,16 +139,26 @@ def judge(plan: RebalancePlan, state: VaultState, gas_used: int, outs: tuple[int
     for leg, out in zip(plan.legs, outs, strict=False):
         slip = (leg.oracle_out_raw - out) * BPS // max(leg.oracle_out_raw, 1)
         if slip > limits.max_slippage_bps:
-            reasons.append(f"{leg.sell}->{leg.buy} realised slippage {slip} bps over {limits.max_slippage_bps}")
+            reasons.append(
+                f"{leg.sell}->{leg.buy} realised slippage {slip} bps over {limits.max_slippage_bps}"
+            )
     if len(outs) != len(plan.legs):
         reasons.append(f"{len(outs)} swaps executed for {len(plan.legs)} legs")
     return reasons
 
 
 def _rejected(pre: int, reason: str, *, revert: str, gas: int = 0) -> SimulationReport:
-    return SimulationReport(ok=False, reasons=(reason,), gas_used=gas, amounts_out_raw=(),
-                            post_weights_bps=(), post_distance_bps=pre, pre_distance_bps=pre,
-                            post_ltv_bps=None, revert=revert)
+    return SimulationReport(
+        ok=False,
+        reasons=(reason,),
+        gas_used=gas,
+        amounts_out_raw=(),
+        post_weights_bps=(),
+        post_distance_bps=pre,
+        pre_distance_bps=pre,
+        post_ltv_bps=None,
+        revert=revert,
+    )
 
 
 def _send_impersonated(w3: Web3, keeper: str, plan: RebalancePlan) -> dict[str, object]:
@@ -131,8 +166,12 @@ def _send_impersonated(w3: Web3, keeper: str, plan: RebalancePlan) -> dict[str, 
     try:
         w3.provider.make_request("anvil_impersonateAccount", [sender])  # type: ignore[arg-type]
         w3.provider.make_request("anvil_setBalance", [sender, hex(10**20)])  # type: ignore[arg-type]
-        tx = {"from": sender, "to": Web3.to_checksum_address(plan.vault), "data": plan.calldata,
-              "gas": plan.gas_limit}
+        tx = {
+            "from": sender,
+            "to": Web3.to_checksum_address(plan.vault),
+            "data": plan.calldata,
+            "gas": plan.gas_limit,
+        }
         tx_hash = w3.eth.send_transaction(tx)  # type: ignore[arg-type]
         return dict(w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01))
     except ContractLogicError:
@@ -145,8 +184,13 @@ def _trace_reason(w3: Web3, tx_hash: object) -> str:
     """The revert reason of a mined failed transaction, from anvil's call tracer."""
     h = tx_hash.hex() if isinstance(tx_hash, bytes) else str(tx_hash)
     h = h if h.startswith("0x") else "0x" + h
-    trace = w3.provider.make_request("debug_traceTransaction",  # type: ignore[arg-type]
-                                     [h, {"tracer": "callTracer"}]).get("result") or {}
+    trace = (
+        w3.provider.make_request(
+            "debug_traceTransaction",  # type: ignore[arg-type]
+            [h, {"tracer": "callTracer"}],
+        ).get("result")
+        or {}
+    )
     output = trace.get("output")
     return name_revert(output) or trace.get("error") or "status 0 (no reason)"
 
@@ -155,8 +199,9 @@ def _amounts_out(receipt: dict[str, object], vault: str) -> tuple[int, ...]:
     outs = []
     for log in receipt["logs"]:  # type: ignore[attr-defined]
         if log["address"].lower() == vault.lower() and bytes(log["topics"][0]) == SWAPPED_TOPIC:
-            _, _, amount_in, amount_out, _ = decode(["address", "address", "uint256", "uint256", "uint256"],
-                                                    bytes(log["data"]))
+            _, _, _amount_in, amount_out, _ = decode(
+                ["address", "address", "uint256", "uint256", "uint256"], bytes(log["data"])
+            )
             outs.append(int(amount_out))
     return tuple(outs)
 

@@ -19,40 +19,92 @@ def gather_status(cfg: KeeperConfig) -> dict[str, Any]:
     targets = [ReadTarget(address=str(v.address), symbols=symbols) for v in cfg.vaults]
     snap = read_snapshot(w3, cfg.contracts.multicall3, targets, chain_id=cfg.network.chain_id)
     with Ledger(cfg.ledger.path) as ledger:
-        pending = [{"id": t.id, "nonce": t.nonce, "purpose": t.purpose, "vault": t.vault,
-                    "status": str(t.status), "hashes": [a.hash for a in t.attempts]}
-                   for t in ledger.pending_txs(cfg.network.chain_id)]
-        recent = [{"vault": d.vault, "block": d.block_number, "decision": d.decision,
-                   "verdict": d.verdict, "reason": d.reason} for d in ledger.recent_decisions(limit=10)]
+        pending = [
+            {
+                "id": t.id,
+                "nonce": t.nonce,
+                "purpose": t.purpose,
+                "vault": t.vault,
+                "status": str(t.status),
+                "hashes": [a.hash for a in t.attempts],
+            }
+            for t in ledger.pending_txs(cfg.network.chain_id)
+        ]
+        recent = [
+            {
+                "vault": d.vault,
+                "block": d.block_number,
+                "decision": d.decision,
+                "verdict": d.verdict,
+                "reason": d.reason,
+            }
+            for d in ledger.recent_decisions(limit=10)
+        ]
     vaults = [_vault(v.name, s) for v, s in zip(cfg.vaults, snap.vaults, strict=True)]
-    return {"network": cfg.network.name, "block": snap.block_number, "block_ts": snap.block_ts,
-            "vaults": vaults, "pending": pending, "recent": recent}
+    return {
+        "network": cfg.network.name,
+        "block": snap.block_number,
+        "block_ts": snap.block_ts,
+        "vaults": vaults,
+        "pending": pending,
+        "recent": recent,
+    }
 
 
 def _vault(name: str, s: Any) -> dict[str, Any]:
     c = s.collateral
-    return {"name": name, "address": s.address, "nav_usd": s.nav_e18 / 10**18, "epoch": s.epoch,
-            "paused": s.paused, "problems": list(s.feed_problems),
-            "assets": [{"symbol": a.symbol, "weight_bps": a.weight_bps, "target_bps": a.target_bps,
-                        "inner_bps": a.inner_band_bps, "outer_bps": a.outer_band_bps,
-                        "price": a.feed.answer / 10**a.feed.decimals} for a in s.assets],
-            "collateral": None if c is None else {"ltv_bps": c.ltv_bps, "target_ltv_bps": c.target_ltv_bps,
-                                                  "band": [c.min_ltv_bps, c.max_ltv_bps],
-                                                  "health_factor": c.health_factor_e18 / 10**18}}
+    return {
+        "name": name,
+        "address": s.address,
+        "nav_usd": s.nav_e18 / 10**18,
+        "epoch": s.epoch,
+        "paused": s.paused,
+        "problems": list(s.feed_problems),
+        "assets": [
+            {
+                "symbol": a.symbol,
+                "weight_bps": a.weight_bps,
+                "target_bps": a.target_bps,
+                "inner_bps": a.inner_band_bps,
+                "outer_bps": a.outer_band_bps,
+                "price": a.feed.answer / 10**a.feed.decimals,
+            }
+            for a in s.assets
+        ],
+        "collateral": None
+        if c is None
+        else {
+            "ltv_bps": c.ltv_bps,
+            "target_ltv_bps": c.target_ltv_bps,
+            "band": [c.min_ltv_bps, c.max_ltv_bps],
+            "health_factor": c.health_factor_e18 / 10**18,
+        },
+    }
 
 
 def print_status(console: Console, st: dict[str, Any]) -> None:
     console.print(f"[bold]{st['network']}[/] at block {st['block']}")
     for v in st["vaults"]:
-        t = Table(title=f"{v['name']} {v['address']}  NAV ${v['nav_usd']:,.0f}  epoch {v['epoch']}"
-                        + ("  PAUSED" if v["paused"] else ""))
+        t = Table(
+            title=f"{v['name']} {v['address']}  NAV ${v['nav_usd']:,.0f}  epoch {v['epoch']}"
+            + ("  PAUSED" if v["paused"] else "")
+        )
         for col in ("asset", "weight", "target", "inner", "outer", "state", "price"):
             t.add_column(col)
         for a in v["assets"]:
             dev = abs(a["weight_bps"] - a["target_bps"])
-            state = "OUTSIDE" if dev > a["outer_bps"] else ("drift" if dev > a["inner_bps"] else "ok")
-            t.add_row(a["symbol"], f"{a['weight_bps']}", f"{a['target_bps']}", f"±{a['inner_bps']}",
-                      f"±{a['outer_bps']}", state, f"{a['price']:,.4f}")
+            state = (
+                "OUTSIDE" if dev > a["outer_bps"] else ("drift" if dev > a["inner_bps"] else "ok")
+            )
+            t.add_row(
+                a["symbol"],
+                f"{a['weight_bps']}",
+                f"{a['target_bps']}",
+                f"±{a['inner_bps']}",
+                f"±{a['outer_bps']}",
+                state,
+                f"{a['price']:,.4f}",
+            )
         console.print(t)
         if v["collateral"]:
             console.print(f"collateral: {v['collateral']}")

@@ -48,7 +48,7 @@ def gwei(n: float | int) -> Wei:
 
 
 def value_e18(amount_raw: int, decimals: int, price: int, price_decimals: int) -> E18:
-    """USD value in 1e18 of `amount_raw` of a token priced at `price` (feed decimals), rounding down."""
+    """USD value (E18) of `amount_raw` of a token at `price` (feed decimals), rounded down."""
     return E18(amount_raw * price * ONE_E18 // (10**decimals * 10**price_decimals))
 
 

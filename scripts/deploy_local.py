@@ -19,5 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     w3 = networks.provider.web3
     market, keeper = deploy_local_stack(w3, ROOT / "state")
-    print(f"local market deployed on chain {market.chain_id}: vault {market.vaults['main']}, "
-          f"keeper {keeper}; addresses in {ROOT / 'deployments' / 'local.json'}")
+    print(
+        f"local market deployed on chain {market.chain_id}: vault {market.vaults['main']}, "
+        f"keeper {keeper}; addresses in {ROOT / 'deployments' / 'local.json'}"
+    )

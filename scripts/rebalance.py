@@ -13,5 +13,5 @@ from keeper.cli import app
 
 
 def main() -> None:
-    args = [a for a in sys.argv[sys.argv.index("--") + 1:]] if "--" in sys.argv else []
+    args = [a for a in sys.argv[sys.argv.index("--") + 1 :]] if "--" in sys.argv else []
     app(["rebalance", *args], standalone_mode=False)

@@ -11,5 +11,5 @@ from keeper.cli import app
 
 
 def main() -> None:
-    args = [a for a in sys.argv[sys.argv.index("--") + 1:]] if "--" in sys.argv else []
+    args = [a for a in sys.argv[sys.argv.index("--") + 1 :]] if "--" in sys.argv else []
     app(["status", *args], standalone_mode=False)

@@ -1,4 +1,4 @@
-"""Session harness: our own anvil on a free port, ape attached to it, the local market deployed once.
+"""Session harness: our own anvil on a free port, ape attached to it, the market deployed once.
 
 The market is deployed during pytest_configure, before ape connects and takes its isolation
 snapshots, so every ape snapshot/restore keeps it. Tests then see a fresh copy of that state.

@@ -28,7 +28,7 @@ def _type_str(param: dict[str, Any]) -> str:
     if not t.startswith("tuple"):
         return str(t)
     inner = ",".join(_type_str(c) for c in param["components"])
-    return f"({inner}){t[len('tuple'):]}"
+    return f"({inner}){t[len('tuple') :]}"
 
 
 def encode_call(contract: str, fn: str, args: tuple[Any, ...] = ()) -> bytes:

@@ -32,7 +32,11 @@ def name_revert(data: str | bytes | None) -> str | None:
     """'StaleFeed(0xabc.., 1700000000, 3600)' for known revert data, else None."""
     if data is None:
         return None
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+    raw = (
+        bytes.fromhex(data[2:] if data.startswith("0x") else data)
+        if isinstance(data, str)
+        else data
+    )
     entry = _error_table().get(raw[:4])
     if entry is None:
         return None

@@ -12,7 +12,9 @@ from typing import Any
 from keeper.errors import ToolchainError
 
 UNISWAP = {
-    "UniswapV3Factory": "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json",
+    "UniswapV3Factory": (
+        "@uniswap/v3-core/artifacts/contracts/UniswapV3Factory.sol/UniswapV3Factory.json"
+    ),
     "UniswapV3Pool": "@uniswap/v3-core/artifacts/contracts/UniswapV3Pool.sol/UniswapV3Pool.json",
     "SwapRouter": "@uniswap/v3-periphery/artifacts/contracts/SwapRouter.sol/SwapRouter.json",
     "QuoterV2": "@uniswap/v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
@@ -41,11 +43,15 @@ def project_root() -> Path:
 def _manifest(root: Path) -> dict[str, Any]:
     path = root / ".build" / "__local__.json"
     if not path.exists():
-        raise ToolchainError(f"{path} not found: the contracts are not compiled. Fix: run `make setup`")
+        raise ToolchainError(
+            f"{path} not found: the contracts are not compiled. Fix: run `make setup`"
+        )
     try:
         return dict(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError) as err:
-        raise ToolchainError(f"{path} is unreadable ({err}). Fix: rm -rf .build && make setup") from err
+        raise ToolchainError(
+            f"{path} is unreadable ({err}). Fix: rm -rf .build && make setup"
+        ) from err
 
 
 def load(name: str) -> Artifact:
@@ -55,7 +61,9 @@ def load(name: str) -> Artifact:
         return _load_npm(root, name)
     types = _manifest(root).get("contractTypes", {})
     if name not in types:
-        raise ToolchainError(f"contract {name} is not in .build: Fix: run `make setup` to recompile")
+        raise ToolchainError(
+            f"contract {name} is not in .build: Fix: run `make setup` to recompile"
+        )
     ct = types[name]
     return Artifact(
         name=name,

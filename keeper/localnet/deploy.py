@@ -25,14 +25,28 @@ getcontext().prec = 60
 
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
 # The last hourly close in the shared data set (2023-12-31 23:00 UTC), in USD with 8 decimals.
-DEFAULT_PRICES_E8 = {"WETH": 228187 * 10**6, "WBTC": 4228358 * 10**6, "LINK": 14941 * 10**5, "USDC": ONE_E8}
-TOKENS = (("USDC", "USD Coin", 6), ("WBTC", "Wrapped BTC", 8), ("WETH", "Wrapped Ether", 18),
-          ("LINK", "ChainLink Token", 18))
+DEFAULT_PRICES_E8 = {
+    "WETH": 228187 * 10**6,
+    "WBTC": 4228358 * 10**6,
+    "LINK": 14941 * 10**5,
+    "USDC": ONE_E8,
+}
+TOKENS = (
+    ("USDC", "USD Coin", 6),
+    ("WBTC", "Wrapped BTC", 8),
+    ("WETH", "Wrapped Ether", 18),
+    ("LINK", "ChainLink Token", 18),
+)
 # (base, quote, fee_ppm, usd per side of the concentrated position). Mainnet tiers: ETH/USDC 0.05%
 # and 0.3%, WBTC and LINK at 0.3%.
-POOLS = (("WETH", "USDC", 500, 40_000_000), ("WETH", "USDC", 3000, 10_000_000),
-         ("WBTC", "USDC", 3000, 20_000_000), ("WBTC", "WETH", 3000, 20_000_000),
-         ("LINK", "USDC", 3000, 5_000_000), ("LINK", "WETH", 3000, 5_000_000))
+POOLS = (
+    ("WETH", "USDC", 500, 40_000_000),
+    ("WETH", "USDC", 3000, 10_000_000),
+    ("WBTC", "USDC", 3000, 20_000_000),
+    ("WBTC", "WETH", 3000, 20_000_000),
+    ("LINK", "USDC", 3000, 5_000_000),
+    ("LINK", "WETH", 3000, 5_000_000),
+)
 TICK_SPACING = {500: 10, 3000: 60, 10000: 200}
 MAX_TICK = 887272
 FULL_RANGE = -1
@@ -72,11 +86,17 @@ class LocalMarket:
         return {
             "chain_id": self.chain_id,
             "deployer": self.deployer,
-            "contracts": {"multicall3": self.multicall3, "router": self.router,
-                          "quoter": self.quoter, "factory": self.factory,
-                          "position_manager": self.position_manager,
-                          "lending_pool": self.lending_pool},
-            "tokens": {s: {"address": t.address, "decimals": t.decimals} for s, t in self.tokens.items()},
+            "contracts": {
+                "multicall3": self.multicall3,
+                "router": self.router,
+                "quoter": self.quoter,
+                "factory": self.factory,
+                "position_manager": self.position_manager,
+                "lending_pool": self.lending_pool,
+            },
+            "tokens": {
+                s: {"address": t.address, "decimals": t.decimals} for s, t in self.tokens.items()
+            },
             "feeds": dict(self.feeds),
             "pools": dict(self.pools),
             "prices_e8": dict(self.prices_e8),
@@ -87,12 +107,21 @@ class LocalMarket:
     def from_deployments(cls, data: dict[str, Any]) -> LocalMarket:
         c = data["contracts"]
         tokens = {s: Token(s, t["address"], t["decimals"]) for s, t in data["tokens"].items()}
-        return cls(chain_id=data["chain_id"], deployer=data["deployer"], tokens=tokens,
-                   feeds=data["feeds"], factory=c["factory"], router=c["router"],
-                   quoter=c["quoter"], position_manager=c["position_manager"],
-                   pools=data["pools"], lending_pool=c["lending_pool"],
-                   multicall3=c["multicall3"], prices_e8=data.get("prices_e8", {}),
-                   vaults=data.get("vaults", {}))
+        return cls(
+            chain_id=data["chain_id"],
+            deployer=data["deployer"],
+            tokens=tokens,
+            feeds=data["feeds"],
+            factory=c["factory"],
+            router=c["router"],
+            quoter=c["quoter"],
+            position_manager=c["position_manager"],
+            pools=data["pools"],
+            lending_pool=c["lending_pool"],
+            multicall3=c["multicall3"],
+            prices_e8=data.get("prices_e8", {}),
+            vaults=data.get("vaults", {}),
+        )
 
     def with_vault(self, name: str, address: str) -> LocalMarket:
         return replace(self, vaults={**self.vaults, name: address})
@@ -115,23 +144,38 @@ def deploy_market(w3: Web3, deployer: str, prices_e8: dict[str, int] | None = No
     prices = prices_e8 or shared_prices_e8()
     w3.provider.make_request("anvil_setBalance", [deployer, hex(DEPLOYER_ETH)])  # type: ignore[arg-type]
     tokens = _deploy_tokens(w3, deployer)
-    feeds = {s: chain.deploy(w3, deployer, "MockAggregator", 8, f"{s} / USD", prices[s]).address
-             for s in tokens}
+    feeds = {
+        s: chain.deploy(w3, deployer, "MockAggregator", 8, f"{s} / USD", prices[s]).address
+        for s in tokens
+    }
     weth = tokens["WETH"].address
     factory = chain.deploy(w3, deployer, "UniswapV3Factory")
     router = chain.deploy(w3, deployer, "SwapRouter", factory.address, weth)
     quoter = chain.deploy(w3, deployer, "QuoterV2", factory.address, weth)
     npm = chain.deploy(w3, deployer, "NonfungiblePositionManager", factory.address, weth, deployer)
     _fund_deployer(w3, deployer, tokens)
-    pools = {f"{b}/{q}/{fee}": _create_pool(w3, deployer, factory, npm, tokens[b], tokens[q],
-                                            fee, usd, prices)
-             for b, q, fee, usd in POOLS}
+    pools = {
+        f"{b}/{q}/{fee}": _create_pool(
+            w3, deployer, factory, npm, tokens[b], tokens[q], fee, usd, prices
+        )
+        for b, q, fee, usd in POOLS
+    }
     lending = _deploy_lending(w3, deployer, tokens, feeds)
     multicall = _place_multicall(w3)
-    return LocalMarket(chain_id=w3.eth.chain_id, deployer=deployer, tokens=tokens, feeds=feeds,
-                       factory=factory.address, router=router.address, quoter=quoter.address,
-                       position_manager=npm.address, pools=pools, lending_pool=lending,
-                       multicall3=multicall, prices_e8=dict(prices))
+    return LocalMarket(
+        chain_id=w3.eth.chain_id,
+        deployer=deployer,
+        tokens=tokens,
+        feeds=feeds,
+        factory=factory.address,
+        router=router.address,
+        quoter=quoter.address,
+        position_manager=npm.address,
+        pools=pools,
+        lending_pool=lending,
+        multicall3=multicall,
+        prices_e8=dict(prices),
+    )
 
 
 def _deploy_tokens(w3: Web3, deployer: str) -> dict[str, Token]:
@@ -148,18 +192,25 @@ def _deploy_tokens(w3: Web3, deployer: str) -> dict[str, Token]:
 def _fund_deployer(w3: Web3, deployer: str, tokens: dict[str, Token]) -> None:
     for t in tokens.values():
         if t.symbol == "WETH":
-            chain.transact(chain.at(w3, "WETH9", t.address).functions.deposit(), deployer,
-                           value=DEPLOYER_ETH // 2)
+            chain.transact(
+                chain.at(w3, "WETH9", t.address).functions.deposit(),
+                deployer,
+                value=DEPLOYER_ETH // 2,
+            )
         else:
             amount = 10**12 * 10**t.decimals
-            chain.transact(chain.at(w3, "MockERC20", t.address).functions.mint(deployer, amount),
-                           deployer)
+            chain.transact(
+                chain.at(w3, "MockERC20", t.address).functions.mint(deployer, amount), deployer
+            )
 
 
 def sqrt_price_x96(token0: Token, token1: Token, prices_e8: dict[str, int]) -> int:
     """Uniswap sqrtPriceX96 for raw token1 per raw token0 at the given USD prices."""
-    raw_ratio = (Decimal(prices_e8[token0.symbol]) / Decimal(prices_e8[token1.symbol])
-                 * Decimal(10) ** (token1.decimals - token0.decimals))
+    raw_ratio = (
+        Decimal(prices_e8[token0.symbol])
+        / Decimal(prices_e8[token1.symbol])
+        * Decimal(10) ** (token1.decimals - token0.decimals)
+    )
     return int(raw_ratio.sqrt() * Q96)
 
 
@@ -168,12 +219,23 @@ def price_to_tick(sqrt_x96: int) -> int:
     return int((ratio.ln() / Decimal("1.0001").ln()).to_integral_value(rounding="ROUND_FLOOR"))
 
 
-def _create_pool(w3: Web3, deployer: str, factory: Contract, npm: Contract, a: Token, b: Token,
-                 fee: int, usd_per_side: int, prices: dict[str, int]) -> str:
+def _create_pool(
+    w3: Web3,
+    deployer: str,
+    factory: Contract,
+    npm: Contract,
+    a: Token,
+    b: Token,
+    fee: int,
+    usd_per_side: int,
+    prices: dict[str, int],
+) -> str:
     t0, t1 = sorted((a, b), key=lambda t: int(t.address, 16))
     sqrt_x96 = sqrt_price_x96(t0, t1, prices)
-    chain.transact(npm.functions.createAndInitializePoolIfNecessary(t0.address, t1.address, fee,
-                                                                    sqrt_x96), deployer)
+    chain.transact(
+        npm.functions.createAndInitializePoolIfNecessary(t0.address, t1.address, fee, sqrt_x96),
+        deployer,
+    )
     tick = price_to_tick(sqrt_x96)
     # A concentrated position of +-10% around the price (most of the depth), a wide one of
     # +-60%, and a full-range one (as on mainnet) so no move ever leaves the pool empty.
@@ -183,8 +245,17 @@ def _create_pool(w3: Web3, deployer: str, factory: Contract, npm: Contract, a: T
     return str(factory.functions.getPool(t0.address, t1.address, fee).call())
 
 
-def _mint(npm: Contract, deployer: str, t0: Token, t1: Token, fee: int, tick: int,
-          half_width_ticks: int, usd: int, prices: dict[str, int]) -> None:
+def _mint(
+    npm: Contract,
+    deployer: str,
+    t0: Token,
+    t1: Token,
+    fee: int,
+    tick: int,
+    half_width_ticks: int,
+    usd: int,
+    prices: dict[str, int],
+) -> None:
     spacing = TICK_SPACING[fee]
     if half_width_ticks == FULL_RANGE:
         lower, upper = -(MAX_TICK // spacing) * spacing, MAX_TICK // spacing * spacing
@@ -195,16 +266,31 @@ def _mint(npm: Contract, deployer: str, t0: Token, t1: Token, fee: int, tick: in
     for t, amount in zip((t0, t1), amounts, strict=True):
         erc20 = chain.at(npm.w3, "MockERC20", t.address)
         chain.transact(erc20.functions.approve(npm.address, amount), deployer)
-    params = (t0.address, t1.address, fee, lower, upper, amounts[0], amounts[1], 0, 0, deployer,
-              2**63)
+    params = (
+        t0.address,
+        t1.address,
+        fee,
+        lower,
+        upper,
+        amounts[0],
+        amounts[1],
+        0,
+        0,
+        deployer,
+        2**63,
+    )
     chain.transact(npm.functions.mint(params), deployer)
 
 
-def _deploy_lending(w3: Web3, deployer: str, tokens: dict[str, Token], feeds: dict[str, str]) -> str:
+def _deploy_lending(
+    w3: Web3, deployer: str, tokens: dict[str, Token], feeds: dict[str, str]
+) -> str:
     pool = chain.deploy(w3, deployer, "MockLendingPool")
     for symbol, ltv, liq, rate in RESERVES:
-        chain.transact(pool.functions.listReserve(tokens[symbol].address, feeds[symbol], ltv, liq,
-                                                  rate), deployer)
+        chain.transact(
+            pool.functions.listReserve(tokens[symbol].address, feeds[symbol], ltv, liq, rate),
+            deployer,
+        )
     usdc = chain.at(w3, "MockERC20", tokens["USDC"].address)
     chain.transact(usdc.functions.transfer(pool.address, LENDING_USDC_LIQUIDITY * 10**6), deployer)
     return str(pool.address)
@@ -226,5 +312,7 @@ def write_deployments(market: LocalMarket, path: Path) -> None:
 
 def read_deployments(path: Path) -> LocalMarket:
     if not path.exists():
-        raise ToolchainError(f"{path} not found. Fix: deploy first (`make demo` or `ape run deploy_local`)")
+        raise ToolchainError(
+            f"{path} not found. Fix: deploy first (`make demo` or `ape run deploy_local`)"
+        )
     return LocalMarket.from_deployments(json.loads(path.read_text()))

@@ -28,15 +28,22 @@ class MoveResult:
 
 def feed_answer(w3: Web3, market: LocalMarket, symbol: str) -> tuple[int, int]:
     """(answer, updatedAt) of the asset's feed."""
-    _, answer, _, updated, _ = chain.at(w3, "MockAggregator", market.feeds[symbol]).functions.latestRoundData().call()
+    _, answer, _, updated, _ = (
+        chain.at(w3, "MockAggregator", market.feeds[symbol]).functions.latestRoundData().call()
+    )
     return int(answer), int(updated)
 
 
-def set_feed(w3: Web3, market: LocalMarket, symbol: str, answer: int,
-             updated_at: int | None = None) -> None:
+def set_feed(
+    w3: Web3, market: LocalMarket, symbol: str, answer: int, updated_at: int | None = None
+) -> None:
     """Publish a feed answer (8 decimals); with `updated_at`, backdate it (stale feed tests)."""
     feed = chain.at(w3, "MockAggregator", market.feeds[symbol])
-    fn = feed.functions.setAnswer(answer) if updated_at is None else feed.functions.setRoundData(answer, updated_at)
+    fn = (
+        feed.functions.setAnswer(answer)
+        if updated_at is None
+        else feed.functions.setRoundData(answer, updated_at)
+    )
     chain.transact(fn, market.deployer)
 
 
@@ -44,8 +51,9 @@ def current_prices_e8(w3: Web3, market: LocalMarket) -> dict[str, int]:
     return {s: feed_answer(w3, market, s)[0] for s in market.feeds}
 
 
-def move_market(w3: Web3, market: LocalMarket, symbol: str, move_bps: int,
-                update_feed: bool = True) -> MoveResult:
+def move_market(
+    w3: Web3, market: LocalMarket, symbol: str, move_bps: int, update_feed: bool = True
+) -> MoveResult:
     """Move `symbol` by `move_bps` (e.g. -1000 = -10%) in every pool, then in its feed."""
     prices = current_prices_e8(w3, market)
     old = prices[symbol]
@@ -55,14 +63,17 @@ def move_market(w3: Web3, market: LocalMarket, symbol: str, move_bps: int,
     for key, pool in market.pools.items():
         base, quote, _fee = key.split("/")
         if symbol in (base, quote):
-            swaps += swap_pool_to_price(w3, market, pool, market.tokens[base], market.tokens[quote], prices)
+            swaps += swap_pool_to_price(
+                w3, market, pool, market.tokens[base], market.tokens[quote], prices
+            )
     if update_feed:
         set_feed(w3, market, symbol, new)
     return MoveResult(symbol, old, new, swaps)
 
 
-def swap_pool_to_price(w3: Web3, market: LocalMarket, pool_address: str, a: Token, b: Token,
-                       prices_e8: dict[str, int]) -> int:
+def swap_pool_to_price(
+    w3: Web3, market: LocalMarket, pool_address: str, a: Token, b: Token, prices_e8: dict[str, int]
+) -> int:
     """Swap in one pool until its price matches `prices_e8`; returns 1 if a swap was made."""
     t0, t1 = sorted((a, b), key=lambda t: int(t.address, 16))
     pool = chain.at(w3, "UniswapV3Pool", pool_address)
@@ -73,8 +84,16 @@ def swap_pool_to_price(w3: Web3, market: LocalMarket, pool_address: str, a: Toke
     token_in, token_out = (t1, t0) if target > current else (t0, t1)
     _approve(w3, market, token_in, market.router)
     amount_in = _balance(w3, token_in, market.deployer) // 4
-    params = (token_in.address, token_out.address, int(pool.functions.fee().call()),
-              market.deployer, 2**63, amount_in, 0, target)
+    params = (
+        token_in.address,
+        token_out.address,
+        int(pool.functions.fee().call()),
+        market.deployer,
+        2**63,
+        amount_in,
+        0,
+        target,
+    )
     router = chain.at(w3, "SwapRouter", market.router)
     chain.transact(router.functions.exactInputSingle(params), market.deployer)
     return 1

@@ -38,20 +38,48 @@ class VaultSetup:
     min_health_factor_e18: int = 11 * ONE_E18 // 10
 
 
-def deploy_vault(w3: Web3, market: LocalMarket, *, admin: str, keeper: str, guardian: str,
-                 setup: VaultSetup | None = None) -> Contract:
+def deploy_vault(
+    w3: Web3,
+    market: LocalMarket,
+    *,
+    admin: str,
+    keeper: str,
+    guardian: str,
+    setup: VaultSetup | None = None,
+) -> Contract:
     """Deploy, configure basket, router, limits and roles; returns the bound vault."""
     s = setup or VaultSetup()
-    vault = chain.deploy(w3, admin, "RebalancingVault", admin, market.tokens["USDC"].address,
-                         market.lending_pool, "Vault Keeper Basket", "vkBASKET")
+    vault = chain.deploy(
+        w3,
+        admin,
+        "RebalancingVault",
+        admin,
+        market.tokens["USDC"].address,
+        market.lending_pool,
+        "Vault Keeper Basket",
+        "vkBASKET",
+    )
     chain.transact(vault.functions.setBasket(basket_configs(market, s)), admin)
     chain.transact(vault.functions.setRouter(market.router, True), admin)
-    limits = (s.max_trade_e18, s.ripcord_max_trade_e18, s.cooldown_s, s.max_slippage_bps,
-              s.loss_cap_bps, s.loss_period_s, 2**256 - 1)
+    limits = (
+        s.max_trade_e18,
+        s.ripcord_max_trade_e18,
+        s.cooldown_s,
+        s.max_slippage_bps,
+        s.loss_cap_bps,
+        s.loss_period_s,
+        2**256 - 1,
+    )
     chain.transact(vault.functions.setLimits(limits), admin)
     if s.target_ltv_bps:
-        params = (market.tokens["USDC"].address, s.target_ltv_bps, s.min_ltv_bps, s.max_ltv_bps,
-                  s.ripcord_ltv_bps, s.min_health_factor_e18)
+        params = (
+            market.tokens["USDC"].address,
+            s.target_ltv_bps,
+            s.min_ltv_bps,
+            s.max_ltv_bps,
+            s.ripcord_ltv_bps,
+            s.min_health_factor_e18,
+        )
         chain.transact(vault.functions.setCollateralParams(params), admin)
     for role, who in (("KEEPER_ROLE", keeper), ("GUARDIAN_ROLE", guardian)):
         role_id = getattr(vault.functions, role)().call()
@@ -65,8 +93,18 @@ def basket_configs(market: LocalMarket, s: VaultSetup) -> list[tuple[object, ...
         price = market.prices_e8[symbol]
         heartbeat = s.heartbeats_s.get(symbol, s.default_heartbeat_s)
         lo, hi = price * (100 - s.bounds_pct) // 100, price * 100 // (100 - s.bounds_pct)
-        out.append((market.tokens[symbol].address, market.feeds[symbol], target,
-                    s.inner_band_bps, s.outer_band_bps, heartbeat, lo, hi))
+        out.append(
+            (
+                market.tokens[symbol].address,
+                market.feeds[symbol],
+                target,
+                s.inner_band_bps,
+                s.outer_band_bps,
+                heartbeat,
+                lo,
+                hi,
+            )
+        )
     return out
 
 
@@ -100,4 +138,6 @@ def _give(w3: Web3, market: LocalMarket, symbol: str, to: str, raw: int) -> None
         weth = chain.at(w3, "WETH9", token.address)
         chain.transact(weth.functions.transfer(to, raw), market.deployer)
     else:
-        chain.transact(chain.at(w3, "MockERC20", token.address).functions.mint(to, raw), market.deployer)
+        chain.transact(
+            chain.at(w3, "MockERC20", token.address).functions.mint(to, raw), market.deployer
+        )

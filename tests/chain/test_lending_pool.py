@@ -49,7 +49,9 @@ def test_borrow_sets_health_factor_and_caps_at_ltv(w3: Web3, market: LocalMarket
 def test_price_drop_lowers_health_and_blocks_withdrawal(w3: Web3, market: LocalMarket) -> None:
     user = w3.eth.accounts[7]
     weth, pool = _setup_position(w3, market, user, 10 * 10**18)
-    chain.transact(pool.functions.borrow(market.tokens["USDC"].address, 15_000 * 10**6, 2, 0, user), user)
+    chain.transact(
+        pool.functions.borrow(market.tokens["USDC"].address, 15_000 * 10**6, 2, 0, user), user
+    )
     hf_before = pool.functions.getUserAccountData(user).call()[5]
     set_feed(w3, market, "WETH", market.prices_e8["WETH"] // 2)
     hf_after = pool.functions.getUserAccountData(user).call()[5]

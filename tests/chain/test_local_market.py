@@ -1,4 +1,4 @@
-"""The local market behaves like mainnet: real Uniswap v3, Chainlink-style feeds, Multicall3, lending."""
+"""The local market behaves like mainnet: real Uniswap v3, Chainlink feeds, Multicall3, lending."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def _quote(w3: Web3, market: LocalMarket, t_in: str, t_out: str, amount: int, fe
     return int(quoter.functions.quoteExactInputSingle(params).call()[0])
 
 
-def test_swap_through_real_router_moves_price_and_matches_quoter(w3: Web3, market: LocalMarket) -> None:
+def test_swap_through_real_router_moves_price_and_matches_quoter(
+    w3: Web3, market: LocalMarket
+) -> None:
     trader = w3.eth.accounts[6]
     weth = chain.at(w3, "WETH9", market.tokens["WETH"].address)
     usdc = erc20(w3, market.tokens["USDC"].address)
@@ -117,6 +119,8 @@ def test_multicall3_aggregates_reads_in_one_eth_call(anvil_url: str, market: Loc
     provider.counts.clear()
     results = mc.functions.aggregate3(calls).call(block_identifier="latest")
     assert provider.counts == {"eth_call": 1}
-    answers = [decode(["uint80", "int256", "uint256", "uint256", "uint80"], r[1])[1] for r in results[:3]]
+    answers = [
+        decode(["uint80", "int256", "uint256", "uint256", "uint80"], r[1])[1] for r in results[:3]
+    ]
     assert answers == [market.prices_e8[s] for s in ("WETH", "WBTC", "LINK")]
     assert all(ok for ok, _ in results)

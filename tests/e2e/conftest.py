@@ -1,4 +1,4 @@
-"""A configured vault, keystore account and networks.yaml for keeper tests (on the session anvil)."""
+"""A configured vault, keystore account and networks.yaml for keeper tests (session anvil)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,13 @@ VAULT_YAML = """
     policy: {{name: {policy}, params: {{}}}}"""
 
 
-def write_config(tmp: Path, rpc: str, policy: str = "threshold", extra: str = "",
-                 vaults: tuple[str, ...] = ("main",)) -> Path:
+def write_config(
+    tmp: Path,
+    rpc: str,
+    policy: str = "threshold",
+    extra: str = "",
+    vaults: tuple[str, ...] = ("main",),
+) -> Path:
     cfg = tmp / "networks.yaml"
     vault_yaml = "".join(VAULT_YAML.format(name=n, policy=policy) for n in vaults)
     cfg.write_text(f"""
@@ -82,11 +87,19 @@ def keeper_env(w3: Web3, market: LocalMarket, anvil_url: str, tmp_path: Path) ->
     acc = w3.eth.accounts
     keeper = make_keystore(tmp_path)
     w3.provider.make_request("anvil_setBalance", [keeper, hex(10**19)])  # type: ignore[arg-type]
-    vault = deploy_vault(w3, market, admin=acc[0], keeper=keeper, guardian=acc[2],
-                         setup=VaultSetup(cooldown_s=600))
+    vault = deploy_vault(
+        w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup(cooldown_s=600)
+    )
     deposit_usdc(w3, market, vault, acc[3], 1_000)
     seed_basket(w3, market, vault, 1_000_000)
     write_deployments(market.with_vault("main", vault.address), tmp_path / "deployments.json")
     cfg = write_config(tmp_path, anvil_url)
-    return KeeperEnv(w3=w3, market=market, vault=vault.address, keeper=keeper, config=cfg,
-                     ledger=tmp_path / "keeper.sqlite", tmp=tmp_path)
+    return KeeperEnv(
+        w3=w3,
+        market=market,
+        vault=vault.address,
+        keeper=keeper,
+        config=cfg,
+        ledger=tmp_path / "keeper.sqlite",
+        tmp=tmp_path,
+    )

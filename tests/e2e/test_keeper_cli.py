@@ -18,8 +18,12 @@ runner = CliRunner()  # click 8.2+: .stdout and .stderr are kept apart
 
 def _weights(env) -> dict[str, tuple[int, int, int]]:  # type: ignore[no-untyped-def]
     symbols = {t.address.lower(): s for s, t in env.market.tokens.items()}
-    snap = read_snapshot(env.w3, env.market.multicall3, [ReadTarget(address=env.vault, symbols=symbols)],
-                         chain_id=31337)
+    snap = read_snapshot(
+        env.w3,
+        env.market.multicall3,
+        [ReadTarget(address=env.vault, symbols=symbols)],
+        chain_id=31337,
+    )
     return {a.symbol: (a.weight_bps, a.target_bps, a.inner_band_bps) for a in snap.vaults[0].assets}
 
 

@@ -70,9 +70,13 @@ def test_jobs_persist_and_ticks_never_overlap(keeper_env) -> None:  # type: igno
 
 def test_run_stops_cleanly_on_sigterm_after_recording_the_tick(keeper_env) -> None:  # type: ignore[no-untyped-def]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "keeper.cli", "run", "--dry",
-                             "--config", str(keeper_env.config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keeper.cli", "run", "--dry", "--config", str(keeper_env.config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
     try:
         assert _wait(lambda: keeper_env.ledger.exists() and _ticks(keeper_env.ledger) >= 1, 60)
         proc.send_signal(signal.SIGTERM)

@@ -34,25 +34,34 @@ class CountingProvider(HTTPProvider):
         return super().make_batch_request(reqs)
 
 
-def _keeper(tmp: Path, w3: Web3, market: LocalMarket, anvil_url: str, n: int) -> tuple[Keeper, CountingProvider]:
+def _keeper(
+    tmp: Path, w3: Web3, market: LocalMarket, anvil_url: str, n: int
+) -> tuple[Keeper, CountingProvider]:
     acc = w3.eth.accounts
     keeper = make_keystore(tmp)
     for i in range(n):
-        vault = deploy_vault(w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup())
+        vault = deploy_vault(
+            w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup()
+        )
         seed_basket(w3, market, vault, 100_000 * (i + 1))
         market = market.with_vault(f"v{i}", vault.address)
     write_deployments(market, tmp / "deployments.json")
     cfg = load_config(write_config(tmp, anvil_url, vaults=tuple(f"v{i}" for i in range(n))))
     provider = CountingProvider(anvil_url)
     counted = Web3(provider, middleware=[])
-    deps = KeeperDeps(w3=counted, ledger=Ledger(tmp / "l.sqlite"), history=PriceHistory(tmp / "h.sqlite"),
-                      keeper_address=keeper)
+    deps = KeeperDeps(
+        w3=counted,
+        ledger=Ledger(tmp / "l.sqlite"),
+        history=PriceHistory(tmp / "h.sqlite"),
+        keeper_address=keeper,
+    )
     return Keeper(cfg, deps), provider
 
 
 @pytest.mark.parametrize("n", [1, 4])
-def test_round_trips_per_tick_are_constant(n: int, w3: Web3, market: LocalMarket, anvil_url: str,
-                                           tmp_path: Path) -> None:
+def test_round_trips_per_tick_are_constant(
+    n: int, w3: Web3, market: LocalMarket, anvil_url: str, tmp_path: Path
+) -> None:
     keeper, provider = _keeper(tmp_path, w3, market, anvil_url, n)
     move_market(w3, market, "WETH", 3_000)  # every vault leaves its band and plans a rebalance
     provider.requests = 0

@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _setup(**env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(ROOT / "tools" / "setup.sh")], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        ["bash", str(ROOT / "tools" / "setup.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_setup_names_the_fix_when_node_is_missing() -> None:
@@ -37,14 +42,19 @@ def test_setup_names_the_fix_when_python_311_is_missing() -> None:
 
 
 def test_solc_wrapper_answers_like_native_solc() -> None:
-    out = subprocess.run([str(ROOT / ".tools" / "solcx" / "solc-v0.8.37"), "--version"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(ROOT / ".tools" / "solcx" / "solc-v0.8.37"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.splitlines()[-1].startswith("Version: 0.8.37+commit.")
 
 
 def test_solc_wrapper_rejects_unknown_flags_with_a_message() -> None:
-    out = subprocess.run(["node", str(ROOT / "tools" / "solc.js"), "--bin", "x.sol"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["node", str(ROOT / "tools" / "solc.js"), "--bin", "x.sol"], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert "unsupported argument --bin" in out.stderr
 
@@ -58,7 +68,9 @@ def test_anvil_refuses_a_port_in_use() -> None:
             Anvil(port=port).start()
 
 
-def test_missing_anvil_binary_names_make_setup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_anvil_binary_names_make_setup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("VAULT_KEEPER_ROOT", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ToolchainError, match=r"anvil not found. Fix: run `make setup`"):
