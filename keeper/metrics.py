@@ -64,8 +64,21 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at emit time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """One handler on the `keeper` logger (idempotent); records still propagate to the root."""
+    handler = _StderrHandler()
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
@@ -74,4 +87,3 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger("keeper")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
