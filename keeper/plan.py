@@ -15,6 +15,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
 from keeper.chain.contracts import encode_call
+from keeper.costs import TradeCost
 from keeper.errors import PlanError
 from keeper.models import AssetState, Decision, VaultState
 from keeper.units import BPS, ONE_E18, PPM
@@ -64,15 +65,8 @@ class Leg:
         )
 
 
-@dataclass(**FROZEN)
-class PlanCost:
-    gas_e18: int
-    fee_e18: int
-    impact_e18: int
-
-    @property
-    def total_e18(self) -> int:
-        return self.gas_e18 + self.fee_e18 + self.impact_e18
+# A plan's expected cost has the same three parts as the cost model's: one type for both.
+PlanCost = TradeCost
 
 
 @dataclass(**FROZEN)
