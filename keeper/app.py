@@ -6,6 +6,7 @@ explicit (no globals). A KeeperError in one vault is recorded for that vault and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import logging
@@ -19,9 +20,11 @@ from typing import Any
 from web3 import Web3
 
 from keeper import collateral as col
+from keeper import guards
+from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, VaultConfig
 from keeper.costs import CostInputs, CostModel, PoolCost
-from keeper.errors import Halt, KeeperError
+from keeper.errors import ChainError, Halt, KeeperError, SnapshotRejected
 from keeper.forecast import build_forecast, forecast_from_history
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger, TickRecord
@@ -30,7 +33,7 @@ from keeper.models import Action, Decision, Forecast, MarketSnapshot, VaultState
 from keeper import plan
 from keeper.plan import Leg, Market, PlanContext, PlanCost, RebalancePlan
 from keeper.policy.base import Policy, make_policy
-from keeper.read import ReadTarget, read_snapshot
+from keeper.read import ReadTarget, read_snapshot_with
 from keeper.send.sender import Sender, TxRequest
 from keeper.simulate import SimLimits, SimulationReport, simulate
 from keeper.units import ONE_E18, WEI_PER_GWEI
@@ -82,6 +85,8 @@ class KeeperDeps:
     sender: Sender | None = None
     metrics: Metrics | None = None
     fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
+    max_pool_deviation_bps: int = guards.DEFAULT_DEVIATION_BPS  # oracle vs pool TWAP/spot
+    twap_s: int = guards.DEFAULT_TWAP_S
 
 
 class Keeper:
@@ -94,6 +99,10 @@ class Keeper:
                                             for v in cfg.vaults}
         self.last_block: int | None = None
         self.market = _market(cfg)
+        self.refs = guards.ref_pools(dict(cfg.contracts.pools), self.market.tokens) \
+            if "USDC" in self.market.tokens else []
+        self.pool_prices: dict[str, guards.PoolPrice] = {}
+        self._halts: list[Halt] = []
 
     # ------------------------------------------------------------ the tick
 
@@ -102,7 +111,11 @@ class Keeper:
         batched quote multicall, one batched gas estimate), then simulate/send per acting vault."""
         started = time.time()
         vaults = [v for v in self.cfg.vaults if only in (None, v.name, v.address)]
-        snap = self._read(vaults)
+        self._halts = []
+        try:
+            snap = self._read(vaults)
+        except ChainError as err:  # RPC down, lagging or wrong chain: skip, record, retry later
+            return self._skipped(vaults, err, started)
         self.deps.history.record_many(list(snap.vaults), snap.block_ts)
         pairs = list(zip(vaults, snap.vaults, strict=True))
         steps = [self._guarded(snap, v, s, partial(self._early, snap, v, s)) for v, s in pairs]
@@ -118,23 +131,52 @@ class Keeper:
         self._record(snap, results, started)
         if self.deps.metrics:
             self.deps.metrics.tick_seconds.labels(self.cfg.network.name).observe(time.time() - started)
+        if self._halts:
+            raise self._halts[0]
+        return results
+
+    def _skipped(self, vaults: list[VaultConfig], err: ChainError,
+                 started: float) -> list[TickResult]:
+        why = f"tick skipped: {type(err).__name__}: {err}"
+        log.warning(why)
+        results = [TickResult(vault=str(v.address), name=v.name, action="hold", reason=why,
+                              verdict="skipped") for v in vaults]
+        self.deps.ledger.record_ticks([TickRecord(
+            vault=r.vault, decision=r.action, reason=r.reason, chain_id=self.cfg.network.chain_id,
+            verdict=r.verdict, started_ts=started, finished_ts=time.time()) for r in results])
         return results
 
     def _read(self, vaults: list[VaultConfig]) -> MarketSnapshot:
         symbols = {t.address.lower(): s for s, t in self.cfg.contracts.tokens.items()}
         targets = [ReadTarget(address=str(v.address), symbols=symbols) for v in vaults]
-        snap = read_snapshot(self.deps.w3, self.cfg.contracts.multicall3, targets,
-                             chain_id=self.cfg.network.chain_id, last_block=self.last_block)
+        extra = guards.pool_calls(self.refs, self.deps.twap_s)
+        try:
+            snap, pools = self._read_once(targets, extra)
+        except SnapshotRejected as err:
+            rpc = failover_of(self.deps.w3)
+            if rpc is None or err.context.get("block") is None:
+                raise
+            rpc.mark_lagging(err.message)  # K9: that node is behind; read again from another
+            snap, pools = self._read_once(targets, extra)
+        self.pool_prices = guards.pool_prices(self.refs, pools, self.deps.twap_s)
         self.last_block = snap.block_number
         return snap
+
+    def _read_once(self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
+                   ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
+        return read_snapshot_with(self.deps.w3, self.cfg.contracts.multicall3, targets,
+                                  chain_id=self.cfg.network.chain_id, last_block=self.last_block,
+                                  extra=extra)
 
     def _guarded(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
                  step: Callable[[], TickResult | Decision]) -> TickResult | Decision:
         """Run one vault's step; a KeeperError becomes that vault's error result."""
         try:
             return step()
-        except Halt:
-            raise
+        except Halt as err:  # recorded with the tick, then raised to the runtime
+            log.error("%s: HALT: %s", vcfg.name, err)
+            self._halts.append(err)
+            return _result(vcfg, state, snap, "halt", f"halted: {err}", "halted")
         except KeeperError as err:
             return _result(vcfg, state, snap, "error", f"{type(err).__name__}: {err}", "error")
 
@@ -147,13 +189,27 @@ class Keeper:
         if state.paused:
             return _result(vcfg, state, snap, "hold", "vault is paused", "hold")
         decision = self.decide(snap, vcfg, state)
+        limit = self.deps.max_pool_deviation_bps
+        deviation = guards.deviation_problems(state, self.pool_prices, limit)
+        if deviation:  # a repay-first ripcord does not trade on the pool price: it still goes
+            why = "oracle/pool deviation alarm: " + "; ".join(deviation)
+            log.warning("%s: %s", vcfg.name, why)
+            if not decision.urgent:
+                return _result(vcfg, state, snap, "hold", why, "hold")
         if decision.action == Action.HOLD:
             return _result(vcfg, state, snap, "hold", decision.reason, "hold")
+        gas = self.cfg.gas
+        wait = guards.gas_gate(snap, urgent=decision.urgent, max_fee_wei=int(gas.max_fee_wei),
+                               emergency_max_fee_wei=int(gas.emergency_max_fee_wei))
+        if wait:
+            return _result(vcfg, state, snap, decision.action.value, wait, "hold")
         return decision
 
     def _act(self, mode: Mode, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
              decision: Decision, rplan: RebalancePlan | None, why: str) -> TickResult:
         if rplan is None:
+            if guards.role_revoked(why):  # F38: no retry loop; the operator must re-grant
+                raise Halt(f"keeper role revoked on vault {state.address}: {why}", vault=vcfg.name)
             return _result(vcfg, state, snap, decision.action.value, why, "hold")
         return self._execute(mode, snap, vcfg, state, decision, rplan)
 
@@ -284,12 +340,16 @@ class Keeper:
         return self._send(snap, vcfg, state, decision, plan, base)
 
     def _simulate(self, snap: MarketSnapshot, state: VaultState, plan: RebalancePlan) -> SimulationReport:
-        rpc = self.deps.fork_rpc or self.cfg.network.fork_source or self.cfg.network.rpc_urls[0]
+        failover = failover_of(self.deps.w3)
+        rpc = (self.deps.fork_rpc or self.cfg.network.fork_source
+               or (failover.current_url() if failover else self.cfg.network.rpc_urls[0]))
         limits = SimLimits(gas_budget=self._gas_budget(self.gas_price_wei(snap)), max_slippage_bps=int(state.limits.max_slippage_bps))
         if plan.kind != "rebalance":
             limits = SimLimits(gas_budget=limits.gas_budget, max_slippage_bps=10_000)
         next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
-        return simulate(rpc, state, plan, snap.block_number, self.deps.keeper_address, limits, next_ts)
+        report = simulate(rpc, state, plan, snap.block_number, self.deps.keeper_address, limits,
+                          next_ts)
+        return report if plan.kind == "rebalance" else _judge_collateral(report, state)
 
     def _send(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState, decision: Decision,
               plan: RebalancePlan, base: dict[str, Any]) -> TickResult:
@@ -297,7 +357,7 @@ class Keeper:
             raise Halt("no signing account configured: cannot send", vault=vcfg.name)
         req = TxRequest(to=state.address, data=plan.calldata, gas_limit=plan.gas_limit,
                         purpose=plan.kind, vault=state.address, epoch_key=str(plan.epoch),
-                        emergency=decision.urgent)
+                        emergency=decision.urgent, deadline_ts=plan.deadline_ts)
         res = self.deps.sender.send(req)
         if self.deps.metrics:
             self.deps.metrics.sends.labels(vcfg.name).inc()
@@ -338,6 +398,18 @@ def _result(vcfg: VaultConfig, state: VaultState, snap: MarketSnapshot, action: 
                       weights_bps=tuple(int(a.weight_bps) for a in state.assets),
                       targets_bps=tuple(int(a.target_bps) for a in state.assets),
                       symbols=tuple(a.symbol for a in state.assets), **kw)
+
+
+def _judge_collateral(report: SimulationReport, state: VaultState) -> SimulationReport:
+    """A collateral action (adjustCollateral, ripcord) repays or borrows without swapping the
+    basket, so "weights closer to target" does not apply; a deleverage must lower the LTV."""
+    if report.revert is not None:
+        return report
+    reasons = [r for r in report.reasons if not r.startswith("weights not closer")]
+    ltv = state.collateral.ltv_bps if state.collateral else None
+    if ltv is not None and report.post_ltv_bps is not None and report.post_ltv_bps > ltv:
+        reasons.append(f"LTV not reduced: {ltv} -> {report.post_ltv_bps} bps")
+    return dataclasses.replace(report, ok=not reasons, reasons=tuple(reasons))
 
 
 def _eth_usd_e18(state: VaultState) -> int:

@@ -48,7 +48,18 @@ def build_calls(multicall: str, targets: list[ReadTarget]) -> list[tuple[str, bo
 def read_snapshot(w3: Web3, multicall: str, targets: list[ReadTarget], *, chain_id: int,
                   last_block: int | None = None, block: int | str = "latest") -> MarketSnapshot:
     """Read every vault at one block; raise SnapshotRejected on a wrong chain or an old block."""
-    data = encode_call("Multicall3", "aggregate3", (build_calls(multicall, targets),))
+    return read_snapshot_with(w3, multicall, targets, chain_id=chain_id, last_block=last_block,
+                              block=block)[0]
+
+
+def read_snapshot_with(w3: Web3, multicall: str, targets: list[ReadTarget], *, chain_id: int,
+                       last_block: int | None = None, block: int | str = "latest",
+                       extra: list[tuple[str, bool, bytes]] | None = None
+                       ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
+    """read_snapshot plus `extra` Multicall3 calls (allowFailure, same block, same round trip);
+    returns the snapshot and the extra calls' (ok, return data)."""
+    extra = extra or []
+    data = encode_call("Multicall3", "aggregate3", (build_calls(multicall, targets) + extra,))
     try:
         raw = w3.eth.call({"to": Web3.to_checksum_address(multicall), "data": data}, block)
     except (Web3Exception, OSError, ValueError) as err:
@@ -61,9 +72,12 @@ def read_snapshot(w3: Web3, multicall: str, targets: list[ReadTarget], *, chain_
     if last_block is not None and number < last_block:
         raise SnapshotRejected(f"block {number} is older than the last one seen ({last_block}): "
                                "reorg or lagging node", block=number)
-    vaults = tuple(_vault_state(t, ok, ret, ts) for t, (ok, ret) in zip(targets, results[5:], strict=True))
-    return MarketSnapshot(chain_id=chain_id, block_number=number, block_hash="0x" + parent.hex(),
+    n = 5 + len(targets)
+    vaults = tuple(_vault_state(t, ok, ret, ts)
+                   for t, (ok, ret) in zip(targets, results[5:n], strict=True))
+    snap = MarketSnapshot(chain_id=chain_id, block_number=number, block_hash="0x" + parent.hex(),
                           block_ts=ts, base_fee_wei=base_fee, vaults=vaults)
+    return snap, [(bool(ok), bytes(ret)) for ok, ret in results[n:]]
 
 
 def _vault_state(target: ReadTarget, ok: bool, ret: bytes, block_ts: int) -> VaultState:

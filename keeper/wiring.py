@@ -9,31 +9,24 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from keeper.app import Keeper, KeeperDeps
+from keeper.chain.rpc import RpcSettings, connect_urls
 from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, RpcUnavailable
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger
 from keeper.metrics import Metrics
-from keeper.send.keys import load_account, redact
+from keeper.send.keys import load_account
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
 
 
-def connect(cfg: KeeperConfig) -> Web3:
-    """The first RPC URL that answers with the configured chain id."""
-    problems = []
-    for url in cfg.network.rpc_urls:
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
-        try:
-            got = w3.eth.chain_id
-        except (OSError, ValueError) as err:
-            problems.append(f"{redact(url)}: {type(err).__name__}")
-            continue
-        if got != cfg.network.chain_id:
-            problems.append(f"{redact(url)}: chain id {got}, expected {cfg.network.chain_id}")
-            continue
-        return w3
-    raise RpcUnavailable(f"no RPC of network '{cfg.network.name}' is usable: " + "; ".join(problems)
-                         + (". Fix: start the node (for local: `make demo` or `anvil`)"))
+def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
+    """A Web3 over every RPC URL of the network, with failover and retry (keeper.chain.rpc);
+    URLs that answer with another chain id are dropped."""
+    try:
+        return connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
+    except RpcUnavailable as err:
+        raise RpcUnavailable(f"no RPC of network '{cfg.network.name}' is usable: {err.message}. "
+                             "Fix: start the node (for local: `make demo` or `anvil`)") from err
 
 
 def keeper_address(cfg: KeeperConfig) -> str:
@@ -58,8 +51,8 @@ def unlock(cfg: KeeperConfig) -> LocalAccount:
 
 
 def build_keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None,
-                 fork_rpc: str | None = None) -> Keeper:
-    w3 = connect(cfg)
+                 fork_rpc: str | None = None, rpc: RpcSettings | None = None) -> Keeper:
+    w3 = connect(cfg, rpc)
     ledger = Ledger(cfg.ledger.path)
     history = PriceHistory(cfg.ledger.path.with_name(cfg.ledger.path.stem + "-history.sqlite"))
     sender = None

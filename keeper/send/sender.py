@@ -10,6 +10,7 @@ so tests can drive a chain with automine off.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -25,7 +26,7 @@ from web3.exceptions import TransactionNotFound, Web3Exception
 from web3.types import TxParams
 from web3.types import Wei as Web3Wei
 
-from keeper.errors import FeeCapExceeded, Halt, NonceError, SendError, TxLost
+from keeper.errors import FeeCapExceeded, Halt, NonceError, RpcUnavailable, SendError, TxLost
 from keeper.ledger import Ledger, NewTx, TxRow, TxStatus
 from keeper.send.classify import SendFailure, classify
 from keeper.send.fees import Fees, replacement_fees, suggest_fees
@@ -35,8 +36,10 @@ from keeper.units import Wei
 
 __all__ = ["Attempt", "ExecutionResult", "Sender", "SenderSettings", "TxRequest"]
 
+log = logging.getLogger("keeper.send")
 WaitForBlock = Callable[[int], int]
-_NETWORK_ERRORS = (requests.RequestException, OSError, TimeoutError)
+# RpcUnavailable: every endpoint failed the send; it may still have propagated (A8)
+_NETWORK_ERRORS = (requests.RequestException, OSError, TimeoutError, RpcUnavailable)
 _RPC_ERRORS = (Web3Exception, ValueError)
 
 
@@ -58,6 +61,7 @@ class _Flight:
     private: bool = False  # broadcasting through the private endpoint (K11)
     private_only: bool = False  # swap-bearing: never fall back to the public mempool
     first_sent_block: int | None = None
+    deadline_ts: int | None = None  # past it the call would revert: cancel by NOOP instead
 
     @property
     def last_hash(self) -> str:
@@ -122,6 +126,9 @@ class Sender:
             cap = min(self._cap(req), self._budget_cap(gas_limit))
             fees = self._market_fees(cap, strict=True)
             flight = self._open(req, gas_limit, cap)
+            if req.deadline_ts is not None:
+                flight.deadline_ts = req.deadline_ts
+                self.ledger.add_event(flight.tx_id, "deadline", str(req.deadline_ts))
             self._attempt(flight, fees)
             return self._finish_epoch(req, self._track(flight))
 
@@ -320,6 +327,8 @@ class Sender:
         events = self.ledger.events(row.id)
         flight.cancel_hashes = {d for k, d in events if k == "cancel_signed"}
         flight.private_only = any(k == "private_only" for k, _ in events)
+        deadlines = [int(d) for k, d in events if k == "deadline"]
+        flight.deadline_ts = deadlines[-1] if deadlines else None
         flight.private = self._has_private and not any(k == "public_fallback" for k, _ in events)
         if row.attempts:
             last = row.attempts[-1]
@@ -375,6 +384,8 @@ class Sender:
             return replacement_fees(flight.fees, fresh, self.settings.bump_percent, flight.cap_wei)
         except FeeCapExceeded as err:
             self.ledger.add_event(flight.tx_id, "fee_cap", err.message)
+            log.error("ALERT gas ceiling reached for tx %d (nonce %d): %s; not bumping further",
+                      flight.tx_id, flight.nonce, err.message)
             raise FeeCapExceeded(
                 f"{err.message} (tx {flight.tx_id}, nonce {flight.nonce}, "
                 f"{len(flight.raws)} attempts; left pending)",
@@ -478,7 +489,9 @@ class Sender:
             return False
         if int(self.w3.eth.get_transaction_count(self.address, "latest")) > flight.nonce:
             return self._on_nonce_taken(flight)
-        if flight.private and self._fallback_due(flight, head):
+        if self._expired(flight, head):
+            self._cancel_expired(flight)
+        elif flight.private and self._fallback_due(flight, head):
             flight.private = False
             self.ledger.add_event(flight.tx_id, "public_fallback", f"after {head} blocks")
             self._rebroadcast(flight, "not included via the private endpoint")
@@ -488,6 +501,18 @@ class Sender:
             self._attempt(flight, self._next_fees(flight), cancel=bool(flight.cancel_hashes))
             self.ledger.add_event(flight.tx_id, "replaced", flight.last_hash)
         return False
+
+    def _expired(self, flight: _Flight, head: int) -> bool:
+        if flight.deadline_ts is None or flight.cancel_hashes:
+            return False
+        return int(self.w3.eth.get_block(head)["timestamp"]) > flight.deadline_ts
+
+    def _cancel_expired(self, flight: _Flight) -> None:
+        """K6/B15: the call's deadline passed, so it can only revert: replace it by a 0-value
+        self-transfer at the same nonce (bumped), which frees the nonce for 21,000 gas."""
+        self.ledger.add_event(flight.tx_id, "deadline_passed", f"deadline {flight.deadline_ts}")
+        flight.fields = self._fields(TxRequest(to=self.address), flight.nonce, 21_000)
+        self._attempt(flight, self._next_fees(flight), cancel=True)
 
     def _on_receipt(self, flight: _Flight, receipt: Any, head: int) -> bool:
         tx_hash, block = _hex(receipt["transactionHash"]), int(receipt["blockNumber"])
@@ -515,9 +540,23 @@ class Sender:
         self.ledger.set_tx_status(
             flight.tx_id,
             final if ok else TxStatus.FAILED,
-            error=None if ok else "reverted (receipt status 0): not retried",
+            error=None if ok else f"reverted ({self._revert_reason(tx_hash)}): not retried",
         )
         return True
+
+    def _revert_reason(self, tx_hash: str) -> str:
+        """K7: name the revert (the vault's custom error) from the node's call tracer; nodes
+        without debug_traceTransaction give 'receipt status 0'."""
+        from keeper.chain.errors import name_revert
+
+        try:
+            resp = self.w3.provider.make_request(  # type: ignore[arg-type]
+                "debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+        except (*_NETWORK_ERRORS, *_RPC_ERRORS):
+            return "receipt status 0"
+        trace = resp.get("result") or {}
+        output = trace.get("output") if isinstance(trace, dict) else None
+        return name_revert(output) or "receipt status 0"
 
     def _on_reorg(self, flight: _Flight, why: str) -> None:
         """C19: a reorg removed our receipt: back to pending and rebroadcast the landed bytes."""

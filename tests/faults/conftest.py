@@ -1,0 +1,240 @@
+"""Fault-injection harness: the e2e keeper environment, RPC proxies, a keeper builder with a
+driveable block waiter, and chain controls (automine, stuck blocks) restored after each test."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from keeper.app import Keeper, KeeperDeps
+from keeper.chain.rpc import RpcSettings
+from keeper.config import load_config
+from keeper.history import PriceHistory
+from keeper.ledger import Ledger
+from keeper.localnet.market import move_market
+from keeper.read import ReadTarget, read_snapshot
+from keeper.send.sender import Sender, SenderSettings, private_endpoint
+from keeper.wiring import connect, unlock
+from tests.e2e.conftest import KeeperEnv, keeper_env  # noqa: F401 - fixture re-export
+from tests.faults.proxy import RpcProxy
+
+pytestmark = pytest.mark.chain
+GWEI = 10**9
+DEFAULT_GAS_LIMIT = 30_000_000
+FAST_RPC = RpcSettings(timeout_s=2.0, rounds=2, backoff_s=0.05, max_backoff_s=0.2, cooldown_s=2.0)
+
+
+# ------------------------------------------------------------------ config edits
+
+
+def edit_config(cfg: Path, old: str, new: str) -> None:
+    text = cfg.read_text()
+    assert old in text, old
+    cfg.write_text(text.replace(old, new, 1))
+
+
+def set_rpc_urls(env: KeeperEnv, urls: list[str]) -> None:
+    text = env.config.read_text()
+    start = text.index("rpc_urls: [")
+    end = text.index("]", start)
+    quoted = ", ".join(f'"{u}"' for u in urls)
+    env.config.write_text(text[:start] + f"rpc_urls: [{quoted}" + text[end:])
+
+
+def network_line(env: KeeperEnv, line: str) -> None:
+    edit_config(env.config, "    block_time_s: 1\n", f"    block_time_s: 1\n    {line}\n")
+
+
+# ------------------------------------------------------------------ chain control
+
+
+@dataclass
+class ChainCtl:
+    w3: Web3
+    filler: str = ""
+    stuck_limit: int | None = None
+    mined: int = 0
+
+    def rpc(self, method: str, *params: object) -> Any:
+        resp = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+        assert "error" not in resp, resp
+        return resp["result"]
+
+    def automine(self, on: bool) -> None:
+        self.rpc("evm_setAutomine", on)
+
+    def stick(self, our_gas_limit: int) -> None:
+        """Every block from now on holds a high-tip filler that leaves too little gas for us."""
+        self.stuck_limit = our_gas_limit + 10_000
+        self.rpc("evm_setBlockGasLimit", hex(self.stuck_limit))
+
+    def unstick(self) -> None:
+        self.stuck_limit = None
+        self.rpc("evm_setBlockGasLimit", hex(DEFAULT_GAS_LIMIT))
+
+    def mine(self) -> int:
+        if self.stuck_limit is not None:
+            self.rpc(
+                "eth_sendTransaction",
+                {
+                    "from": self.filler,
+                    "to": self.filler,
+                    "value": "0x0",
+                    "gas": hex(50_000),
+                    "maxFeePerGas": hex(900 * GWEI),
+                    "maxPriorityFeePerGas": hex(300 * GWEI),
+                },
+            )
+        self.rpc("evm_mine")
+        self.mined += 1
+        return int(self.w3.eth.block_number)
+
+    def waiter(self, before: Callable[[int], None] | None = None) -> Callable[[int], int]:
+        calls = [0]
+
+        def wait(target: int) -> int:
+            calls[0] += 1
+            if before is not None:
+                before(calls[0])
+            head = int(self.w3.eth.block_number)
+            while head < target:
+                head = self.mine()
+            return head
+
+        return wait
+
+    def sent_count(self, address: str) -> int:
+        return int(self.w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
+
+    def pool(self, address: str) -> dict[str, Any]:
+        content = self.rpc("txpool_content")
+        return dict(content["pending"].get(address.lower(), {}))
+
+
+@pytest.fixture(autouse=True)
+def _keeper_logs_reach_caplog() -> Iterator[None]:
+    """The CLI and the demo call setup_logging(), which detaches the 'keeper' logger from the
+    root (propagate=False); put it back so every test's caplog sees the keeper's alerts."""
+    yield
+    lg = logging.getLogger("keeper")
+    lg.handlers[:] = []
+    lg.propagate = True
+    lg.setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+def chain(w3: Web3) -> Iterator[ChainCtl]:
+    ctl = ChainCtl(w3, filler=w3.eth.accounts[9])
+    yield ctl
+    ctl.automine(True)
+    ctl.rpc("evm_setBlockGasLimit", hex(DEFAULT_GAS_LIMIT))
+
+
+@pytest.fixture
+def proxies(anvil_url: str) -> Iterator[Callable[[], RpcProxy]]:
+    made: list[RpcProxy] = []
+
+    def make() -> RpcProxy:
+        p = RpcProxy(anvil_url)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+# ------------------------------------------------------------------ keeper builder
+
+
+@dataclass
+class Kit:
+    env: KeeperEnv
+    made: list[Keeper] = field(default_factory=list)
+
+    def keeper(
+        self,
+        *,
+        rpc: RpcSettings = FAST_RPC,
+        waiter: Callable[[int], int] | None = None,
+        recover: bool = True,
+        **sender_kw: Any,
+    ) -> Keeper:
+        cfg = load_config(self.env.config)
+        w3 = connect(cfg, rpc)
+        ledger = Ledger(cfg.ledger.path)
+        history = PriceHistory(self.env.tmp / "history.sqlite")
+        account = unlock(cfg)
+        settings = SenderSettings.from_config(cfg, **{"block_timeout_s": 10.0, **sender_kw})
+        sender = Sender(
+            w3, account, ledger, settings, wait_for_block=waiter, broadcast_w3=private_endpoint(cfg)
+        )
+        if recover:
+            sender.recover_pending()
+        keeper = Keeper(
+            cfg,
+            KeeperDeps(
+                w3=w3, ledger=ledger, history=history, keeper_address=account.address, sender=sender
+            ),
+        )
+        self.made.append(keeper)
+        return keeper
+
+    def close(self, keeper: Keeper) -> None:
+        if keeper in self.made:
+            self.made.remove(keeper)
+            if keeper.deps.sender:
+                keeper.deps.sender.close()
+            keeper.deps.ledger.close()
+
+
+@pytest.fixture
+def kit(keeper_env: KeeperEnv) -> Iterator[Kit]:  # noqa: F811 - the imported fixture
+    k = Kit(keeper_env)
+    yield k
+    for keeper in list(k.made):
+        k.close(keeper)
+
+
+# ------------------------------------------------------------------ observations
+
+
+def ticks(env: KeeperEnv) -> list[tuple[str, str, int | None]]:
+    with sqlite3.connect(env.ledger) as c:
+        return c.execute("SELECT verdict, reason, block_number FROM ticks ORDER BY id").fetchall()
+
+
+def txs(env: KeeperEnv) -> list[tuple[int, str, str, int | None, str | None]]:
+    with sqlite3.connect(env.ledger) as c:
+        return c.execute(
+            "SELECT id, status, purpose, receipt_status, error FROM txs ORDER BY id"
+        ).fetchall()
+
+
+def vault_view(env: KeeperEnv) -> Any:
+    symbols = {t.address.lower(): s for s, t in env.market.tokens.items()}
+    return read_snapshot(
+        env.w3,
+        env.market.multicall3,
+        [ReadTarget(address=env.vault, symbols=symbols)],
+        chain_id=31337,
+    ).vaults[0]
+
+
+def epoch(env: KeeperEnv) -> int:
+    return int(vault_view(env).epoch)
+
+
+def push_out_of_band(env: KeeperEnv, symbol: str = "WETH", bps: int = 3_000) -> None:
+    move_market(env.w3, env.market, symbol, bps)  # +30%: the asset leaves its outer band
+
+
+def in_band(env: KeeperEnv) -> bool:
+    return all(abs(a.weight_bps - a.target_bps) <= a.inner_band_bps for a in vault_view(env).assets)

@@ -1,0 +1,52 @@
+"""Ledger faults (fault test 29): a corrupt or locked SQLite ledger stops the keeper with a clear
+error; it is never reset, and the records survive."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from typer.testing import CliRunner
+
+from keeper.cli import app
+from tests.faults.conftest import ChainCtl, Kit, push_out_of_band, ticks
+
+pytestmark = pytest.mark.chain
+runner = CliRunner()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_corrupt_or_locked_ledger_clear_error_no_silent_reset(kit: Kit, chain: ChainCtl) -> None:
+    env = kit.env
+    cfg = ["--config", str(env.config)]
+    assert runner.invoke(app, ["check", *cfg]).exit_code == 0  # a ledger with one tick
+    before = ticks(env)
+    assert len(before) == 1
+    push_out_of_band(env)
+
+    # locked: another process holds the write lock
+    holder = sqlite3.connect(env.ledger, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        out = runner.invoke(app, ["rebalance", "--yes", *cfg])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert out.exit_code == 1, out.output
+    assert "is locked by another process" in _one_line(out.stderr)
+    assert chain.sent_count(env.keeper) == 0 and ticks(env) == before  # records intact
+
+    # corrupt: garbage where the database was
+    for side in env.ledger.parent.glob(env.ledger.name + "-*"):
+        side.unlink()  # WAL and shm of the closed ledger
+    garbage = b"this is not a sqlite database " * 200
+    env.ledger.write_bytes(garbage)
+    out = runner.invoke(app, ["rebalance", "--yes", *cfg])
+    assert out.exit_code == 1, out.output
+    assert "corrupt or not a SQLite database" in _one_line(out.stderr)
+    assert "never reset automatically" in _one_line(out.stderr)
+    assert env.ledger.read_bytes() == garbage  # untouched: no silent reset
+    assert chain.sent_count(env.keeper) == 0

@@ -1,0 +1,101 @@
+"""C. Reorgs (fault tests 16-18) through Keeper.tick in Mode.SEND."""
+
+from __future__ import annotations
+
+import pytest
+from web3.exceptions import ContractLogicError
+
+from keeper.app import Keeper, Mode
+from keeper.chain.errors import name_revert
+from tests.faults.conftest import ChainCtl, Kit, epoch, in_band, push_out_of_band, txs
+
+pytestmark = pytest.mark.chain
+
+
+def _kinds(keeper: Keeper, tx_id: int) -> list[tuple[str, str]]:
+    return keeper.deps.ledger.events(tx_id)
+
+
+def test_reorg_that_removes_our_tx_is_detected_and_resubmitted(kit: Kit, chain: ChainCtl) -> None:
+    push_out_of_band(kit.env)
+    e0 = epoch(kit.env)
+    removed: list[int] = []
+
+    def before(call: int) -> None:
+        if call == 1:
+            (row,) = keeper.deps.ledger.pending_txs()
+            removed.append(int(row.receipt_block or 0))
+            chain.rpc("anvil_rollback", 1)  # depth-1 reorg: the block with our tx is gone
+            chain.rpc("anvil_dropTransaction", row.attempts[0].hash)  # and no node re-adds it
+
+    keeper = kit.keeper(waiter=chain.waiter(before), confirmations=3)
+    (r,) = keeper.tick(Mode.SEND)
+    assert r.verdict == "sent", r.reason
+    ((tx_id, status, *_),) = txs(kit.env)
+    row = keeper.deps.ledger.get_tx(tx_id)
+    events = _kinds(keeper, tx_id)
+    assert status == "confirmed" and removed and row.receipt_block != removed[0]
+    assert any(k == "pending" and "reorg" in d for k, d in events)
+    assert [k for k, _ in events].count("broadcast") == 2 and len(row.attempts) == 1
+    assert chain.sent_count(kit.env.keeper) == 1 and epoch(kit.env) == e0 + 1  # executed once
+    assert in_band(kit.env)
+
+
+def test_reorg_that_reincludes_our_tx_does_not_duplicate(kit: Kit, chain: ChainCtl) -> None:
+    push_out_of_band(kit.env)
+    e0 = epoch(kit.env)
+    first: list[str] = []
+
+    def before(call: int) -> None:
+        if call == 1:
+            (row,) = keeper.deps.ledger.pending_txs()
+            first.append(str(row.receipt_block_hash))
+            raw = "0x" + row.attempts[0].raw_tx.hex()
+            other = {"from": chain.filler, "to": chain.filler, "value": "0x1"}
+            # same height, a different block: another tx first, then ours
+            chain.rpc("anvil_reorg", 1, [[other, 0], [raw, 0]])
+
+    keeper = kit.keeper(waiter=chain.waiter(before), confirmations=3)
+    (r,) = keeper.tick(Mode.SEND)
+    assert r.verdict == "sent", r.reason
+    ((tx_id, status, *_),) = txs(kit.env)
+    row = keeper.deps.ledger.get_tx(tx_id)
+    assert status == "confirmed" and row.receipt_block_hash != first[0]
+    canonical = kit.env.w3.eth.get_block(row.receipt_block)["hash"].hex()  # type: ignore[arg-type]
+    assert row.receipt_block_hash.removeprefix("0x") == canonical.removeprefix("0x")  # type: ignore[union-attr]
+    assert [k for k, _ in _kinds(keeper, tx_id)].count("broadcast") == 1  # never resent
+    assert chain.sent_count(kit.env.keeper) == 1 and epoch(kit.env) == e0 + 1
+
+
+def _stale_calldata(keeper: Keeper) -> str:
+    vcfg = keeper.cfg.vaults[0]
+    snap = keeper._read([vcfg])
+    state = snap.vaults[0]
+    decision = keeper.decide(snap, vcfg, state)
+    plan, why = keeper._plan_all(snap, [(vcfg, state, decision)])[vcfg.name]
+    assert plan is not None, why
+    return "0x" + plan.calldata.hex()
+
+
+def test_reorg_that_undoes_the_price_move_makes_the_keeper_recompute(
+    kit: Kit, chain: ChainCtl
+) -> None:
+    keeper = kit.keeper()
+    fork_point = chain.rpc("evm_snapshot")
+    head0 = int(kit.env.w3.eth.block_number)
+    push_out_of_band(kit.env)
+    (seen,) = keeper.tick(Mode.CHECK)
+    assert seen.action == "rebalance" and seen.verdict == "planned"
+    stale = _stale_calldata(keeper)
+    moved_to = int(kit.env.w3.eth.block_number)
+    chain.rpc("evm_revert", fork_point)  # the blocks with the price move are reorged away
+    for _ in range(moved_to - head0 + 1):
+        chain.mine()
+    (r,) = keeper.tick(Mode.SEND)
+    assert r.verdict == "hold" and r.action == "hold", r.reason
+    assert r.block is not None and seen.block is not None and r.block > seen.block
+    assert chain.sent_count(kit.env.keeper) == 0 and txs(kit.env) == []
+    with pytest.raises(ContractLogicError) as err:  # V2: the stale plan could not execute
+        kit.env.w3.eth.call({"from": kit.env.keeper, "to": kit.env.vault, "data": stale})
+    reason = name_revert(err.value.data if isinstance(err.value.data, str) else None)
+    assert reason is not None
