@@ -151,8 +151,14 @@ def trade_cost_usd(notionals_usd: Sequence[float], costs: CostInputs, gas_price_
 def tracking_penalty_usd_per_h(nav_usd: float, dev: Sequence[float],
                                cov: Sequence[Sequence[float]], gamma: float) -> float:
     """0.5 gamma NAV d' Sigma d: the hourly money value of tracking variance."""
-    n = len(dev)
-    q = sum(dev[a] * dev[b] * cov[a][b] for a in range(n) for b in range(n) if dev[a] and dev[b])
+    # sum(dev[a] * dev[b] * cov[a][b] for a for b if dev[a] and dev[b]), unrolled for speed:
+    # the same products added in the same order (from the same int 0), so bit for bit equal.
+    nz = [(a, d) for a, d in enumerate(dev) if d]
+    q: float = 0
+    for a, da in nz:
+        row = cov[a]
+        for b, db in nz:
+            q += da * db * row[b]
     return 0.5 * gamma * nav_usd * max(q, 0.0)
 
 

@@ -97,12 +97,12 @@ def _limits(spec: VaultSpec) -> VaultLimits:
 def build_state(spec: VaultSpec, values: list[float], last_ts: int, epoch: int,
                 limits: VaultLimits) -> VaultState:
     nav = sum(values)
-    assets = tuple(
+    inner, outer = spec.inner_band_bps, spec.outer_band_bps
+    assets = tuple([
         AssetState(symbol=s, token=s, decimals=18, balance_raw=0, feed=FEED_STUB,
                    value_e18=int(v * ONE_E18), weight_bps=round(v / nav * BPS),
-                   target_bps=tb, inner_band_bps=spec.inner_band_bps,
-                   outer_band_bps=spec.outer_band_bps)
-        for s, v, tb in zip(spec.symbols, values, spec.targets_bps, strict=True))
+                   target_bps=tb, inner_band_bps=inner, outer_band_bps=outer)
+        for s, v, tb in zip(spec.symbols, values, spec.targets_bps, strict=True)])
     return VaultState(address="backtest", assets=assets, nav_e18=int(nav * ONE_E18), epoch=epoch,
                       last_rebalance_ts=last_ts, limits=limits, paused=False)
 
@@ -114,7 +114,7 @@ def _forecast(policy: Policy, state: VaultState, mkt: Market, t: int) -> Forecas
                         breach_prob=math.nan, expected_time_to_breach_h=math.nan,
                         now_ts=int(mkt.ts[t]), notes=("not computed: policy ignores it",))
     horizon = float(getattr(policy, "horizon_h", mkt.horizon_h))
-    return build_forecast(state, vol_per_h=vols, corr=mkt.corr[t].tolist(),
+    return build_forecast(state, vol_per_h=vols, corr=mkt.corr_rows[t],
                           horizon_h=horizon, now_ts=int(mkt.ts[t]),
                           long_run_vol_per_h=mkt.vol_lr)
 

@@ -25,10 +25,11 @@ class Market:
     ts: np.ndarray
     symbols: tuple[str, ...]
     px_rows: list[list[float]]  # (T, N) with the cash asset at 1.0
-    vol_rows: list[list[float]]  # average hourly vol over the forecast horizon, known at t
+    vol_rows: list[tuple[float, ...]]  # average hourly vol over the forecast horizon, known at t
     vol_lr: tuple[float, ...]  # long-run (unconditional) hourly vol per asset
     cov: np.ndarray  # (T, N, N) causal EWMA covariance, hourly
     corr: np.ndarray
+    corr_rows: list[tuple[tuple[float, ...], ...]]  # `corr` as the tuples a Forecast holds
     horizon_h: float
     gas_gwei: np.ndarray
     gas_source: np.ndarray
@@ -95,8 +96,11 @@ def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: np.ndarray, v
     ol = gasmod.outlook(prices.ts, gs.gwei)
     eth_col = prices.symbols.index("ETH")
     eth = prices.prices[:, eth_col]
-    return Market(ts=prices.ts, symbols=symbols, px_rows=all_px.tolist(), vol_rows=vols.tolist(),
-                  vol_lr=tuple(lr), cov=cov, corr=vol.cov_to_corr(cov), horizon_h=float(horizon_h),
+    corr = vol.cov_to_corr(cov)
+    return Market(ts=prices.ts, symbols=symbols, px_rows=all_px.tolist(),
+                  vol_rows=[tuple(r) for r in vols.tolist()], vol_lr=tuple(lr), cov=cov,
+                  corr=corr, corr_rows=[tuple(map(tuple, c)) for c in corr.tolist()],
+                  horizon_h=float(horizon_h),
                   gas_gwei=gs.gwei, gas_source=gs.source, gas_wei=_wei(gs.gwei),
                   gas_typ_wei=_wei(ol.typical_gwei), gas_min_wei=_wei(ol.min_ahead_gwei),
                   hours_to_min=[int(x) for x in ol.hours_to_min],

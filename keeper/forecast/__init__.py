@@ -26,6 +26,14 @@ def state_weights(state: VaultState) -> tuple[list[float], list[float], list[flo
     return w, t, b
 
 
+def _tuple_rows(corr: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], ...]:
+    """`corr` as a tuple of tuples; passed through when it already is one (the backtester
+    precomputes them once per market)."""
+    if isinstance(corr, tuple) and all(type(row) is tuple for row in corr):
+        return corr  # type: ignore[return-value]
+    return tuple(tuple(row) for row in corr)
+
+
 def _ltv_part(state: VaultState, ltv_vol: float, horizon_h: float) -> float:
     c = state.collateral
     if c is None or c.debt_e8 == 0:
@@ -47,7 +55,7 @@ def build_forecast(state: VaultState, *, vol_per_h: Sequence[float],
     return Forecast(
         horizon_h=horizon_h,
         vol_per_h_frac=tuple(vol_per_h),
-        corr=tuple(tuple(row) for row in corr),
+        corr=_tuple_rows(corr),
         breach_prob=p,
         expected_time_to_breach_h=et if et > 0 else 0.0,
         ltv_breach_prob=_ltv_part(state, ltv_vol_per_h, horizon_h),

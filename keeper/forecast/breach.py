@@ -114,6 +114,120 @@ def band_breach(weights: Sequence[float], targets: Sequence[float], bands: Seque
     Per-asset exits are combined as if independent (P = 1 - prod(1 - p_i), rate = sum of 1/E[t_i]).
     With 2 assets both weights exit together, so the result is the exact 1-asset value.
     """
+    return _band_breach(weights, targets, bands, vols, corr, horizon, True)
+
+
+def band_breach_prob(weights: Sequence[float], targets: Sequence[float], bands: Sequence[float],
+                     vols: Sequence[float], corr: Sequence[Sequence[float]],
+                     horizon: float) -> float:
+    """`band_breach(...)[0]` without the expected exit time (the policies' hot path)."""
+    return _band_breach(weights, targets, bands, vols, corr, horizon, False)[0]
+
+
+_BAND_LOGITS: dict[tuple[float, float], tuple[float, float]] = {}
+
+
+def _band_logits(t: float, b: float) -> tuple[float, float]:
+    """(logit(lo), logit(hi)) of the band t +- b, as `asset_exit_prob` computes them; memoised
+    (targets and bands are a handful of constants per vault)."""
+    v = _BAND_LOGITS.get((t, b))
+    if v is None:
+        v = (logit(max(t - b, 1e-9)), logit(min(t + b, 1.0 - 1e-9)))
+        if len(_BAND_LOGITS) < 4096:
+            _BAND_LOGITS[(t, b)] = v
+    return v
+
+
+def _band_breach(weights: Sequence[float], targets: Sequence[float],  # noqa: C901 (inlined)
+                 bands: Sequence[float],
+                 vols: Sequence[float], corr: Sequence[Sequence[float]], horizon: float,
+                 want_time: bool) -> tuple[float, float]:
+    """`band_breach` with `logit`, `ratio_vol`, `exit_prob` and `expected_exit_time` inlined.
+
+    Speed only: every float operation is the one those functions do, on the same operands and in
+    the same order (min/max written as the comparisons the builtins make, NaN included), so the
+    result is bit for bit `_band_breach_reference`'s (tests/unit/test_forecast.py checks it).
+    """
+    n = len(weights)
+    if len(targets) != n or len(bands) != n:
+        raise ValueError("band_breach: weights, targets and bands differ in length")
+    log, sqrt, erf, inf = math.log, math.sqrt, math.erf, math.inf
+    w_hi = 1.0 - 1e-9
+    sqrt_h = sqrt(horizon) if horizon > 0.0 else 0.0
+    logits = _BAND_LOGITS
+    stay, rate = 1.0, 0.0
+    seen: set[float] | None = set() if n == 2 else None
+    rng = range(n)
+    for i in rng:
+        w, t, b = weights[i], targets[i], bands[i]
+        if seen is not None:
+            key = round(abs(w - t) / b, 9)
+            if key in seen:
+                continue
+            seen.add(key)
+        wc = 1e-9 if w < 1e-9 else w  # logit(w): min(max(w, 1e-9), 1 - 1e-9)
+        if w_hi < wc:
+            wc = w_hi
+        x = log(wc / (1.0 - wc))
+        lohi = logits.get((t, b))
+        lo, hi = lohi if lohi is not None else _band_logits(t, b)
+        # ratio_vol(i, ...): sum of c[a] c[b] corr[a][b] over the non-zero c, in index order
+        rest = 1.0 - w
+        if rest <= 0.0:
+            sig = 0.0
+        else:
+            ia: list[int] = []
+            ca: list[float] = []
+            for j in rng:
+                cj = (-weights[j] / rest if j != i else 1.0) * vols[j]
+                if cj:
+                    ia.append(j)
+                    ca.append(cj)
+            var: float = 0
+            for a, c1 in zip(ia, ca, strict=True):
+                row = corr[a]
+                for bb, c2 in zip(ia, ca, strict=True):
+                    var += c1 * c2 * row[bb]
+            sig = sqrt(0.0 if var < 0.0 else var)
+        # exit_prob(x, lo, hi, sig, horizon) and expected_exit_time(x, lo, hi, sig)
+        if not lo < x < hi:
+            stay *= 0.0  # p = 1
+            # et = 0: rate += inf
+            if want_time:
+                rate += inf
+            continue
+        if sig <= 0.0 or horizon <= 0.0:
+            p = 0.0
+        else:
+            s = sig * sqrt_h
+            width, u = hi - lo, x - lo
+            n_img = 1 + int(2.0 * s / width)
+            if n_img > MAX_IMAGES:
+                n_img = MAX_IMAGES
+            inv = 1.0 / (s * SQRT2)
+            wmu, wpu = width - u, width + u
+            st = 0.0
+            for k in range(-n_img, n_img + 1):
+                off = 2.0 * k * width
+                st += (erf((wmu + off) * inv) - erf((off - u) * inv)
+                       - erf((wpu + off) * inv) + erf((u + off) * inv))
+            st *= 0.5
+            p = 1.0 - st
+            p = p if p > 0.0 else 0.0
+            if not p < 1.0:
+                p = 1.0
+        stay *= 1.0 - p
+        if want_time:
+            et = (x - lo) * (hi - x) / sig**2 if sig > 0.0 else inf
+            rate += 0.0 if et == inf else (1.0 / et if et > 0 else inf)
+    return 1.0 - stay, (1.0 / rate if rate > 0 else inf)
+
+
+def _band_breach_reference(weights: Sequence[float], targets: Sequence[float],
+                           bands: Sequence[float], vols: Sequence[float],
+                           corr: Sequence[Sequence[float]], horizon: float
+                           ) -> tuple[float, float]:
+    """The readable composition `_band_breach` inlines (kept for the bit-for-bit test)."""
     stay, rate, seen = 1.0, 0.0, set()
     for i, (w, t, b) in enumerate(zip(weights, targets, bands, strict=True)):
         key = round(abs(w - t) / b, 9) if len(weights) == 2 else i

@@ -23,10 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from scipy import optimize
-
 from keeper.costs import CostInputs, tracking_penalty_usd_per_h, trade_cost_usd
-from keeper.forecast.breach import band_breach, ltv_breach_prob
+from keeper.forecast.breach import band_breach_prob, ltv_breach_prob
 from keeper.models import Action, Decision, Forecast, VaultState
 from keeper.policy.base import (
     best_clips,
@@ -34,6 +32,7 @@ from keeper.policy.base import (
     deviations,
     drop_small_legs,
     hold,
+    minimize_bounded,
     nav_usd,
     project_to_band,
     reactive_collateral,
@@ -46,8 +45,8 @@ EDGE_MARGIN = 0.98
 SCREEN_FRAC = 0.35  # below this share of the band, neither breach nor penalty can pay for a trade
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Ctx:
+@dataclass(slots=True, kw_only=True)
+class _Ctx:  # per-call scratch, never shared: not frozen (a frozen __init__ is slow, every hour)
     dev: list[float]
     targets: list[float]
     bands: list[float]
@@ -92,15 +91,26 @@ class PreventativePolicy:
 
     def _expected(self, new: list[float], ctx: _Ctx, costs: CostInputs, gas_wei: float,
                   horizon: float) -> float:
-        q = trade_notionals_usd(ctx.dev, new, ctx.nav, ctx.cash)
-        c_now = trade_cost_usd(q, costs, gas_wei) if any(q) else 0.0
-        if new is ctx.dev and ctx.p_hold is not None and horizon == self.horizon_h:
-            p = ctx.p_hold
+        """J(new) = C_now + H x penalty + P(breach) x C_late, evaluated in that order."""
+        return self._certain(new, ctx, costs, gas_wei, horizon) + \
+            self._breach_prob(new, ctx, horizon) * ctx.c_late
+
+    def _certain(self, new: list[float], ctx: _Ctx, costs: CostInputs, gas_wei: float,
+                 horizon: float) -> float:
+        """The breach-free part of J: C_now + H x penalty (a lower bound on J, see `_choose`)."""
+        if new is ctx.dev:
+            c_now = 0.0  # q = (d - d) x nav = 0.0 for every leg (d, nav finite): nothing trades
         else:
-            w = [t + d for t, d in zip(ctx.targets, new, strict=True)]
-            p, _ = band_breach(w, ctx.targets, ctx.bands, ctx.vols, ctx.corr, horizon)
+            q = trade_notionals_usd(ctx.dev, new, ctx.nav, ctx.cash)
+            c_now = trade_cost_usd(q, costs, gas_wei) if any(q) else 0.0
         pen = tracking_penalty_usd_per_h(ctx.nav, new, ctx.cov, ctx.gamma)
-        return c_now + horizon * pen + p * ctx.c_late
+        return c_now + horizon * pen
+
+    def _breach_prob(self, new: list[float], ctx: _Ctx, horizon: float) -> float:
+        if new is ctx.dev and ctx.p_hold is not None and horizon == self.horizon_h:
+            return ctx.p_hold
+        w = [t + d for t, d in zip(ctx.targets, new, strict=True)]
+        return band_breach_prob(w, ctx.targets, ctx.bands, ctx.vols, ctx.corr, horizon)
 
     def _candidate(self, edge: float, ctx: _Ctx) -> list[float]:
         return drop_small_legs(ctx.dev, project_to_band(ctx.dev, edge, ctx.cash), ctx.cash,
@@ -112,10 +122,17 @@ class PreventativePolicy:
         h, gas = float(self.horizon_h), self._gas(costs)
         j_hold = self._expected(ctx.dev, ctx, costs, gas, h)
         width = self.width_bps / BPS
-        guess = self._candidate(width * (1.0 - self.ret_frac), ctx)
-        if not hard and self._expected(guess, ctx, costs, gas, h) >= j_hold:
-            return hold(f"preventative: waiting is cheaper (J_hold {j_hold:.2f} USD)",
-                        j_hold_usd=j_hold)
+        if not hard:
+            guess = self._candidate(width * (1.0 - self.ret_frac), ctx)
+            # Exact screen: J(guess) = certain + P x C_late with P x C_late >= 0 (P in [0, 1],
+            # C_late a cost >= 0), and float addition of a non-negative term never decreases
+            # (rounding is monotone), so certain >= J_hold already implies J(guess) >= J_hold:
+            # the breach probability of the guess (the costly part) is not needed to hold.
+            certain = self._certain(guess, ctx, costs, gas, h)
+            if certain >= j_hold or \
+                    certain + self._breach_prob(guess, ctx, h) * ctx.c_late >= j_hold:
+                return hold(f"preventative: waiting is cheaper (J_hold {j_hold:.2f} USD)",
+                            j_hold_usd=j_hold)
         # stay a little inside the band edge, so bps rounding cannot leave a weight on it
         hi = min(EDGE_MARGIN * width, max(abs(x) for x in ctx.dev))
         edge, j_act = self._optimise(ctx, costs, gas, hi)
@@ -137,10 +154,9 @@ class PreventativePolicy:
     def _optimise(self, ctx: _Ctx, costs: CostInputs, gas: float, hi: float
                   ) -> tuple[float, float]:
         h = float(self.horizon_h)
-        res = optimize.minimize_scalar(
-            lambda e: self._expected(self._candidate(e, ctx), ctx, costs, gas, h),
-            bounds=(0.0, hi), method="bounded", options={"xatol": 2e-4})
-        return float(res.x), float(res.fun)
+        x, fx = minimize_bounded(
+            lambda e: self._expected(self._candidate(e, ctx), ctx, costs, gas, h), 0.0, hi, 2e-4)
+        return float(x), float(fx)
 
     def _later_is_cheaper(self, new: list[float], ctx: _Ctx, costs: CostInputs) -> bool:
         """Acting at the forecast cheapest hour k instead: the gas saved must beat k hours of
@@ -157,8 +173,9 @@ class PreventativePolicy:
 
     def _context(self, state: VaultState, forecast: Forecast, costs: CostInputs) -> _Ctx:
         vols = forecast.vol_per_h_frac if self.vol_scaling else forecast.long_run_vol_per_h_frac
-        n = len(vols)
-        cov = [[vols[a] * vols[b] * forecast.corr[a][b] for b in range(n)] for a in range(n)]
+        # vols[a] * vols[b] * corr[a][b], the same products as an index loop
+        cov = [[va * vb * c for vb, c in zip(vols, row, strict=True)]
+               for va, row in zip(vols, forecast.corr, strict=True)]
         dev = deviations(state)
         targets = [a.target_bps / BPS for a in state.assets]
         bands = [a.outer_band_bps / BPS for a in state.assets]

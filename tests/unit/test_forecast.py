@@ -156,3 +156,36 @@ def test_forecast_from_history_fits_and_builds() -> None:
     f = forecast_from_history(make_state([4000, 3000, 1000, 2000]), hist, horizon_h=24, now_ts=1)
     assert all(v > 0 for v in f.vol_per_h_frac[:3]) and f.vol_per_h_frac[3] == 0.0
     assert f.vol_per_h_frac[0] == pytest.approx(0.01, rel=0.25)
+
+
+def test_inlined_band_breach_is_the_reference_composition_bit_for_bit() -> None:
+    import random
+
+    rnd = random.Random(2)
+
+    def same(x: float, y: float) -> bool:
+        return (x == y and math.copysign(1, x) == math.copysign(1, y)) or (
+            math.isnan(x) and math.isnan(y))
+
+    for _ in range(5000):
+        n = rnd.choice([2, 3, 4, 4, 5])
+        t = [rnd.random() for _ in range(n)]
+        t = [x / sum(t) for x in t]
+        w = [max(0.0, x + rnd.gauss(0, rnd.choice([0.01, 0.05, 0.2]))) for x in t]
+        w = [x / sum(w) for x in w]
+        r = rnd.random()
+        if r < 0.05:
+            w[0] = 1.0
+        elif r < 0.1:
+            w[1] = 0.0
+        bands = [rnd.choice([0.01, 0.03, 0.05, 0.1, 0.5]) for _ in range(n)]
+        vols = [rnd.choice([0.0, rnd.random() * 0.03, rnd.random()]) for _ in range(n)]
+        corr = [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)]
+        for i in range(n):
+            for j in range(i):
+                corr[i][j] = corr[j][i] = rnd.uniform(-0.99, 0.99)
+        h = rnd.choice([0.0, 1.0, 12.0, 24.0, 72.0, 500.0])
+        p_ref, et_ref = breach._band_breach_reference(w, t, bands, vols, corr, h)
+        p, et = breach.band_breach(w, t, bands, vols, corr, h)
+        assert same(p, p_ref) and same(et, et_ref)
+        assert same(breach.band_breach_prob(w, t, bands, vols, corr, h), p_ref)

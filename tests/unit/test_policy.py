@@ -137,3 +137,27 @@ def test_every_decision_has_a_reason() -> None:
     for name in ("calendar", "threshold", "band", "preventative"):
         for st in states:
             assert make_policy(name).decide(st, make_forecast(now_ts=10**7), make_costs()).reason
+
+
+def test_minimize_bounded_is_scipys_bounded_brent_bit_for_bit() -> None:
+    import math
+    import random
+
+    from scipy import optimize
+
+    from keeper.policy.base import minimize_bounded
+
+    rnd = random.Random(0)
+    for it in range(400):
+        c = [rnd.uniform(-2, 2) for _ in range(3)]
+        f = [lambda x, c=c: (x - c[0]) ** 2 + c[1] * math.sin(5 * x),
+             lambda x, c=c: round((x - c[0]) ** 2 * 10) / 10 + c[2],  # flat steps: ties
+             lambda x, c=c: abs(x - c[0]) + c[1] * x,
+             lambda x, c=c: math.cos(7 * c[0] * x) + c[1] * x * x][it % 4]
+        lo = rnd.uniform(-1.0, 0.5)
+        hi = lo + rnd.choice([0.0, 1e-6, 0.04, 1.0, 11.0])
+        tol = rnd.choice([2e-4, 0.05, 1e-5])
+        ref = optimize.minimize_scalar(f, bounds=(lo, hi), method="bounded",
+                                       options={"xatol": tol})
+        assert minimize_bounded(f, lo, hi, tol) == (float(ref.x), float(ref.fun))
+
