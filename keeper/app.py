@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from web3 import Web3
 
 from keeper import collateral as col
-from keeper import guards
+from keeper import guards, plan
 from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, VaultConfig
 from keeper.costs import CostInputs, CostModel, PoolCost
@@ -30,7 +30,6 @@ from keeper.history import PriceHistory
 from keeper.ledger import Ledger, TickRecord
 from keeper.metrics import Metrics
 from keeper.models import Action, Decision, Forecast, MarketSnapshot, VaultState
-from keeper import plan
 from keeper.plan import Leg, Market, PlanContext, PlanCost, RebalancePlan
 from keeper.policy.base import Policy, make_policy
 from keeper.read import ReadTarget, read_snapshot_with
@@ -46,9 +45,11 @@ DEFAULT_VOL_OTHER = 0.01
 MIN_HISTORY_H = 240  # the vol fit needs >= 200 hourly returns
 # Pools the cost model assumes per asset when the policy prices a trade (the plan then re-prices
 # with real QuoterV2 quotes): mainnet tiers and effective depths (README, "Cost model").
-DEFAULT_POOLS = {"WETH": PoolCost(fee_ppm=500, depth_e18=300_000_000 * ONE_E18),
-                 "WBTC": PoolCost(fee_ppm=3000, depth_e18=60_000_000 * ONE_E18),
-                 "LINK": PoolCost(fee_ppm=3000, depth_e18=8_000_000 * ONE_E18)}
+DEFAULT_POOLS = {
+    "WETH": PoolCost(fee_ppm=500, depth_e18=300_000_000 * ONE_E18),
+    "WBTC": PoolCost(fee_ppm=3000, depth_e18=60_000_000 * ONE_E18),
+    "LINK": PoolCost(fee_ppm=3000, depth_e18=8_000_000 * ONE_E18),
+}
 CASH = ("USDC",)
 MAX_GAS = 3_000_000  # no rebalance tx may plan more gas than this
 
@@ -95,12 +96,16 @@ class Keeper:
     def __init__(self, cfg: KeeperConfig, deps: KeeperDeps) -> None:
         self.cfg = cfg
         self.deps = deps
-        self.policies: dict[str, Policy] = {v.name: make_policy(v.policy.name, v.policy.params)
-                                            for v in cfg.vaults}
+        self.policies: dict[str, Policy] = {
+            v.name: make_policy(v.policy.name, v.policy.params) for v in cfg.vaults
+        }
         self.last_block: int | None = None
         self.market = _market(cfg)
-        self.refs = guards.ref_pools(dict(cfg.contracts.pools), self.market.tokens) \
-            if "USDC" in self.market.tokens else []
+        self.refs = (
+            guards.ref_pools(dict(cfg.contracts.pools), self.market.tokens)
+            if "USDC" in self.market.tokens
+            else []
+        )
         self.pool_prices: dict[str, guards.PoolPrice] = {}
         self._halts: list[Halt] = []
 
@@ -119,7 +124,9 @@ class Keeper:
         self.deps.history.record_many(list(snap.vaults), snap.block_ts)
         pairs = list(zip(vaults, snap.vaults, strict=True))
         steps = [self._guarded(snap, v, s, partial(self._early, snap, v, s)) for v, s in pairs]
-        acting = [(v, s, d) for (v, s), d in zip(pairs, steps, strict=True) if isinstance(d, Decision)]
+        acting = [
+            (v, s, d) for (v, s), d in zip(pairs, steps, strict=True) if isinstance(d, Decision)
+        ]
         planned = self._plan_all(snap, acting)
         results = []
         for (v, s), step in zip(pairs, steps, strict=True):
@@ -130,20 +137,38 @@ class Keeper:
             results.append(step)
         self._record(snap, results, started)
         if self.deps.metrics:
-            self.deps.metrics.tick_seconds.labels(self.cfg.network.name).observe(time.time() - started)
+            self.deps.metrics.tick_seconds.labels(self.cfg.network.name).observe(
+                time.time() - started
+            )
         if self._halts:
             raise self._halts[0]
         return results
 
-    def _skipped(self, vaults: list[VaultConfig], err: ChainError,
-                 started: float) -> list[TickResult]:
+    def _skipped(
+        self, vaults: list[VaultConfig], err: ChainError, started: float
+    ) -> list[TickResult]:
         why = f"tick skipped: {type(err).__name__}: {err}"
         log.warning(why)
-        results = [TickResult(vault=str(v.address), name=v.name, action="hold", reason=why,
-                              verdict="skipped") for v in vaults]
-        self.deps.ledger.record_ticks([TickRecord(
-            vault=r.vault, decision=r.action, reason=r.reason, chain_id=self.cfg.network.chain_id,
-            verdict=r.verdict, started_ts=started, finished_ts=time.time()) for r in results])
+        results = [
+            TickResult(
+                vault=str(v.address), name=v.name, action="hold", reason=why, verdict="skipped"
+            )
+            for v in vaults
+        ]
+        self.deps.ledger.record_ticks(
+            [
+                TickRecord(
+                    vault=r.vault,
+                    decision=r.action,
+                    reason=r.reason,
+                    chain_id=self.cfg.network.chain_id,
+                    verdict=r.verdict,
+                    started_ts=started,
+                    finished_ts=time.time(),
+                )
+                for r in results
+            ]
+        )
         return results
 
     def _read(self, vaults: list[VaultConfig]) -> MarketSnapshot:
@@ -162,14 +187,25 @@ class Keeper:
         self.last_block = snap.block_number
         return snap
 
-    def _read_once(self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
-                   ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
-        return read_snapshot_with(self.deps.w3, self.cfg.contracts.multicall3, targets,
-                                  chain_id=self.cfg.network.chain_id, last_block=self.last_block,
-                                  extra=extra)
+    def _read_once(
+        self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
+    ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
+        return read_snapshot_with(
+            self.deps.w3,
+            self.cfg.contracts.multicall3,
+            targets,
+            chain_id=self.cfg.network.chain_id,
+            last_block=self.last_block,
+            extra=extra,
+        )
 
-    def _guarded(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
-                 step: Callable[[], TickResult | Decision]) -> TickResult | Decision:
+    def _guarded(
+        self,
+        snap: MarketSnapshot,
+        vcfg: VaultConfig,
+        state: VaultState,
+        step: Callable[[], TickResult | Decision],
+    ) -> TickResult | Decision:
         """Run one vault's step; a KeeperError becomes that vault's error result."""
         try:
             return step()
@@ -180,8 +216,9 @@ class Keeper:
         except KeeperError as err:
             return _result(vcfg, state, snap, "error", f"{type(err).__name__}: {err}", "error")
 
-    def _early(self, snap: MarketSnapshot, vcfg: VaultConfig,
-               state: VaultState) -> TickResult | Decision:
+    def _early(
+        self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState
+    ) -> TickResult | Decision:
         """The decision, or the result when the vault must not or need not act."""
         if state.feed_problems:
             why = "snapshot rejected: " + "; ".join(state.feed_problems)
@@ -199,14 +236,26 @@ class Keeper:
         if decision.action == Action.HOLD:
             return _result(vcfg, state, snap, "hold", decision.reason, "hold")
         gas = self.cfg.gas
-        wait = guards.gas_gate(snap, urgent=decision.urgent, max_fee_wei=int(gas.max_fee_wei),
-                               emergency_max_fee_wei=int(gas.emergency_max_fee_wei))
+        wait = guards.gas_gate(
+            snap,
+            urgent=decision.urgent,
+            max_fee_wei=int(gas.max_fee_wei),
+            emergency_max_fee_wei=int(gas.emergency_max_fee_wei),
+        )
         if wait:
             return _result(vcfg, state, snap, decision.action.value, wait, "hold")
         return decision
 
-    def _act(self, mode: Mode, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
-             decision: Decision, rplan: RebalancePlan | None, why: str) -> TickResult:
+    def _act(
+        self,
+        mode: Mode,
+        snap: MarketSnapshot,
+        vcfg: VaultConfig,
+        state: VaultState,
+        decision: Decision,
+        rplan: RebalancePlan | None,
+        why: str,
+    ) -> TickResult:
         if rplan is None:
             if guards.role_revoked(why):  # F38: no retry loop; the operator must re-grant
                 raise Halt(f"keeper role revoked on vault {state.address}: {why}", vault=vcfg.name)
@@ -226,50 +275,71 @@ class Keeper:
         horizon = float(vcfg.policy.params.get("horizon_h", 24))
         series = self.deps.history.series(state.address, len(state.assets))
         if len(series) >= MIN_HISTORY_H:
-            return forecast_from_history(state, series, horizon_h=horizon, now_ts=snap.block_ts,
-                                         model="ewma")
+            return forecast_from_history(
+                state, series, horizon_h=horizon, now_ts=snap.block_ts, model="ewma"
+            )
         vols = [DEFAULT_VOL_PER_H.get(a.symbol, DEFAULT_VOL_OTHER) for a in state.assets]
         n = len(vols)
         corr = [[1.0 if i == j else 0.5 for j in range(n)] for i in range(n)]
-        return build_forecast(state, vol_per_h=vols, corr=corr, horizon_h=horizon, now_ts=snap.block_ts)
+        return build_forecast(
+            state, vol_per_h=vols, corr=corr, horizon_h=horizon, now_ts=snap.block_ts
+        )
 
     def cost_inputs(self, snap: MarketSnapshot, state: VaultState) -> CostInputs:
-        pools = tuple(None if a.symbol in CASH else DEFAULT_POOLS.get(a.symbol, DEFAULT_POOLS["LINK"])
-                      for a in state.assets)
+        pools = tuple(
+            None if a.symbol in CASH else DEFAULT_POOLS.get(a.symbol, DEFAULT_POOLS["LINK"])
+            for a in state.assets
+        )
         gas = self.gas_price_wei(snap)
-        return CostInputs(model=CostModel(pools=pools), gas_price_wei=gas, gas_typical_wei=gas,
-                          gas_min_ahead_wei=gas, hours_to_min_ahead=0, eth_usd_e18=_eth_usd_e18(state))
+        return CostInputs(
+            model=CostModel(pools=pools),
+            gas_price_wei=gas,
+            gas_typical_wei=gas,
+            gas_min_ahead_wei=gas,
+            hours_to_min_ahead=0,
+            eth_usd_e18=_eth_usd_e18(state),
+        )
 
     def gas_price_wei(self, snap: MarketSnapshot) -> int:
         """Expected effective price: base fee plus a 1 gwei tip, capped by the config."""
         return min(snap.base_fee_wei + WEI_PER_GWEI, int(self.cfg.gas.max_fee_wei))
 
-    def _plan_all(self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]]
-                  ) -> dict[str, tuple[RebalancePlan | None, str]]:
+    def _plan_all(
+        self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]]
+    ) -> dict[str, tuple[RebalancePlan | None, str]]:
         """Plans for every acting vault: all quotes in one multicall, all gas in one batch."""
         ctx = self._plan_context(snap)
         out: dict[str, tuple[RebalancePlan | None, str]] = {}
         legs_by = self._quote_all(snap, items, out)
         txs = self._calldata(items, legs_by, ctx)
-        gases = plan.estimate_many(self.deps.w3, [(ctx.keeper, s.address, data)
-                                                  for _, s, _, data in txs], snap.block_number)
+        gases = plan.estimate_many(
+            self.deps.w3,
+            [(ctx.keeper, s.address, data) for _, s, _, data in txs],
+            snap.block_number,
+        )
         for (v, s, d, _data), (gas, why) in zip(txs, gases, strict=True):
             out[v.name] = self._finish(s, d, legs_by.get(v.name), gas, why, ctx)
         return out
 
-    def _quote_all(self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]],
-                   out: dict[str, tuple[RebalancePlan | None, str]]) -> dict[str, list[Leg]]:
+    def _quote_all(
+        self,
+        snap: MarketSnapshot,
+        items: list[tuple[VaultConfig, VaultState, Decision]],
+        out: dict[str, tuple[RebalancePlan | None, str]],
+    ) -> dict[str, list[Leg]]:
         swaps = [(v, s, d) for v, s, d in items if d.action == Action.REBALANCE]
         reqs = {v.name: plan.prepare_quotes(s, d, self.market) for v, s, d in swaps}
         calls = [c for r in reqs.values() if not isinstance(r, str) for c in r.calls]
-        quotes = plan.quote_all(self.deps.w3, self.market, calls, snap.block_number) if calls else []
+        quotes = (
+            plan.quote_all(self.deps.w3, self.market, calls, snap.block_number) if calls else []
+        )
         legs_by: dict[str, list[Leg]] = {}
         for v, s, _d in swaps:
             r = reqs[v.name]
             if isinstance(r, str):
                 out[v.name] = (None, r)
                 continue
-            got, quotes = quotes[:len(r.calls)], quotes[len(r.calls):]
+            got, quotes = quotes[: len(r.calls)], quotes[len(r.calls) :]
             legs = plan.legs_from_quotes(s, self.market, r, got)
             if isinstance(legs, str):
                 out[v.name] = (None, legs)
@@ -277,9 +347,12 @@ class Keeper:
                 legs_by[v.name] = legs
         return legs_by
 
-    def _calldata(self, items: list[tuple[VaultConfig, VaultState, Decision]],
-                  legs_by: dict[str, list[Leg]], ctx: PlanContext
-                  ) -> list[tuple[VaultConfig, VaultState, Decision, bytes]]:
+    def _calldata(
+        self,
+        items: list[tuple[VaultConfig, VaultState, Decision]],
+        legs_by: dict[str, list[Leg]],
+        ctx: PlanContext,
+    ) -> list[tuple[VaultConfig, VaultState, Decision, bytes]]:
         deadline = ctx.block_ts + ctx.deadline_s
         txs = []
         for v, s, d in items:
@@ -289,8 +362,15 @@ class Keeper:
                 txs.append((v, s, d, col.collateral_calldata(s, d, "USDC", deadline)[0]))
         return txs
 
-    def _finish(self, state: VaultState, decision: Decision, legs: list[Leg] | None,
-                gas: int | None, why: str, ctx: PlanContext) -> tuple[RebalancePlan | None, str]:
+    def _finish(
+        self,
+        state: VaultState,
+        decision: Decision,
+        legs: list[Leg] | None,
+        gas: int | None,
+        why: str,
+        ctx: PlanContext,
+    ) -> tuple[RebalancePlan | None, str]:
         if legs is not None:
             outcome = plan.finish_plan(state, decision, legs, gas, why, ctx)
             return outcome.plan, outcome.reason
@@ -299,23 +379,38 @@ class Keeper:
     def _plan_context(self, snap: MarketSnapshot) -> PlanContext:
         price = self.gas_price_wei(snap)
         eth = _eth_usd_e18(snap.vaults[0]) if snap.vaults else 3000 * ONE_E18
-        return PlanContext(keeper=self.deps.keeper_address, block=snap.block_number,
-                           block_ts=snap.block_ts, gas_price_wei=price, eth_usd_e18=eth,
-                           gas_budget=self._gas_budget(price))
+        return PlanContext(
+            keeper=self.deps.keeper_address,
+            block=snap.block_number,
+            block_ts=snap.block_ts,
+            gas_price_wei=price,
+            eth_usd_e18=eth,
+            gas_budget=self._gas_budget(price),
+        )
 
-    def _collateral_plan(self, state: VaultState, decision: Decision, gas: int | None, why: str,
-                         ctx: PlanContext) -> tuple[RebalancePlan | None, str]:
+    def _collateral_plan(
+        self, state: VaultState, decision: Decision, gas: int | None, why: str, ctx: PlanContext
+    ) -> tuple[RebalancePlan | None, str]:
         deadline = ctx.block_ts + ctx.deadline_s
         calldata, what = col.collateral_calldata(state, decision, "USDC", deadline)
         if gas is None:
             return None, f"{what}: the vault would revert: {why}"
-        cost = PlanCost(gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0,
-                        impact_e18=0)
+        cost = PlanCost(
+            gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0, impact_e18=0
+        )
         kind = "ripcord" if decision.urgent else "collateral"
-        return RebalancePlan(vault=state.address, kind=kind, epoch=state.epoch,
-                             deadline_ts=deadline, legs=(), calldata=calldata,
-                             gas_limit=gas * 12 // 10, cost=cost, benefit_e18=None,
-                             notes=(what,)), decision.reason
+        return RebalancePlan(
+            vault=state.address,
+            kind=kind,
+            epoch=state.epoch,
+            deadline_ts=deadline,
+            legs=(),
+            calldata=calldata,
+            gas_limit=gas * 12 // 10,
+            cost=cost,
+            benefit_e18=None,
+            notes=(what,),
+        ), decision.reason
 
     def _gas_budget(self, gas_price_wei: int | None = None) -> int:
         """Gas units one rebalance may use: the wei budget at today's price, at most MAX_GAS."""
@@ -325,55 +420,112 @@ class Keeper:
         price = max(gas_price_wei or int(self.cfg.gas.max_fee_wei), 1)
         return min(int(budget // price), MAX_GAS)
 
-    def _execute(self, mode: Mode, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState,
-                 decision: Decision, plan: RebalancePlan) -> TickResult:
+    def _execute(
+        self,
+        mode: Mode,
+        snap: MarketSnapshot,
+        vcfg: VaultConfig,
+        state: VaultState,
+        decision: Decision,
+        plan: RebalancePlan,
+    ) -> TickResult:
         base = {"cost_usd": plan.cost.total_e18 / ONE_E18, "details": _plan_details(plan)}
         if mode == Mode.CHECK:
-            return _result(vcfg, state, snap, decision.action.value, decision.reason, "planned", **base)
+            return _result(
+                vcfg, state, snap, decision.action.value, decision.reason, "planned", **base
+            )
         report = self._simulate(snap, state, plan)
         base["details"]["simulation"] = _report_details(report)
         if not report.ok:
             why = "simulation rejected: " + "; ".join(report.reasons)
             return _result(vcfg, state, snap, decision.action.value, why, "rejected", **base)
         if mode == Mode.SIMULATE:
-            return _result(vcfg, state, snap, decision.action.value, decision.reason, "simulated", **base)
+            return _result(
+                vcfg, state, snap, decision.action.value, decision.reason, "simulated", **base
+            )
         return self._send(snap, vcfg, state, decision, plan, base)
 
-    def _simulate(self, snap: MarketSnapshot, state: VaultState, plan: RebalancePlan) -> SimulationReport:
+    def _simulate(
+        self, snap: MarketSnapshot, state: VaultState, plan: RebalancePlan
+    ) -> SimulationReport:
         failover = failover_of(self.deps.w3)
-        rpc = (self.deps.fork_rpc or self.cfg.network.fork_source
-               or (failover.current_url() if failover else self.cfg.network.rpc_urls[0]))
-        limits = SimLimits(gas_budget=self._gas_budget(self.gas_price_wei(snap)), max_slippage_bps=int(state.limits.max_slippage_bps))
+        rpc = (
+            self.deps.fork_rpc
+            or self.cfg.network.fork_source
+            or (failover.current_url() if failover else self.cfg.network.rpc_urls[0])
+        )
+        limits = SimLimits(
+            gas_budget=self._gas_budget(self.gas_price_wei(snap)),
+            max_slippage_bps=int(state.limits.max_slippage_bps),
+        )
         if plan.kind != "rebalance":
             limits = SimLimits(gas_budget=limits.gas_budget, max_slippage_bps=10_000)
         next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
-        report = simulate(rpc, state, plan, snap.block_number, self.deps.keeper_address, limits,
-                          next_ts)
+        report = simulate(
+            rpc, state, plan, snap.block_number, self.deps.keeper_address, limits, next_ts
+        )
         return report if plan.kind == "rebalance" else _judge_collateral(report, state)
 
-    def _send(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState, decision: Decision,
-              plan: RebalancePlan, base: dict[str, Any]) -> TickResult:
+    def _send(
+        self,
+        snap: MarketSnapshot,
+        vcfg: VaultConfig,
+        state: VaultState,
+        decision: Decision,
+        plan: RebalancePlan,
+        base: dict[str, Any],
+    ) -> TickResult:
         if self.deps.sender is None:
             raise Halt("no signing account configured: cannot send", vault=vcfg.name)
-        req = TxRequest(to=state.address, data=plan.calldata, gas_limit=plan.gas_limit,
-                        purpose=plan.kind, vault=state.address, epoch_key=str(plan.epoch),
-                        emergency=decision.urgent, deadline_ts=plan.deadline_ts)
+        req = TxRequest(
+            to=state.address,
+            data=plan.calldata,
+            gas_limit=plan.gas_limit,
+            purpose=plan.kind,
+            vault=state.address,
+            epoch_key=str(plan.epoch),
+            emergency=decision.urgent,
+            deadline_ts=plan.deadline_ts,
+        )
         res = self.deps.sender.send(req)
         if self.deps.metrics:
             self.deps.metrics.sends.labels(vcfg.name).inc()
             self.deps.metrics.gas_spent.labels(vcfg.name).inc(res.fee_paid_wei or 0)
         verdict = "sent" if res.ok else "failed"
-        reason = decision.reason if res.ok else f"transaction {res.status}: {res.error or 'reverted'}"
-        return _result(vcfg, state, snap, decision.action.value, reason, verdict, tx_hash=res.tx_hash,
-                       gas_used=res.gas_used, **base)
+        reason = (
+            decision.reason if res.ok else f"transaction {res.status}: {res.error or 'reverted'}"
+        )
+        return _result(
+            vcfg,
+            state,
+            snap,
+            decision.action.value,
+            reason,
+            verdict,
+            tx_hash=res.tx_hash,
+            gas_used=res.gas_used,
+            **base,
+        )
 
     def _record(self, snap: MarketSnapshot, results: list[TickResult], started: float) -> None:
-        self.deps.ledger.record_ticks([TickRecord(
-            vault=r.vault, decision=r.action, reason=r.reason, chain_id=snap.chain_id,
-            block_number=snap.block_number, verdict=r.verdict, started_ts=started,
-            finished_ts=time.time(),
-            details=json.dumps({"tx": r.tx_hash, "cost_usd": r.cost_usd, **r.details}, default=str))
-            for r in results])
+        self.deps.ledger.record_ticks(
+            [
+                TickRecord(
+                    vault=r.vault,
+                    decision=r.action,
+                    reason=r.reason,
+                    chain_id=snap.chain_id,
+                    block_number=snap.block_number,
+                    verdict=r.verdict,
+                    started_ts=started,
+                    finished_ts=time.time(),
+                    details=json.dumps(
+                        {"tx": r.tx_hash, "cost_usd": r.cost_usd, **r.details}, default=str
+                    ),
+                )
+                for r in results
+            ]
+        )
         for r in results:
             self._observe(snap, r)
 
@@ -386,18 +538,43 @@ class Keeper:
                 m.deviation.labels(r.name).set(dev)
             if r.verdict in ("error", "failed", "rejected"):
                 m.failures.labels(r.name, r.verdict).inc()
-        log.info("%s: %s (%s) %s", r.name, r.action, r.verdict, r.reason,
-                 extra={"vault": r.vault, "block": snap.block_number, "decision": r.action,
-                        "tx": r.tx_hash, "cost_usd": r.cost_usd})
+        log.info(
+            "%s: %s (%s) %s",
+            r.name,
+            r.action,
+            r.verdict,
+            r.reason,
+            extra={
+                "vault": r.vault,
+                "block": snap.block_number,
+                "decision": r.action,
+                "tx": r.tx_hash,
+                "cost_usd": r.cost_usd,
+            },
+        )
 
 
-def _result(vcfg: VaultConfig, state: VaultState, snap: MarketSnapshot, action: str, reason: str,
-            verdict: str, **kw: Any) -> TickResult:
-    return TickResult(vault=state.address, name=vcfg.name, action=action, reason=reason,
-                      verdict=verdict, block=snap.block_number,
-                      weights_bps=tuple(int(a.weight_bps) for a in state.assets),
-                      targets_bps=tuple(int(a.target_bps) for a in state.assets),
-                      symbols=tuple(a.symbol for a in state.assets), **kw)
+def _result(
+    vcfg: VaultConfig,
+    state: VaultState,
+    snap: MarketSnapshot,
+    action: str,
+    reason: str,
+    verdict: str,
+    **kw: Any,
+) -> TickResult:
+    return TickResult(
+        vault=state.address,
+        name=vcfg.name,
+        action=action,
+        reason=reason,
+        verdict=verdict,
+        block=snap.block_number,
+        weights_bps=tuple(int(a.weight_bps) for a in state.assets),
+        targets_bps=tuple(int(a.target_bps) for a in state.assets),
+        symbols=tuple(a.symbol for a in state.assets),
+        **kw,
+    )
 
 
 def _judge_collateral(report: SimulationReport, state: VaultState) -> SimulationReport:
@@ -422,21 +599,45 @@ def _eth_usd_e18(state: VaultState) -> int:
 def _market(cfg: KeeperConfig) -> Market:
     c = cfg.contracts
     pools = tuple((k.split("/")[0], k.split("/")[1], int(k.split("/")[2])) for k in c.pools)
-    return Market(tokens={s: (t.address, t.decimals) for s, t in c.tokens.items()}, pools=pools,
-                  router=c.routers[0], quoter=str(c.quoter), multicall=c.multicall3)
+    return Market(
+        tokens={s: (t.address, t.decimals) for s, t in c.tokens.items()},
+        pools=pools,
+        router=c.routers[0],
+        quoter=str(c.quoter),
+        multicall=c.multicall3,
+    )
 
 
 def _plan_details(plan: RebalancePlan) -> dict[str, Any]:
-    return {"kind": plan.kind, "epoch": plan.epoch, "gas_limit": plan.gas_limit,
-            "legs": [{"sell": leg.sell, "buy": leg.buy, "fee_ppm": leg.fee_ppm,
-                      "hops": max(1, len(leg.path) // 23), "notional_usd": leg.notional_e18 / ONE_E18}
-                     for leg in plan.legs],
-            "cost": {"gas_usd": plan.cost.gas_e18 / ONE_E18, "fee_usd": plan.cost.fee_e18 / ONE_E18,
-                     "impact_usd": plan.cost.impact_e18 / ONE_E18},
-            "notes": list(plan.notes)}
+    return {
+        "kind": plan.kind,
+        "epoch": plan.epoch,
+        "gas_limit": plan.gas_limit,
+        "legs": [
+            {
+                "sell": leg.sell,
+                "buy": leg.buy,
+                "fee_ppm": leg.fee_ppm,
+                "hops": max(1, len(leg.path) // 23),
+                "notional_usd": leg.notional_e18 / ONE_E18,
+            }
+            for leg in plan.legs
+        ],
+        "cost": {
+            "gas_usd": plan.cost.gas_e18 / ONE_E18,
+            "fee_usd": plan.cost.fee_e18 / ONE_E18,
+            "impact_usd": plan.cost.impact_e18 / ONE_E18,
+        },
+        "notes": list(plan.notes),
+    }
 
 
 def _report_details(r: SimulationReport) -> dict[str, Any]:
-    return {"ok": r.ok, "reasons": list(r.reasons), "gas_used": r.gas_used,
-            "distance_bps": [r.pre_distance_bps, r.post_distance_bps],
-            "post_weights_bps": list(r.post_weights_bps), "revert": r.revert}
+    return {
+        "ok": r.ok,
+        "reasons": list(r.reasons),
+        "gas_used": r.gas_used,
+        "distance_bps": [r.pre_distance_bps, r.post_distance_bps],
+        "post_weights_bps": list(r.post_weights_bps),
+        "revert": r.revert,
+    }

@@ -1,4 +1,4 @@
-"""The objects passed between stages: config -> read -> forecast -> decide -> plan -> simulate -> send.
+"""The objects passed between stages: read -> forecast -> decide -> plan -> simulate -> send.
 
 No web3 types here, so the backtester builds the same objects from CSV files.
 Money is integer (raw token units, E18 USD, E8 feed answers, bps); floats appear only in

@@ -27,8 +27,13 @@ from keeper.models import (
 from keeper.units import E18, Bps, Raw
 
 MAX_UINT = 2**256 - 1
-BLOCK_CALLS = ("getBlockNumber", "getCurrentBlockTimestamp", "getBasefee", "getChainId",
-               "getLastBlockHash")
+BLOCK_CALLS = (
+    "getBlockNumber",
+    "getCurrentBlockTimestamp",
+    "getBasefee",
+    "getChainId",
+    "getLastBlockHash",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,17 +50,31 @@ def build_calls(multicall: str, targets: list[ReadTarget]) -> list[tuple[str, bo
     return calls
 
 
-def read_snapshot(w3: Web3, multicall: str, targets: list[ReadTarget], *, chain_id: int,
-                  last_block: int | None = None, block: int | str = "latest") -> MarketSnapshot:
+def read_snapshot(
+    w3: Web3,
+    multicall: str,
+    targets: list[ReadTarget],
+    *,
+    chain_id: int,
+    last_block: int | None = None,
+    block: int | str = "latest",
+) -> MarketSnapshot:
     """Read every vault at one block; raise SnapshotRejected on a wrong chain or an old block."""
-    return read_snapshot_with(w3, multicall, targets, chain_id=chain_id, last_block=last_block,
-                              block=block)[0]
+    return read_snapshot_with(
+        w3, multicall, targets, chain_id=chain_id, last_block=last_block, block=block
+    )[0]
 
 
-def read_snapshot_with(w3: Web3, multicall: str, targets: list[ReadTarget], *, chain_id: int,
-                       last_block: int | None = None, block: int | str = "latest",
-                       extra: list[tuple[str, bool, bytes]] | None = None
-                       ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
+def read_snapshot_with(
+    w3: Web3,
+    multicall: str,
+    targets: list[ReadTarget],
+    *,
+    chain_id: int,
+    last_block: int | None = None,
+    block: int | str = "latest",
+    extra: list[tuple[str, bool, bytes]] | None = None,
+) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
     """read_snapshot plus `extra` Multicall3 calls (allowFailure, same block, same round trip);
     returns the snapshot and the extra calls' (ok, return data)."""
     extra = extra or []
@@ -70,13 +89,22 @@ def read_snapshot_with(w3: Web3, multicall: str, targets: list[ReadTarget], *, c
     if got_chain != chain_id:
         raise SnapshotRejected(f"RPC is on chain {got_chain}, config says {chain_id}")
     if last_block is not None and number < last_block:
-        raise SnapshotRejected(f"block {number} is older than the last one seen ({last_block}): "
-                               "reorg or lagging node", block=number)
+        raise SnapshotRejected(
+            f"block {number} is older than the last one seen ({last_block}): reorg or lagging node",
+            block=number,
+        )
     n = 5 + len(targets)
-    vaults = tuple(_vault_state(t, ok, ret, ts)
-                   for t, (ok, ret) in zip(targets, results[5:n], strict=True))
-    snap = MarketSnapshot(chain_id=chain_id, block_number=number, block_hash="0x" + parent.hex(),
-                          block_ts=ts, base_fee_wei=base_fee, vaults=vaults)
+    vaults = tuple(
+        _vault_state(t, ok, ret, ts) for t, (ok, ret) in zip(targets, results[5:n], strict=True)
+    )
+    snap = MarketSnapshot(
+        chain_id=chain_id,
+        block_number=number,
+        block_hash="0x" + parent.hex(),
+        block_ts=ts,
+        base_fee_wei=base_fee,
+        vaults=vaults,
+    )
     return snap, [(bool(ok), bytes(ret)) for ok, ret in results[n:]]
 
 
@@ -92,35 +120,72 @@ def _vault_state(target: ReadTarget, ok: bool, ret: bytes, block_ts: int) -> Vau
 
 
 def _unreadable(address: str, why: str) -> VaultState:
-    limits = VaultLimits(max_slippage_bps=Bps(0), max_trade_e18=E18(0), cooldown_s=0,
-                         loss_cap_bps=Bps(0), loss_period_s=0)
-    return VaultState(address=address, assets=(), nav_e18=E18(0), epoch=0, last_rebalance_ts=0,
-                      limits=limits, paused=True, feed_problems=(why,))
+    limits = VaultLimits(
+        max_slippage_bps=Bps(0),
+        max_trade_e18=E18(0),
+        cooldown_s=0,
+        loss_cap_bps=Bps(0),
+        loss_period_s=0,
+    )
+    return VaultState(
+        address=address,
+        assets=(),
+        nav_e18=E18(0),
+        epoch=0,
+        last_rebalance_ts=0,
+        limits=limits,
+        paused=True,
+        feed_problems=(why,),
+    )
 
 
 def vault_state_from_view(target: ReadTarget, v: dict[str, Any], block_ts: int) -> VaultState:
     """Turn a decoded keeperView into a VaultState, checking every feed against block time."""
     assets = tuple(_asset(target, a) for a in v["assets"])
     problems = tuple(p for a in assets if (p := feed_problem(a.symbol, a.feed, block_ts)))
-    limits = VaultLimits(max_slippage_bps=Bps(v["maxSlippageBps"]), max_trade_e18=E18(v["maxTradeE18"]),
-                         cooldown_s=v["cooldown"], loss_cap_bps=Bps(v["lossCapBps"]),
-                         loss_period_s=v["lossPeriod"])
-    return VaultState(address=Web3.to_checksum_address(target.address), assets=assets,
-                      nav_e18=E18(v["navE18"]), epoch=v["epoch"],
-                      last_rebalance_ts=v["lastRebalanceTs"], limits=limits, paused=v["paused"],
-                      collateral=_collateral(v), feed_problems=problems)
+    limits = VaultLimits(
+        max_slippage_bps=Bps(v["maxSlippageBps"]),
+        max_trade_e18=E18(v["maxTradeE18"]),
+        cooldown_s=v["cooldown"],
+        loss_cap_bps=Bps(v["lossCapBps"]),
+        loss_period_s=v["lossPeriod"],
+    )
+    return VaultState(
+        address=Web3.to_checksum_address(target.address),
+        assets=assets,
+        nav_e18=E18(v["navE18"]),
+        epoch=v["epoch"],
+        last_rebalance_ts=v["lastRebalanceTs"],
+        limits=limits,
+        paused=v["paused"],
+        collateral=_collateral(v),
+        feed_problems=problems,
+    )
 
 
 def _asset(target: ReadTarget, a: dict[str, Any]) -> AssetState:
     token = Web3.to_checksum_address(a["token"])
-    feed = FeedState(feed=Web3.to_checksum_address(a["feed"]), answer=a["answer"],
-                     decimals=a["feedDecimals"], updated_at_ts=a["updatedAt"],
-                     heartbeat_s=a["heartbeat"], min_answer=a["minAnswer"], max_answer=a["maxAnswer"])
-    return AssetState(symbol=target.symbols.get(token.lower(), token), token=token,
-                      decimals=a["decimals"], balance_raw=Raw(a["balance"]), feed=feed,
-                      value_e18=E18(a["valueE18"]), weight_bps=Bps(a["weightBps"]),
-                      target_bps=Bps(a["targetBps"]), inner_band_bps=Bps(a["innerBandBps"]),
-                      outer_band_bps=Bps(a["outerBandBps"]))
+    feed = FeedState(
+        feed=Web3.to_checksum_address(a["feed"]),
+        answer=a["answer"],
+        decimals=a["feedDecimals"],
+        updated_at_ts=a["updatedAt"],
+        heartbeat_s=a["heartbeat"],
+        min_answer=a["minAnswer"],
+        max_answer=a["maxAnswer"],
+    )
+    return AssetState(
+        symbol=target.symbols.get(token.lower(), token),
+        token=token,
+        decimals=a["decimals"],
+        balance_raw=Raw(a["balance"]),
+        feed=feed,
+        value_e18=E18(a["valueE18"]),
+        weight_bps=Bps(a["weightBps"]),
+        target_bps=Bps(a["targetBps"]),
+        inner_band_bps=Bps(a["innerBandBps"]),
+        outer_band_bps=Bps(a["outerBandBps"]),
+    )
 
 
 def feed_problem(symbol: str, f: FeedState, block_ts: int) -> str | None:
@@ -130,8 +195,10 @@ def feed_problem(symbol: str, f: FeedState, block_ts: int) -> str | None:
     if f.updated_at_ts > block_ts:
         return f"{symbol} feed updatedAt {f.updated_at_ts} is after block time {block_ts}"
     if block_ts - f.updated_at_ts > f.heartbeat_s:
-        return (f"{symbol} feed is stale: updated {block_ts - f.updated_at_ts} s ago, "
-                f"heartbeat {f.heartbeat_s} s")
+        return (
+            f"{symbol} feed is stale: updated {block_ts - f.updated_at_ts} s ago, "
+            f"heartbeat {f.heartbeat_s} s"
+        )
     if not f.min_answer <= f.answer <= f.max_answer:
         return f"{symbol} feed answer {f.answer} outside [{f.min_answer}, {f.max_answer}]"
     return None
@@ -140,8 +207,14 @@ def feed_problem(symbol: str, f: FeedState, block_ts: int) -> str | None:
 def _collateral(v: dict[str, Any]) -> CollateralState | None:
     if v["targetLtvBps"] == 0 and v["debtBase"] == 0 and v["collateralBase"] == 0:
         return None
-    return CollateralState(collateral_e8=v["collateralBase"], debt_e8=v["debtBase"],
-                           health_factor_e18=v["healthFactor"], ltv_bps=Bps(v["ltvBps"]),
-                           liquidation_threshold_bps=Bps(v["liquidationThresholdBps"]),
-                           target_ltv_bps=Bps(v["targetLtvBps"]), min_ltv_bps=Bps(v["minLtvBps"]),
-                           max_ltv_bps=Bps(v["maxLtvBps"]), ripcord_ltv_bps=Bps(v["ripcordLtvBps"]))
+    return CollateralState(
+        collateral_e8=v["collateralBase"],
+        debt_e8=v["debtBase"],
+        health_factor_e18=v["healthFactor"],
+        ltv_bps=Bps(v["ltvBps"]),
+        liquidation_threshold_bps=Bps(v["liquidationThresholdBps"]),
+        target_ltv_bps=Bps(v["targetLtvBps"]),
+        min_ltv_bps=Bps(v["minLtvBps"]),
+        max_ltv_bps=Bps(v["maxLtvBps"]),
+        ripcord_ltv_bps=Bps(v["ripcordLtvBps"]),
+    )

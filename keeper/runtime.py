@@ -52,7 +52,8 @@ class Runtime:
     def __post_init__(self) -> None:
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self._jobs_path()}")},
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30})
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+        )
         _KEEPERS[self.runtime_id] = self
 
     def _jobs_path(self) -> Path:
@@ -63,10 +64,18 @@ class Runtime:
     def schedule(self) -> None:
         for v in self.cfg.vaults:
             sched = self.cfg.schedule_for(v) or ScheduleConfig(interval_s=60)
-            trigger = (IntervalTrigger(seconds=self.interval_override_s)
-                       if self.interval_override_s else _trigger(sched))
-            self.scheduler.add_job(run_vault_job, trigger=trigger, id=f"tick:{v.name}",
-                                   args=[self.runtime_id, v.name], replace_existing=True)
+            trigger = (
+                IntervalTrigger(seconds=self.interval_override_s)
+                if self.interval_override_s
+                else _trigger(sched)
+            )
+            self.scheduler.add_job(
+                run_vault_job,
+                trigger=trigger,
+                id=f"tick:{v.name}",
+                args=[self.runtime_id, v.name],
+                replace_existing=True,
+            )
 
     def run_once(self, vault: str) -> None:
         if vault in self.halted or self.stop_event.is_set():
@@ -79,7 +88,7 @@ class Runtime:
                 self._halt(vault, str(err))
             except KeeperError as err:
                 self._count_failure(vault, f"{type(err).__name__}: {err}")
-            except Exception as err:  # noqa: BLE001 - the job wrapper is the one broad catch
+            except Exception as err:  # the job wrapper is the one broad catch: logged, counted
                 log.exception("unexpected error in tick for %s", vault)
                 self._count_failure(vault, f"unexpected {type(err).__name__}: {err}")
 
@@ -117,6 +126,7 @@ class Runtime:
 
     def run_forever(self) -> None:
         """Start, then block until SIGINT or SIGTERM."""
+
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: finishing the tick in flight, then stopping", signum)
             self.stop_event.set()

@@ -25,33 +25,47 @@ def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
     try:
         return connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
     except RpcUnavailable as err:
-        raise RpcUnavailable(f"no RPC of network '{cfg.network.name}' is usable: {err.message}. "
-                             "Fix: start the node (for local: `make demo` or `anvil`)") from err
+        raise RpcUnavailable(
+            f"no RPC of network '{cfg.network.name}' is usable: {err.message}. "
+            "Fix: start the node (for local: `make demo` or `anvil`)"
+        ) from err
 
 
 def keeper_address(cfg: KeeperConfig) -> str:
     """The keeper's address, read from the keystore without decrypting it."""
     if cfg.account is None:
-        raise ConfigError(f"{cfg.source.name}: account is not set: the keeper needs an address",
-                          key="account")
+        raise ConfigError(
+            f"{cfg.source.name}: account is not set: the keeper needs an address", key="account"
+        )
     path = cfg.account.keystore_path
     try:
         address = json.loads(Path(path).read_text())["address"]
     except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"account.keystore: {path} has no readable address ({type(err).__name__}). "
-                          "Fix: run `make demo` once (it writes the local keystore) or fix the path",
-                          key="account.keystore") from err
+        raise ConfigError(
+            f"account.keystore: {path} has no readable address ({type(err).__name__}). "
+            "Fix: run `make demo` once (it writes the local keystore) or fix the path",
+            key="account.keystore",
+        ) from err
     return Web3.to_checksum_address(address if str(address).startswith("0x") else "0x" + address)
 
 
 def unlock(cfg: KeeperConfig) -> LocalAccount:
     assert cfg.account is not None
-    return load_account(cfg.account.keystore_path, passphrase_env=cfg.account.passphrase_env,
-                        passphrase_file=cfg.account.passphrase_file)
+    return load_account(
+        cfg.account.keystore_path,
+        passphrase_env=cfg.account.passphrase_env,
+        passphrase_file=cfg.account.passphrase_file,
+    )
 
 
-def build_keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None,
-                 fork_rpc: str | None = None, rpc: RpcSettings | None = None) -> Keeper:
+def build_keeper(
+    cfg: KeeperConfig,
+    *,
+    can_send: bool,
+    metrics: Metrics | None = None,
+    fork_rpc: str | None = None,
+    rpc: RpcSettings | None = None,
+) -> Keeper:
     w3 = connect(cfg, rpc)
     ledger = Ledger(cfg.ledger.path)
     history = PriceHistory(cfg.ledger.path.with_name(cfg.ledger.path.stem + "-history.sqlite"))
@@ -60,12 +74,20 @@ def build_keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None =
         account = unlock(cfg)
         # Rebalances go to the private relay first (when configured) and fall back to the public
         # mempool after private_fallback_blocks: the vault's oracle floor bounds any sandwich.
-        sender = Sender(w3, account, ledger, SenderSettings.from_config(cfg),
-                        broadcast_w3=private_endpoint(cfg))
+        sender = Sender(
+            w3, account, ledger, SenderSettings.from_config(cfg), broadcast_w3=private_endpoint(cfg)
+        )
         sender.recover_pending()
         address = account.address
     else:
         address = keeper_address(cfg)
-    deps = KeeperDeps(w3=w3, ledger=ledger, history=history, keeper_address=address, sender=sender,
-                      metrics=metrics, fork_rpc=fork_rpc)
+    deps = KeeperDeps(
+        w3=w3,
+        ledger=ledger,
+        history=history,
+        keeper_address=address,
+        sender=sender,
+        metrics=metrics,
+        fork_rpc=fork_rpc,
+    )
     return Keeper(cfg, deps)
