@@ -33,7 +33,7 @@ KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 GWEI = 10**9
 SINK = "0x000000000000000000000000000000000000dEaD"
 
-pytestmark = pytest.mark.chain  # needs anvil: `make setup` installs it; a missing binary must fail, not skip
+pytestmark = pytest.mark.chain  # anvil comes from `make setup`: a missing binary fails
 
 
 def _free_port() -> int:
