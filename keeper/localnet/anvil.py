@@ -15,6 +15,7 @@ from keeper.errors import ToolchainError
 from keeper.localnet.artifacts import project_root
 
 READY_TIMEOUT_S = 20.0
+KEPT_STATES = 256  # recent block states anvil keeps (eth_call at a pinned block needs them)
 
 
 def anvil_binary() -> str:
@@ -71,6 +72,9 @@ class Anvil:
         extra: tuple[str, ...],
     ) -> list[str]:
         args = [anvil_binary(), "--port", str(self.port), "--host", "127.0.0.1", "--silent"]
+        # keep recent states in memory only: by default anvil spills old states to
+        # ~/.foundry/anvil/tmp and never removes them when stopped (GBs per long test run)
+        args += ["--prune-history", str(KEPT_STATES)]
         if fork_url:
             args += ["--fork-url", fork_url]
             if fork_block is not None:

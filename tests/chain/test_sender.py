@@ -8,10 +8,6 @@ test lifts the limit.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +20,9 @@ from web3.exceptions import TransactionNotFound
 
 from keeper.errors import FeeCapExceeded, SendError
 from keeper.ledger import Ledger, TxStatus
+from keeper.localnet.anvil import Anvil
 from keeper.send.sender import Sender, SenderSettings, TxRequest
 
-ANVIL = shutil.which("anvil") or "/work/main/.tools/bin/anvil"
 # anvil's standard funded accounts 0 and 1 (mnemonic "test test ... junk"); fine in tests.
 KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -36,28 +32,10 @@ SINK = "0x000000000000000000000000000000000000dEaD"
 pytestmark = pytest.mark.chain  # anvil comes from `make setup`: a missing binary fails
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def node() -> Iterator[Web3]:
-    port = _free_port()
-    proc = subprocess.Popen([ANVIL, "--port", str(port), "--silent"])
-    try:
-        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": 10}))
-        for _ in range(200):
-            if w3.is_connected():
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("anvil did not start")
-        yield w3
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+    with Anvil() as anvil:  # free port, in-memory history, always stopped
+        yield Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 10}))
 
 
 @dataclass

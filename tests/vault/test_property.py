@@ -212,14 +212,15 @@ class VaultMachine(RuleBasedStateMachine):
         if before["paused"]:
             assert not ok and _state(_kv(self.ctx)) == _state(before)
 
-    @rule(user=st.integers(0, 1), frac=st.floats(0.01, 1.0))
-    def withdraw(self, user: int, frac: float) -> None:
+    @rule(user=st.integers(0, 1), part_bps=st.integers(100, BPS))
+    def withdraw(self, user: int, part_bps: int) -> None:
         who = self.users[user]
         try:
             (max_redeem,) = self.rpc.call(self.v, "maxRedeem(address)", who)
         except RuntimeError:  # a bad feed makes the ERC-4626 views revert: nothing is priceable
             return
-        shares = int(max_redeem * frac)
+        # integer math: int(max_redeem * 1.0) rounds an 18-decimal share count up past the max
+        shares = max_redeem * part_bps // BPS
         if shares == 0:
             return
         (supply0,) = self.rpc.call(self.v, "totalSupply()")
@@ -240,7 +241,7 @@ class VaultMachine(RuleBasedStateMachine):
         self.rpc.send(self.deployer, self.ctx.feeds[symbol], "setAnswer(int256)", answer)
 
     @rule(symbol=st.sampled_from(SYMBOLS[:3]),
-          bps=st.one_of(st.integers(-1500, 1500), st.just(-3500)))
+          bps=st.integers(-1500, 1500))
     def price_move(self, symbol: str, bps: int) -> None:
         """Arbitrage every pool holding `symbol` to the new price, then move its feed (the same
         model as keeper.localnet.market.move_market, over the raw transport)."""
@@ -261,6 +262,11 @@ class VaultMachine(RuleBasedStateMachine):
                       10 ** (tin.decimals + 9), 0, target)
             assert self.rpc.send(self.deployer, m.router, EXACT_IN, params)
         self.rpc.send(self.deployer, self.ctx.feeds[symbol], "setAnswer(int256)", prices[symbol])
+
+    @rule()
+    def crash(self) -> None:
+        """WETH -35% in its pools and feed: the move that arms the ripcord (LTV ~44% -> ~68%)."""
+        self.price_move("WETH", -3500)
 
     @rule(seconds=st.integers(60, 2 * 86400), refresh=st.sampled_from([True, True, True, False]))
     def time_travel(self, seconds: int, refresh: bool) -> None:
