@@ -79,15 +79,6 @@ def market() -> LocalMarket:
     return m
 
 
-@pytest.fixture(autouse=True)
-def _reset_chain_clock(anvil_url: str) -> None:
-    """anvil keeps evm_increaseTime offsets across evm_revert: without this, a test that warps
-    time would make the next test's first block jump ahead and its feeds look stale."""
-    w3 = Web3(Web3.HTTPProvider(anvil_url))
-    latest = w3.eth.get_block("latest")["timestamp"]
-    w3.provider.make_request("evm_setTime", [latest + 1])  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def push_price(w3: Web3, market: LocalMarket) -> Callable[[str, int], MoveResult]:
     """push_price("WETH", -1000): a -10% move in every WETH pool plus the matching feed update."""

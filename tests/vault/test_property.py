@@ -152,8 +152,7 @@ class VaultMachine(RuleBasedStateMachine):
         c = self.ctx
         c.w3.provider.make_request("evm_revert", [c.base_snapshot])
         c.base_snapshot = c.w3.provider.make_request("evm_snapshot", [])["result"]
-        # evm_revert restores state but not anvil's clock offset: without this, the time travel of
-        # earlier examples accumulates and feeds go stale between a view and the next block
+        # every example starts one second after the base block, whatever the wall clock did
         c.w3.provider.make_request("evm_setTime", [c.base_ts + 1])
         e = c.env
         self.rpc, self.v = c.rpc, c.vault
