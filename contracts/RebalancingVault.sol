@@ -36,10 +36,10 @@ contract RebalancingVault is VaultBase {
         if (admin == address(0) || address(usdc) == address(0)) revert ZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         // defaults inside the setters' bounds; trading stays off until the admin sets maxTradeE18
-        _limits = Limits(0, 0, 1 hours, 100, 100, 1 days, type(uint256).max);
-        _collateral = CollateralParams(address(usdc), 0, 0, 0, 9_000, 1.1e18);
-        emit LimitsSet(_limits);
-        emit CollateralParamsSet(_collateral);
+        _vs().limits = Limits(0, 0, 1 hours, 100, 100, 1 days, type(uint256).max);
+        _vs().collateral = CollateralParams(address(usdc), 0, 0, 0, 9_000, 1.1e18);
+        emit LimitsSet(_vs().limits);
+        emit CollateralParamsSet(_vs().collateral);
     }
 
     // ─────────────────────────── admin (run by VaultAdmin) ───────────────────────────
@@ -102,15 +102,15 @@ contract RebalancingVault is VaultBase {
         onlyRole(KEEPER_ROLE)
     {
         _checkTicket(deadline, epoch_);
-        _checkCooldown(lastRebalanceTs);
+        _checkCooldown(_vs().lastRebalanceTs);
         if (swaps.length == 0) revert EmptyPlan();
-        Asset[] memory a = _assets;
+        Asset[] memory a = _vs().assets;
         uint256[] memory p = _prices(a);
         (int256[] memory net, int256 navBefore) = _netValues(a, p);
         uint256 distBefore = _checkNeeded(a, net, navBefore);
-        lastRebalanceTs = block.timestamp;
-        uint256 ep = ++epoch;
-        _executeLegs(swaps, a, p, _limits.maxTradeE18, address(0), deadline, ep);
+        _vs().lastRebalanceTs = block.timestamp;
+        uint256 ep = ++_vs().epoch;
+        _executeLegs(swaps, a, p, _vs().limits.maxTradeE18, address(0), deadline, ep);
         int256 navAfter;
         (net, navAfter) = _netValues(a, p);
         _checkLossCap(navBefore, navAfter);
@@ -123,7 +123,7 @@ contract RebalancingVault is VaultBase {
             uint256(navAfter),
             distBefore / uint256(navBefore),
             distAfter,
-            periodLossE18
+            _vs().periodLossE18
         );
     }
 
@@ -144,13 +144,13 @@ contract RebalancingVault is VaultBase {
         uint256 epoch_
     ) external nonReentrant whenNotPaused onlyRole(KEEPER_ROLE) {
         _checkTicket(deadline, epoch_);
-        _checkCooldown(lastCollateralTs);
+        _checkCooldown(_vs().lastCollateralTs);
         if (address(lendingPool) == address(0)) revert LendingDisabled();
         if (amount == 0) revert ZeroAmount();
         uint256 notional = _notionalChecked(asset, amount);
-        if (notional > _limits.maxTradeE18) revert TradeTooLarge(notional, _limits.maxTradeE18);
-        lastCollateralTs = block.timestamp;
-        uint256 ep = ++epoch;
+        if (notional > _vs().limits.maxTradeE18) revert TradeTooLarge(notional, _vs().limits.maxTradeE18);
+        _vs().lastCollateralTs = block.timestamp;
+        uint256 ep = ++_vs().epoch;
         (uint256 done, uint256 ltv, uint256 hf) = _collateralStep(action, asset, amount);
         emit CollateralAdjusted(ep, action, asset, done, ltv, hf);
     }
@@ -172,13 +172,13 @@ contract RebalancingVault is VaultBase {
         _checkTicket(deadline, epoch_);
         if (address(lendingPool) == address(0)) revert LendingDisabled();
         (uint256 ltvBefore,,) = _ltvNow();
-        if (ltvBefore < _collateral.ripcordLtvBps) revert RipcordNotArmed(ltvBefore, _collateral.ripcordLtvBps);
-        Asset[] memory a = _assets;
+        if (ltvBefore < _vs().collateral.ripcordLtvBps) revert RipcordNotArmed(ltvBefore, _vs().collateral.ripcordLtvBps);
+        Asset[] memory a = _vs().assets;
         uint256[] memory p = _prices(a);
         (, int256 navBefore) = _netValues(a, p);
-        uint256 ep = ++epoch;
-        address debtAsset = _collateral.debtAsset;
-        _executeLegs(swaps, a, p, _limits.ripcordMaxTradeE18, debtAsset, deadline, ep);
+        uint256 ep = ++_vs().epoch;
+        address debtAsset = _vs().collateral.debtAsset;
+        _executeLegs(swaps, a, p, _vs().limits.ripcordMaxTradeE18, debtAsset, deadline, ep);
         uint256 repaid = repayAmount == 0 ? 0 : _repay(debtAsset, repayAmount);
         (, int256 navAfter) = _netValues(a, p);
         _checkLossCap(navBefore, navAfter);
@@ -192,19 +192,19 @@ contract RebalancingVault is VaultBase {
     /// @notice NAV in the deposit asset's units, from fresh in-bounds feeds only (reverts otherwise),
     ///         so deposits and withdrawals are never priced from a bad feed.
     function totalAssets() public view override returns (uint256) {
-        if (_assets.length == 0) return IERC20(asset()).balanceOf(address(this));
-        Asset[] memory a = _assets;
+        if (_vs().assets.length == 0) return IERC20(asset()).balanceOf(address(this));
+        Asset[] memory a = _vs().assets;
         uint256[] memory p = _prices(a);
         (, int256 nav) = _netValues(a, p);
         if (nav <= 0) return 0;
-        uint256 i = _slotOf[asset()] - 1;
+        uint256 i = _vs().slotOf[asset()] - 1;
         return OracleLib.amountRaw(uint256(nav), p[i], a[i].decimals);
     }
 
     /// @notice Zero while paused; otherwise the headroom under depositCapRaw (0 if NAV is unpriceable).
     function maxDeposit(address) public view override returns (uint256) {
         if (paused()) return 0;
-        uint256 cap = _limits.depositCapRaw;
+        uint256 cap = _vs().limits.depositCapRaw;
         if (cap == type(uint256).max) return cap;
         try this.totalAssets() returns (uint256 ta) {
             return ta >= cap ? 0 : cap - ta;
@@ -275,9 +275,9 @@ contract RebalancingVault is VaultBase {
 
     /// @notice The basket as configured.
     function assetConfigs() external view returns (AssetConfig[] memory out) {
-        out = new AssetConfig[](_assets.length);
+        out = new AssetConfig[](_vs().assets.length);
         for (uint256 i; i < out.length; ++i) {
-            Asset memory x = _assets[i];
+            Asset memory x = _vs().assets[i];
             out[i] = AssetConfig(
                 x.token, x.feed, x.targetBps, x.innerBandBps, x.outerBandBps, x.heartbeat, x.minAnswer, x.maxAnswer
             );
@@ -286,29 +286,29 @@ contract RebalancingVault is VaultBase {
 
     /// @notice The current limits.
     function limits() external view returns (Limits memory) {
-        return _limits;
+        return _vs().limits;
     }
 
     /// @notice The current collateral parameters.
     function collateralParams() external view returns (CollateralParams memory) {
-        return _collateral;
+        return _vs().collateral;
     }
 
     /// @notice Raw amounts the vault supplied to and borrowed from the pool for `token`.
     function positionOf(address token) external view returns (uint256 suppliedRaw, uint256 borrowedRaw) {
-        Position memory pos = _positions[token];
+        Position memory pos = _vs().positions[token];
         return (pos.supplied, pos.borrowed);
     }
 
     /// @notice NAV in E18 USD from checked feeds (reverts on a bad feed).
     function navE18() external view returns (int256 nav) {
-        Asset[] memory a = _assets;
+        Asset[] memory a = _vs().assets;
         (, nav) = _netValues(a, _prices(a));
     }
 
     /// @notice Sum of |weight - target| in bps from checked feeds (reverts on a bad feed).
     function distanceBps() external view returns (uint256) {
-        Asset[] memory a = _assets;
+        Asset[] memory a = _vs().assets;
         (int256[] memory net, int256 nav) = _netValues(a, _prices(a));
         if (nav <= 0) revert NavNotPositive(nav);
         return WeightsLib.distanceScaled(net, nav, _targets(a)) / uint256(nav);
@@ -324,11 +324,11 @@ contract RebalancingVault is VaultBase {
 
     function _checkTicket(uint256 deadline, uint256 epoch_) internal view {
         if (block.timestamp > deadline) revert DeadlinePassed(deadline);
-        if (epoch_ != epoch) revert BadEpoch(epoch_, epoch);
+        if (epoch_ != _vs().epoch) revert BadEpoch(epoch_, _vs().epoch);
     }
 
     function _checkCooldown(uint256 lastTs) internal view {
-        uint256 readyAt = lastTs + _limits.cooldown;
+        uint256 readyAt = lastTs + _vs().limits.cooldown;
         if (lastTs != 0 && block.timestamp < readyAt) revert CooldownActive(readyAt);
     }
 
@@ -362,17 +362,17 @@ contract RebalancingVault is VaultBase {
 
     /// @dev Adds the NAV drop of this action to the period's loss and reverts above the cap.
     function _checkLossCap(int256 navBefore, int256 navAfter) internal {
-        Limits storage l = _limits;
-        if (block.timestamp >= lossPeriodStartTs + l.lossPeriod) {
-            lossPeriodStartTs = block.timestamp;
-            periodLossE18 = 0;
+        Limits storage l = _vs().limits;
+        if (block.timestamp >= _vs().lossPeriodStartTs + l.lossPeriod) {
+            _vs().lossPeriodStartTs = block.timestamp;
+            _vs().periodLossE18 = 0;
             emit LossPeriodStarted(block.timestamp);
         }
         uint256 loss = navAfter < navBefore ? uint256(navBefore - navAfter) : 0;
-        uint256 total = periodLossE18 + loss;
+        uint256 total = _vs().periodLossE18 + loss;
         uint256 cap = navBefore > 0 ? (uint256(navBefore) * l.lossCapBps) / BPS : 0;
         if (total > cap) revert LossCapExceeded(total, cap);
-        periodLossE18 = total;
+        _vs().periodLossE18 = total;
     }
 
     /// @dev With debt: LTV <= maxLtvBps and HF >= minHealthFactor, unless the LTV ended strictly
@@ -381,12 +381,12 @@ contract RebalancingVault is VaultBase {
         bool hasDebt;
         (ltv, hf, hasDebt) = _ltvNow();
         if (!hasDebt || ltv < passBelowLtvBps) return (ltv, hf);
-        if (ltv > _collateral.maxLtvBps) revert LtvTooHigh(ltv, _collateral.maxLtvBps);
-        if (hf < _collateral.minHealthFactor) revert HealthTooLow(hf, _collateral.minHealthFactor);
+        if (ltv > _vs().collateral.maxLtvBps) revert LtvTooHigh(ltv, _vs().collateral.maxLtvBps);
+        if (hf < _vs().collateral.minHealthFactor) revert HealthTooLow(hf, _vs().collateral.minHealthFactor);
     }
 
     function _checkLeg(SwapLeg calldata leg, address requiredOut) internal view returns (uint256 i, uint256 o) {
-        if (!isRouter[leg.router]) revert RouterNotAllowed(leg.router);
+        if (!_vs().isRouter[leg.router]) revert RouterNotAllowed(leg.router);
         if (leg.amountIn == 0) revert ZeroAmount();
         if (leg.tokenIn == leg.tokenOut) revert SameToken(leg.tokenIn);
         i = _indexOf(leg.tokenIn);
@@ -441,7 +441,7 @@ contract RebalancingVault is VaultBase {
         uint256 deadline,
         uint256 ep
     ) internal {
-        (, uint256 minOut) = SlippageLib.minOut(notional, priceOutE18, decimalsOut, _limits.maxSlippageBps);
+        (, uint256 minOut) = SlippageLib.minOut(notional, priceOutE18, decimalsOut, _vs().limits.maxSlippageBps);
         _ensureHeld(leg.tokenIn, leg.amountIn, mayWithdraw);
         uint256 out = _swap(leg, minOut, deadline);
         emit Swapped(ep, leg.router, leg.tokenIn, leg.tokenOut, leg.amountIn, out, minOut);
@@ -465,17 +465,26 @@ contract RebalancingVault is VaultBase {
         }
         if (tokenIn.allowance(address(this), leg.router) != 0) tokenIn.forceApprove(leg.router, 0);
         out = IERC20(leg.tokenOut).balanceOf(address(this)) - before;
+        // The output is measured as a balance difference on purpose: the router's return value is
+        // not trusted. `before` cannot go stale: every entry point that reaches here (rebalance,
+        // ripcord) is nonReentrant, which Slither's reentrancy-balance does not model; a router
+        // that re-enters is refused (tests/vault: ReentrantRouter), and one that pushes extra
+        // tokens in only raises `out` above what the vault would otherwise count.
+        // slither-disable-next-line reentrancy-balance
         if (out < minOut) revert SlippageExceeded(out, minOut);
     }
 
+    /// @dev Makes sure `amount` of `token` is held; the ripcord may withdraw the shortfall from
+    ///      collateral. The final check reads the balance again after the pool call.
     function _ensureHeld(address token, uint256 amount, bool mayWithdraw) internal {
         uint256 held = IERC20(token).balanceOf(address(this));
         if (held >= amount) return;
-        if (mayWithdraw && _positions[token].supplied >= amount - held) {
-            _withdrawCollateral(token, amount - held);
-            held = IERC20(token).balanceOf(address(this));
+        if (!mayWithdraw || _vs().positions[token].supplied < amount - held) {
+            revert InsufficientBalance(token, held, amount);
         }
-        if (held < amount) revert InsufficientBalance(token, held, amount);
+        _withdrawCollateral(token, amount - held);
+        uint256 heldAfter = IERC20(token).balanceOf(address(this));
+        if (heldAfter < amount) revert InsufficientBalance(token, heldAfter, amount);
     }
 
     // ─────────────────────────── collateral ───────────────────────────
@@ -484,7 +493,7 @@ contract RebalancingVault is VaultBase {
     ///      position from the same feeds.
     function _notionalChecked(address asset, uint256 amount) internal view returns (uint256) {
         uint256 i = _indexOf(asset);
-        Asset[] memory a = _assets;
+        Asset[] memory a = _vs().assets;
         return OracleLib.valueE18(amount, _prices(a)[i], a[i].decimals);
     }
 
@@ -507,27 +516,27 @@ contract RebalancingVault is VaultBase {
             if (held < amount) revert InsufficientBalance(token, held, amount);
             IERC20(token).forceApprove(address(lendingPool), amount);
             lendingPool.supply(token, amount, address(this), 0);
-            _positions[token].supplied += amount.toUint128();
+            _vs().positions[token].supplied += amount.toUint128();
             return amount;
         }
         if (action == CollateralAction.Withdraw) return _withdrawCollateral(token, amount);
         if (action == CollateralAction.Borrow) {
-            if (token != _collateral.debtAsset) revert NotDebtAsset(token, _collateral.debtAsset);
+            if (token != _vs().collateral.debtAsset) revert NotDebtAsset(token, _vs().collateral.debtAsset);
             lendingPool.borrow(token, amount, VARIABLE_RATE, 0, address(this));
-            _positions[token].borrowed += amount.toUint128();
+            _vs().positions[token].borrowed += amount.toUint128();
             return amount;
         }
         return _repay(token, amount);
     }
 
     function _withdrawCollateral(address token, uint256 amount) internal returns (uint256 done) {
-        Position storage pos = _positions[token];
+        Position storage pos = _vs().positions[token];
         done = lendingPool.withdraw(token, Math.min(amount, pos.supplied), address(this));
         pos.supplied -= uint128(Math.min(done, pos.supplied));
     }
 
     function _repay(address token, uint256 amount) internal returns (uint256 done) {
-        Position storage pos = _positions[token];
+        Position storage pos = _vs().positions[token];
         uint256 amt = Math.min(amount, IERC20(token).balanceOf(address(this)));
         if (amt == 0) revert ZeroAmount();
         IERC20(token).forceApprove(address(lendingPool), amt);
@@ -539,7 +548,7 @@ contract RebalancingVault is VaultBase {
     /// @dev (LTV bps, health factor, has debt) from the pool; LTV = debt / collateral, rounded up.
     function _ltvNow() internal view returns (uint256 ltv, uint256 hf, bool hasDebt) {
         // no tracked debt: swaps cannot change the pool position, so skip the (costly) pool read
-        if (address(lendingPool) == address(0) || _positions[_collateral.debtAsset].borrowed == 0) {
+        if (address(lendingPool) == address(0) || _vs().positions[_vs().collateral.debtAsset].borrowed == 0) {
             return (0, type(uint256).max, false);
         }
         (uint256 coll, uint256 debt,,,, uint256 h) = lendingPool.getUserAccountData(address(this));
@@ -560,7 +569,7 @@ contract RebalancingVault is VaultBase {
     function _netValues(Asset[] memory a, uint256[] memory p) internal view returns (int256[] memory net, int256 nav) {
         net = new int256[](a.length);
         for (uint256 i; i < a.length; ++i) {
-            Position memory pos = _positions[a[i].token];
+            Position memory pos = _vs().positions[a[i].token];
             uint256 long = IERC20(a[i].token).balanceOf(address(this)) + pos.supplied;
             net[i] = int256(OracleLib.valueE18(long, p[i], a[i].decimals))
                 - int256(OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals));

@@ -32,16 +32,16 @@ contract VaultAdmin is VaultBase {
         uint256 sum;
         for (uint256 i; i < n; ++i) {
             AssetConfig calldata c = configs[i];
-            if (_slotOf[c.token] != 0) revert DuplicateAsset(c.token);
-            _assets.push(_validated(c));
-            _slotOf[c.token] = i + 1;
+            if (_vs().slotOf[c.token] != 0) revert DuplicateAsset(c.token);
+            _vs().assets.push(_validated(c));
+            _vs().slotOf[c.token] = i + 1;
             sum += c.targetBps;
             emit AssetConfigured(
                 c.token, c.feed, c.targetBps, c.innerBandBps, c.outerBandBps, c.heartbeat, c.minAnswer, c.maxAnswer
             );
         }
         if (sum != BPS) revert WeightsSumInvalid(sum, BPS);
-        if (_slotOf[asset()] == 0) revert DepositAssetMissing(asset());
+        if (_vs().slotOf[asset()] == 0) revert DepositAssetMissing(asset());
         emit BasketSet(n);
     }
 
@@ -50,7 +50,7 @@ contract VaultAdmin is VaultBase {
     /// @param allowed Whether the keeper may use it.
     function setRouter(address router, bool allowed) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (router == address(0)) revert ZeroAddress();
-        isRouter[router] = allowed;
+        _vs().isRouter[router] = allowed;
         emit RouterSet(router, allowed);
     }
 
@@ -72,7 +72,7 @@ contract VaultAdmin is VaultBase {
     /// @notice Everything the keeper needs in one call; never reverts on a stale or bad feed (that
     ///         asset then shows feedOk = false and zero value/weight). Batchable with Multicall3.
     function buildKeeperView() external view returns (KeeperView memory v) {
-        Asset[] memory a = _assets;
+        Asset[] memory a = _vs().assets;
         v.assets = new AssetView[](a.length);
         int256 nav;
         v.feedsOk = true;
@@ -99,7 +99,7 @@ contract VaultAdmin is VaultBase {
         bool readable;
         (w.answer, w.updatedAt, readable) = OracleLib.tryRead(x.feed);
         w.feedOk = readable && OracleLib.isGood(w.answer, w.updatedAt, x.heartbeat, x.minAnswer, x.maxAnswer);
-        Position memory pos = _positions[x.token];
+        Position memory pos = _vs().positions[x.token];
         (w.heldRaw, w.suppliedRaw, w.borrowedRaw) =
             (IERC20(x.token).balanceOf(address(this)), pos.supplied, pos.borrowed);
         uint256 long = w.heldRaw + w.suppliedRaw;
@@ -112,7 +112,7 @@ contract VaultAdmin is VaultBase {
     }
 
     function _fillCollateralView(KeeperView memory v) internal view {
-        CollateralParams memory c = _collateral;
+        CollateralParams memory c = _vs().collateral;
         (v.targetLtvBps, v.minLtvBps, v.maxLtvBps, v.ripcordLtvBps) =
             (c.targetLtvBps, c.minLtvBps, c.maxLtvBps, c.ripcordLtvBps);
         (v.minHealthFactor, v.debtAsset) = (c.minHealthFactor, c.debtAsset);
@@ -128,13 +128,13 @@ contract VaultAdmin is VaultBase {
     }
 
     function _fillLimitsView(KeeperView memory v) internal view {
-        Limits memory l = _limits;
+        Limits memory l = _vs().limits;
         (v.cooldown, v.maxTradeE18, v.maxSlippageBps, v.lossCapBps, v.lossPeriod) =
             (l.cooldown, l.maxTradeE18, l.maxSlippageBps, l.lossCapBps, l.lossPeriod);
         (v.ripcordMaxTradeE18, v.depositCapRaw) = (l.ripcordMaxTradeE18, l.depositCapRaw);
-        (v.epoch, v.lastRebalanceTs, v.lastCollateralTs) = (epoch, lastRebalanceTs, lastCollateralTs);
-        bool newPeriod = block.timestamp >= lossPeriodStartTs + l.lossPeriod;
-        (v.periodLossE18, v.lossPeriodStartTs) = (newPeriod ? 0 : periodLossE18, lossPeriodStartTs);
+        (v.epoch, v.lastRebalanceTs, v.lastCollateralTs) = (_vs().epoch, _vs().lastRebalanceTs, _vs().lastCollateralTs);
+        bool newPeriod = block.timestamp >= _vs().lossPeriodStartTs + l.lossPeriod;
+        (v.periodLossE18, v.lossPeriodStartTs) = (newPeriod ? 0 : _vs().periodLossE18, _vs().lossPeriodStartTs);
         (v.paused, v.blockTimestamp, v.totalSupply) = (paused(), block.timestamp, totalSupply());
     }
 
@@ -142,20 +142,20 @@ contract VaultAdmin is VaultBase {
 
     /// @dev Removes the old basket; an asset that leaves must hold nothing and have no position.
     function _clearBasket(AssetConfig[] calldata next) internal {
-        for (uint256 i; i < _assets.length; ++i) {
-            address t = _assets[i].token;
+        for (uint256 i; i < _vs().assets.length; ++i) {
+            address t = _vs().assets[i].token;
             bool stays;
             for (uint256 j; j < next.length && !stays; ++j) {
                 stays = next[j].token == t;
             }
-            Position memory pos = _positions[t];
+            Position memory pos = _vs().positions[t];
             uint256 held = IERC20(t).balanceOf(address(this));
             if (!stays && (held != 0 || pos.supplied != 0 || pos.borrowed != 0)) {
                 revert AssetStillHeld(t, held, uint256(pos.supplied) + pos.borrowed);
             }
-            delete _slotOf[t];
+            delete _vs().slotOf[t];
         }
-        delete _assets;
+        delete _vs().assets;
     }
 
     function _validated(AssetConfig calldata c) internal view returns (Asset memory x) {
@@ -195,7 +195,7 @@ contract VaultAdmin is VaultBase {
         if (l.ripcordMaxTradeE18 > l.maxTradeE18) {
             revert ParamOutOfRange("ripcordMaxTradeE18", l.ripcordMaxTradeE18, 0, l.maxTradeE18);
         }
-        _limits = l;
+        _vs().limits = l;
         emit LimitsSet(l);
     }
 
@@ -210,7 +210,7 @@ contract VaultAdmin is VaultBase {
         if (c.minHealthFactor < MIN_HEALTH_FLOOR || c.minHealthFactor > MAX_HEALTH_FLOOR) {
             revert ParamOutOfRange("minHealthFactor", c.minHealthFactor, MIN_HEALTH_FLOOR, MAX_HEALTH_FLOOR);
         }
-        _collateral = c;
+        _vs().collateral = c;
         emit CollateralParamsSet(c);
     }
 }

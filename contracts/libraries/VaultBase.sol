@@ -68,24 +68,33 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     /// @dev The module that holds the admin setters and keeperView (delegatecalled, see VaultAdmin).
     address internal immutable _ADMIN_MODULE;
 
-    Asset[] internal _assets;
-    mapping(address token => uint256 indexPlusOne) internal _slotOf;
-    mapping(address token => Position) internal _positions;
-    /// @notice Routers the keeper may name in a SwapLeg.
-    mapping(address router => bool allowed) public isRouter;
-    Limits internal _limits;
-    CollateralParams internal _collateral;
+    /// @dev Everything the vault and its admin module both read and write, at one ERC-7201
+    ///      namespace: the two contracts share it through delegatecall without depending on the
+    ///      order of inherited state variables (and each one's reads and writes are visible to
+    ///      static analysis as storage-pointer accesses rather than "never written" variables).
+    /// @custom:storage-location erc7201:vaultkeeper.storage.RebalancingVault
+    struct VaultStorage {
+        Asset[] assets;
+        mapping(address token => uint256 indexPlusOne) slotOf;
+        mapping(address token => Position) positions;
+        mapping(address router => bool allowed) isRouter;
+        Limits limits;
+        CollateralParams collateral;
+        uint256 epoch;
+        uint256 lastRebalanceTs;
+        uint256 lastCollateralTs;
+        uint256 lossPeriodStartTs;
+        uint256 periodLossE18;
+    }
 
-    /// @notice Incremented by every successful rebalance, adjustCollateral and ripcord.
-    uint256 public epoch;
-    /// @notice Time of the last rebalance.
-    uint256 public lastRebalanceTs;
-    /// @notice Time of the last adjustCollateral.
-    uint256 public lastCollateralTs;
-    /// @notice Start of the current loss-accounting period.
-    uint256 public lossPeriodStartTs;
-    /// @notice Loss against the oracle accumulated in the current period, E18 USD.
-    uint256 public periodLossE18;
+    // keccak256(abi.encode(uint256(keccak256("vaultkeeper.storage.RebalancingVault")) - 1)) & ~bytes32(uint256(0xff))
+    bytes32 private constant _STORAGE_SLOT = 0x8c931bdcd43053c9da715cc33cb51ba79c9df8ecf52c3ed591be03a0bdbf2100;
+
+    function _vs() internal pure returns (VaultStorage storage $) {
+        assembly ("memory-safe") {
+            $.slot := _STORAGE_SLOT
+        }
+    }
 
     // ─────────────────────────── construction ───────────────────────────
 
@@ -100,10 +109,42 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         _ADMIN_MODULE = adminModule;
     }
 
+    // ─────────────────────────── getters ───────────────────────────
+
+    /// @notice Whether the keeper may name `router` in a SwapLeg.
+    function isRouter(address router) external view returns (bool) {
+        return _vs().isRouter[router];
+    }
+
+    /// @notice Incremented by every successful rebalance, adjustCollateral and ripcord.
+    function epoch() external view returns (uint256) {
+        return _vs().epoch;
+    }
+
+    /// @notice Time of the last rebalance.
+    function lastRebalanceTs() external view returns (uint256) {
+        return _vs().lastRebalanceTs;
+    }
+
+    /// @notice Time of the last adjustCollateral.
+    function lastCollateralTs() external view returns (uint256) {
+        return _vs().lastCollateralTs;
+    }
+
+    /// @notice Start of the current loss-accounting period.
+    function lossPeriodStartTs() external view returns (uint256) {
+        return _vs().lossPeriodStartTs;
+    }
+
+    /// @notice Loss against the oracle accumulated in the current period, E18 USD.
+    function periodLossE18() external view returns (uint256) {
+        return _vs().periodLossE18;
+    }
+
     // ─────────────────────────── shared helpers ───────────────────────────
 
     function _indexOf(address token) internal view returns (uint256) {
-        uint256 s = _slotOf[token];
+        uint256 s = _vs().slotOf[token];
         if (s == 0) revert NotBasketAsset(token);
         return s - 1;
     }
