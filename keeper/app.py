@@ -312,52 +312,116 @@ class Keeper:
         out: dict[str, tuple[RebalancePlan | None, str]] = {}
         legs_by = self._quote_all(snap, items, out)
         txs = self._calldata(items, legs_by, ctx)
-        gases = plan.estimate_many(
+        gases = self._estimate(snap, ctx, txs)
+        txs, gases = self._untangle(snap, ctx, legs_by, txs, gases)
+        for (v, s, d, _data), (gas, why) in zip(txs, gases, strict=True):
+            out[v.name] = self._finish(s, d, legs_by.get(v.name), gas, why, ctx)
+        return out
+
+    def _estimate(
+        self, snap: MarketSnapshot, ctx: PlanContext, txs: list[Any]
+    ) -> list[tuple[int | None, str]]:
+        return plan.estimate_many(
             self.deps.w3,
             [(ctx.keeper, s.address, data) for _, s, _, data in txs],
             snap.block_number,
         )
-        for (v, s, d, _data), (gas, why) in zip(txs, gases, strict=True):
-            out[v.name] = self._finish(s, d, legs_by.get(v.name), gas, why, ctx)
-        return out
+
+    def _untangle(
+        self,
+        snap: MarketSnapshot,
+        ctx: PlanContext,
+        legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]],
+        txs: list[Any],
+        gases: list[tuple[int | None, str]],
+    ) -> tuple[list[Any], list[tuple[int | None, str]]]:
+        """A multi-leg rebalance whose estimate reverts is tried once more, in the same batch for
+        every such vault, with only the legs that share no pool (quotes are per leg; legs in one
+        pool move its price for each other). The rest waits for the next tick."""
+        redo: dict[int, list[Leg]] = {}
+        for k, ((v, _s, _d, _data), (gas, _why)) in enumerate(zip(txs, gases, strict=True)):
+            if gas is None and v.name in legs_by:
+                fewer = plan.disjoint_legs(legs_by[v.name][0])
+                if len(fewer) < len(legs_by[v.name][0]):
+                    redo[k] = fewer
+        if not redo:
+            return txs, gases
+        deadline = ctx.block_ts + ctx.deadline_s
+        txs, gases = list(txs), list(gases)
+        for k, fewer in redo.items():
+            v, s, d, _data = txs[k]
+            dropped = len(legs_by[v.name][0]) - len(fewer)
+            note = f"{dropped} leg(s) sharing a pool reverted together: sent without them"
+            legs_by[v.name] = (fewer, (*legs_by[v.name][1], note))
+            txs[k] = (v, s, d, plan.rebalance_calldata(fewer, deadline, s.epoch))
+        again = self._estimate(snap, ctx, [txs[k] for k in redo])
+        for k, got in zip(redo, again, strict=True):
+            gases[k] = got
+        return txs, gases
 
     def _quote_all(
         self,
         snap: MarketSnapshot,
         items: list[tuple[VaultConfig, VaultState, Decision]],
         out: dict[str, tuple[RebalancePlan | None, str]],
-    ) -> dict[str, list[Leg]]:
+    ) -> dict[str, tuple[list[Leg], tuple[str, ...]]]:
+        """Every vault's quotes in one multicall; legs under the oracle floor are re-quoted at a
+        smaller size in one more multicall (only when some leg needs it)."""
         swaps = [(v, s, d) for v, s, d in items if d.action == Action.REBALANCE]
         reqs = {v.name: plan.prepare_quotes(s, d, self.market) for v, s, d in swaps}
-        calls = [c for r in reqs.values() if not isinstance(r, str) for c in r.calls]
-        quotes = (
-            plan.quote_all(self.deps.w3, self.market, calls, snap.block_number) if calls else []
-        )
-        legs_by: dict[str, list[Leg]] = {}
+        firsts = self._quote_round(snap, {n: r for n, r in reqs.items() if not isinstance(r, str)})
+        quoted: dict[str, plan.QuotedLegs] = {}
         for v, s, _d in swaps:
             r = reqs[v.name]
-            if isinstance(r, str):
-                out[v.name] = (None, r)
+            got = (
+                r
+                if isinstance(r, str)
+                else plan.legs_from_quotes(s, self.market, r, firsts[v.name])
+            )
+            if isinstance(got, str):
+                out[v.name] = (None, got)
+            else:
+                quoted[v.name] = got
+        seconds = self._quote_round(
+            snap, {n: q.retry for n, q in quoted.items() if q.retry is not None}
+        )
+        legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]] = {}
+        for v, s, _d in swaps:
+            if v.name not in quoted:
                 continue
-            got, quotes = quotes[: len(r.calls)], quotes[len(r.calls) :]
-            legs = plan.legs_from_quotes(s, self.market, r, got)
+            q = quoted[v.name]
+            legs = plan.merge_retry(s, self.market, q, seconds.get(v.name, []))
             if isinstance(legs, str):
                 out[v.name] = (None, legs)
             else:
-                legs_by[v.name] = legs
+                legs_by[v.name] = (legs, q.notes)
         return legs_by
+
+    def _quote_round(
+        self, snap: MarketSnapshot, reqs: dict[str, plan.QuoteRequest]
+    ) -> dict[str, list[tuple[int, int] | None]]:
+        """One Multicall3 eth_call for every request; results split back per vault."""
+        calls = [c for r in reqs.values() for c in r.calls]
+        if not calls:
+            return {}
+        quotes = plan.quote_all(self.deps.w3, self.market, calls, snap.block_number)
+        out = {}
+        for name, r in reqs.items():
+            out[name], quotes = quotes[: len(r.calls)], quotes[len(r.calls) :]
+        return out
 
     def _calldata(
         self,
         items: list[tuple[VaultConfig, VaultState, Decision]],
-        legs_by: dict[str, list[Leg]],
+        legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]],
         ctx: PlanContext,
     ) -> list[tuple[VaultConfig, VaultState, Decision, bytes]]:
         deadline = ctx.block_ts + ctx.deadline_s
         txs = []
         for v, s, d in items:
             if d.action == Action.REBALANCE and v.name in legs_by:
-                txs.append((v, s, d, plan.rebalance_calldata(legs_by[v.name], deadline, s.epoch)))
+                legs = legs_by[v.name][0]
+                txs.append((v, s, d, plan.rebalance_calldata(legs, deadline, s.epoch)))
             elif d.action in (Action.DELEVERAGE, Action.RELEVERAGE):
                 txs.append((v, s, d, col.collateral_calldata(s, d, "USDC", deadline)[0]))
         return txs
@@ -366,13 +430,13 @@ class Keeper:
         self,
         state: VaultState,
         decision: Decision,
-        legs: list[Leg] | None,
+        legs: tuple[list[Leg], tuple[str, ...]] | None,
         gas: int | None,
         why: str,
         ctx: PlanContext,
     ) -> tuple[RebalancePlan | None, str]:
         if legs is not None:
-            outcome = plan.finish_plan(state, decision, legs, gas, why, ctx)
+            outcome = plan.finish_plan(state, decision, legs[0], gas, why, ctx, notes=legs[1])
             return outcome.plan, outcome.reason
         return self._collateral_plan(state, decision, gas, why, ctx)
 

@@ -22,6 +22,7 @@ from keeper.units import BPS, ONE_E18, PPM
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 MIN_LEG_E18 = 10 * ONE_E18  # legs under $10 are dust: not worth a swap
+SHRINK_AIM_BPS = 5_000  # a leg re-sized for the oracle floor aims at half the impact room
 
 
 @dataclass(**FROZEN)
@@ -322,6 +323,34 @@ def floor_breaches(state: VaultState, legs: list[Leg]) -> list[str]:
     ]
 
 
+def leg_pools(leg: Leg) -> set[tuple[str, str, int]]:
+    """The pools a leg swaps through, as (token, token, fee) with the tokens sorted."""
+    if not leg.path:
+        a, b = sorted((leg.token_in.lower(), leg.token_out.lower()))
+        return {(a, b, leg.fee_ppm)}
+    hops = set()
+    p = leg.path
+    for i in range(0, len(p) - 20, 23):
+        x, y = "0x" + p[i : i + 20].hex(), "0x" + p[i + 23 : i + 43].hex()
+        a, b = sorted((x, y))
+        hops.add((a, b, int.from_bytes(p[i + 20 : i + 23], "big")))
+    return hops
+
+
+def disjoint_legs(legs: list[Leg]) -> list[Leg]:
+    """The largest legs that share no pool, in their original order. Each leg was quoted alone
+    against the current pool state; legs through one pool move its price for the ones after
+    them, which can push a later leg under the vault's oracle floor."""
+    used: set[tuple[str, str, int]] = set()
+    keep: set[int] = set()
+    for i in sorted(range(len(legs)), key=lambda k: -legs[k].notional_e18):
+        pools = leg_pools(legs[i])
+        if not pools & used:
+            keep.add(i)
+            used |= pools
+    return [leg for i, leg in enumerate(legs) if i in keep]
+
+
 def rebalance_calldata(legs: list[Leg], deadline_ts: int, epoch: int) -> bytes:
     return encode_call(
         "RebalancingVault", "rebalance", ([leg.as_tuple() for leg in legs], deadline_ts, epoch)
@@ -360,6 +389,11 @@ def prepare_quotes(state: VaultState, decision: Decision, market: Market) -> Quo
     trades = trades_for(state, decision)
     if not trades:
         return "no trade above the dust size"
+    return request_for(state, market, trades)
+
+
+def request_for(state: VaultState, market: Market, trades: list[Trade]) -> QuoteRequest:
+    """Every candidate route of every trade, as quote calls."""
     candidates = [routes(market, t.sell, t.buy) for t in trades]
     calls, index = _quote_calls(state, market, trades, candidates)
     return QuoteRequest(
@@ -370,18 +404,84 @@ def prepare_quotes(state: VaultState, decision: Decision, market: Market) -> Quo
     )
 
 
+@dataclass(**FROZEN)
+class QuotedLegs:
+    """Legs whose quotes clear the vault's oracle floor, plus smaller trades to quote again for
+    the legs that did not (a thin pool: the same trade at a smaller size clears the floor)."""
+
+    ok: tuple[Leg, ...]
+    retry: QuoteRequest | None
+    notes: tuple[str, ...]
+
+
 def legs_from_quotes(
     state: VaultState, market: Market, req: QuoteRequest, results: list[tuple[int, int] | None]
-) -> list[Leg] | str:
-    """The best-quoted route per trade, or why no plan can be built."""
+) -> QuotedLegs | str:
+    """The best-quoted route per trade, split on the oracle floor; or why there is no plan."""
     quotes = dict(zip(req.index, results, strict=True))
     legs = build_legs(state, market, list(req.trades), quotes, [list(c) for c in req.candidates])
     if not legs:
         return "no route with a quote for any trade"
-    bad = floor_breaches(state, legs)
-    if bad:
-        return "quote under the vault's oracle floor: " + "; ".join(bad)
+    ok, bad = split_on_floor(state, legs)
+    smaller = [shrunk_trade(state, leg) for leg in bad]
+    notes = tuple(_shrink_note(leg, t) for leg, t in zip(bad, smaller, strict=True))
+    retry_trades = [t for t in smaller if t is not None]
+    retry = request_for(state, market, retry_trades) if retry_trades else None
+    if not ok and retry is None:
+        return "quote under the vault's oracle floor: " + "; ".join(floor_breaches(state, bad))
+    return QuotedLegs(ok=tuple(ok), retry=retry, notes=notes)
+
+
+def _shrink_note(leg: Leg, smaller: Trade | None) -> str:
+    head = f"{leg.sell}->{leg.buy} ${leg.notional_e18 // ONE_E18:,} quoted under the oracle floor"
+    if smaller is None:
+        return head + ", dropped"
+    return head + f", re-quoted at ${smaller.notional_e18 // ONE_E18:,}"
+
+
+def merge_retry(
+    state: VaultState, market: Market, quoted: QuotedLegs, results: list[tuple[int, int] | None]
+) -> list[Leg] | str:
+    """Add the re-quoted smaller legs that now clear the floor (no second shrink)."""
+    legs = list(quoted.ok)
+    if quoted.retry is not None:
+        quotes = dict(zip(quoted.retry.index, results, strict=True))
+        retry = quoted.retry
+        again = build_legs(
+            state, market, list(retry.trades), quotes, [list(c) for c in retry.candidates]
+        )
+        legs += split_on_floor(state, again)[0]
+    if not legs:
+        return "quote under the vault's oracle floor even at a smaller size: " + "; ".join(
+            quoted.notes
+        )
     return legs
+
+
+def split_on_floor(state: VaultState, legs: list[Leg]) -> tuple[list[Leg], list[Leg]]:
+    """(legs that clear the vault's oracle floor, legs that would revert on chain)."""
+    keep = BPS - state.limits.max_slippage_bps
+    ok = [leg for leg in legs if leg.quoted_out_raw * BPS >= leg.oracle_out_raw * keep]
+    return ok, [leg for leg in legs if leg not in ok]
+
+
+def shrunk_trade(state: VaultState, leg: Leg) -> Trade | None:
+    """The same trade at the size whose price impact should clear the floor, or None when fees
+    alone eat the slippage allowance or the smaller leg would be dust.
+
+    Impact grows at least linearly with size in a v3 pool (more ticks crossed), so scaling the
+    notional by (room / impact) aims at or under the room; SHRINK_AIM_BPS leaves headroom."""
+    n = leg.notional_e18
+    fee_bps = (n - _after_fees(n, path_fees(leg))) * BPS // n
+    shortfall_bps = (leg.oracle_out_raw - leg.quoted_out_raw) * BPS // max(leg.oracle_out_raw, 1)
+    impact_bps = shortfall_bps - fee_bps
+    room_bps = state.limits.max_slippage_bps - fee_bps
+    if room_bps <= 0 or impact_bps <= 0:
+        return None
+    smaller = n * room_bps * SHRINK_AIM_BPS // (impact_bps * BPS)
+    if smaller < MIN_LEG_E18 or smaller >= n:
+        return None
+    return Trade(sell=leg.sell, buy=leg.buy, notional_e18=smaller)
 
 
 def estimate_many(
@@ -414,21 +514,6 @@ def _estimate_result(r: Any) -> tuple[int | None, str]:
     return None, name_revert(data if isinstance(data, str) else None) or str(err.get("message"))
 
 
-def make_plan(
-    w3: Web3, state: VaultState, decision: Decision, market: Market, ctx: PlanContext
-) -> PlanOutcome:
-    """Decision -> RebalancePlan for one vault (the keeper batches these across vaults)."""
-    req = prepare_quotes(state, decision, market)
-    if isinstance(req, str):
-        return PlanOutcome(plan=None, reason=req)
-    legs = legs_from_quotes(state, market, req, quote_all(w3, market, list(req.calls), ctx.block))
-    if isinstance(legs, str):
-        return PlanOutcome(plan=None, reason=legs)
-    calldata = rebalance_calldata(legs, ctx.block_ts + ctx.deadline_s, state.epoch)
-    ((gas, why),) = estimate_many(w3, [(ctx.keeper, state.address, calldata)], ctx.block)
-    return finish_plan(state, decision, legs, gas, why, ctx)
-
-
 def _quote_calls(
     state: VaultState, market: Market, trades: list[Trade], candidates: list[list[Route]]
 ) -> tuple[list[tuple[str, bool, bytes]], list[tuple[int, int]]]:
@@ -448,6 +533,7 @@ def finish_plan(
     gas: int | None,
     why: str,
     ctx: PlanContext,
+    notes: tuple[str, ...] = (),
 ) -> PlanOutcome:
     """Price a quoted plan with its gas estimate and apply the cost-benefit check."""
     if gas is None:
@@ -473,6 +559,7 @@ def finish_plan(
         gas_limit=gas * 12 // 10,
         cost=cost,
         benefit_e18=benefit,
+        notes=notes,
     )
     return PlanOutcome(plan=plan, reason=decision.reason)
 
