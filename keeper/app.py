@@ -6,7 +6,6 @@ explicit (no globals). A KeeperError in one vault is recorded for that vault and
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -462,7 +461,7 @@ class Keeper:
         cost = PlanCost(
             gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0, impact_e18=0
         )
-        kind = "ripcord" if decision.urgent else "collateral"
+        kind = "ripcord" if decision.urgent else str(decision.action.value)  # de-/releverage
         return RebalancePlan(
             vault=state.address,
             kind=kind,
@@ -522,13 +521,10 @@ class Keeper:
             gas_budget=self._gas_budget(self.gas_price_wei(snap)),
             max_slippage_bps=int(state.limits.max_slippage_bps),
         )
-        if plan.kind != "rebalance":
-            limits = SimLimits(gas_budget=limits.gas_budget, max_slippage_bps=10_000)
         next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
-        report = simulate(
+        return simulate(
             rpc, state, plan, snap.block_number, self.deps.keeper_address, limits, next_ts
         )
-        return report if plan.kind == "rebalance" else _judge_collateral(report, state)
 
     def _send(
         self,
@@ -639,18 +635,6 @@ def _result(
         symbols=tuple(a.symbol for a in state.assets),
         **kw,
     )
-
-
-def _judge_collateral(report: SimulationReport, state: VaultState) -> SimulationReport:
-    """A collateral action (adjustCollateral, ripcord) repays or borrows without swapping the
-    basket, so "weights closer to target" does not apply; a deleverage must lower the LTV."""
-    if report.revert is not None:
-        return report
-    reasons = [r for r in report.reasons if not r.startswith("weights not closer")]
-    ltv = state.collateral.ltv_bps if state.collateral else None
-    if ltv is not None and report.post_ltv_bps is not None and report.post_ltv_bps > ltv:
-        reasons.append(f"LTV not reduced: {ltv} -> {report.post_ltv_bps} bps")
-    return dataclasses.replace(report, ok=not reasons, reasons=tuple(reasons))
 
 
 def _eth_usd_e18(state: VaultState) -> int:

@@ -108,7 +108,8 @@ def run_on(
     view = _view(w3, plan.vault)
     weights = tuple(int(a["weightBps"]) for a in view["assets"])
     post = distance_bps(weights, targets)
-    reasons = judge(plan, state, receipt["gasUsed"], outs, pre, post, limits)
+    post_ltv = int(view["ltvBps"])
+    reasons = judge(plan, state, receipt["gasUsed"], outs, pre, post, limits, post_ltv)
     return SimulationReport(
         ok=not reasons,
         reasons=tuple(reasons),
@@ -117,7 +118,7 @@ def run_on(
         post_weights_bps=weights,
         post_distance_bps=post,
         pre_distance_bps=pre,
-        post_ltv_bps=int(view["ltvBps"]),
+        post_ltv_bps=post_ltv,
     )
 
 
@@ -129,11 +130,25 @@ def judge(
     pre: int,
     post: int,
     limits: SimLimits,
+    post_ltv_bps: int | None = None,
 ) -> list[str]:
-    """Why the outcome is off (empty: fine). Each check mirrors one promise of the plan."""
+    """Why the outcome is off (empty: fine). Each check mirrors one promise of the plan: a
+    rebalance ends closer to target within the slippage limit; a deleverage or ripcord lowers
+    the LTV; a releverage raises it without leaving the band."""
     reasons = []
     if gas_used > limits.gas_budget:
         reasons.append(f"gas used {gas_used} over the budget {limits.gas_budget}")
+    if plan.kind == "rebalance":
+        reasons += _judge_swaps(plan, outs, pre, post, limits)
+    else:
+        reasons += _judge_ltv(plan.kind, state, post_ltv_bps)
+    return reasons
+
+
+def _judge_swaps(
+    plan: RebalancePlan, outs: tuple[int, ...], pre: int, post: int, limits: SimLimits
+) -> list[str]:
+    reasons = []
     if post >= pre:
         reasons.append(f"weights not closer to target: distance {pre} -> {post} bps")
     for leg, out in zip(plan.legs, outs, strict=False):
@@ -145,6 +160,17 @@ def judge(
     if len(outs) != len(plan.legs):
         reasons.append(f"{len(outs)} swaps executed for {len(plan.legs)} legs")
     return reasons
+
+
+def _judge_ltv(kind: str, state: VaultState, post_ltv_bps: int | None) -> list[str]:
+    if state.collateral is None or post_ltv_bps is None:
+        return [f"a {kind} needs a collateral position to judge"]
+    ltv, c = state.collateral.ltv_bps, state.collateral
+    if kind in ("deleverage", "ripcord") and post_ltv_bps >= ltv:
+        return [f"LTV not reduced: {ltv} -> {post_ltv_bps} bps"]
+    if kind == "releverage" and not ltv < post_ltv_bps <= c.max_ltv_bps:
+        return [f"LTV not raised inside the band: {ltv} -> {post_ltv_bps} bps, max {c.max_ltv_bps}"]
+    return []
 
 
 def _rejected(pre: int, reason: str, *, revert: str, gas: int = 0) -> SimulationReport:

@@ -27,8 +27,8 @@ def _warp(env: KeeperEnv, seconds: int) -> None:
         set_feed(env.w3, env.market, sym, feed_answer(env.w3, env.market, sym)[0])
 
 
-def _levered_vault(env: KeeperEnv) -> str:
-    """A second vault with a collateral position: 100 WETH supplied, 100k USDC borrowed."""
+def _levered_vault(env: KeeperEnv, borrow_usdc: int = 100_000) -> str:
+    """A second vault with a collateral position: 100 WETH supplied, USDC borrowed."""
     w3, m = env.w3, env.market
     acc = w3.eth.accounts
     vault = deploy_vault(
@@ -48,7 +48,8 @@ def _levered_vault(env: KeeperEnv) -> str:
     lchain.transact(vault.functions.grantRole(vault.functions.KEEPER_ROLE().call(), acc[5]), acc[0])
     deposit_usdc(w3, m, vault, acc[3], 1_000)
     seed_basket(w3, m, vault, 1_000_000)
-    for action, sym, amount in ((SUPPLY, "WETH", 100 * 10**18), (BORROW, "USDC", 100_000 * 10**6)):
+    steps = ((SUPPLY, "WETH", 100 * 10**18), (BORROW, "USDC", borrow_usdc * 10**6))
+    for action, sym, amount in steps:
         ts = w3.eth.get_block("latest")["timestamp"]
         fn = vault.functions.adjustCollateral(
             action, m.tokens[sym].address, amount, ts + 600, vault.functions.epoch().call()
@@ -86,3 +87,25 @@ def test_base_fee_x10_routine_waits_ripcord_goes_up_to_emergency_cap(
     assert Web3.to_checksum_address(landed["to"]) == col
     assert epoch(env) == e_main and epoch(replace(env, vault=col)) == e_col + 1
     assert chain.sent_count(env.keeper) == 1
+
+
+def _ltv(env: KeeperEnv, vault: str) -> int:
+    v = lchain.at(env.w3, "RebalancingVault", vault)
+    return int(v.functions.collateralRatio().call()[0])
+
+
+def test_an_under_levered_vault_borrows_back_into_its_band(kit: Kit, chain: ChainCtl) -> None:
+    """100 WETH supplied against 30k USDC: the LTV sits under its 20% floor, and the keeper
+    borrows back toward 30% (a releverage raises the LTV: the simulation must not refuse it)."""
+    env = kit.env
+    col = _levered_vault(env, borrow_usdc=30_000)
+    write_deployments(env.market.with_vault("col", col), env.tmp / "deployments.json")
+    write_config(env.tmp, str(env.w3.provider.endpoint_uri), vaults=("col",))  # type: ignore[attr-defined]
+    before = _ltv(env, col)
+    assert before < 2000
+    (r,) = kit.keeper().tick(Mode.SEND)
+    assert (r.action, r.verdict) == ("releverage", "sent"), r.reason
+    after = _ltv(env, col)
+    assert before < after <= 5000 and abs(after - 3000) < abs(before - 3000)
+    ((_tx_id, status, purpose, receipt, _),) = txs(env)
+    assert (status, receipt) == ("confirmed", 1) and purpose == "releverage"
