@@ -18,6 +18,7 @@ lint: setup
 
 bench: setup      ## every benchmark; results land in benchmarks/results/*.md
 	@$(ENV) for b in benchmarks/bench_*.py; do .venv/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done
+	@$(ENV) VAULT_GAS_REPORT=1 .venv/bin/pytest -q tests/vault/test_gas.py
 
 clean:
 	rm -rf .venv node_modules .tools .build
