@@ -469,7 +469,7 @@ class Keeper:
             deadline_ts=deadline,
             legs=(),
             calldata=calldata,
-            gas_limit=gas * 12 // 10,
+            gas_limit=plan.gas_limit_for(gas),
             cost=cost,
             benefit_e18=None,
             notes=(what,),

@@ -12,7 +12,7 @@ from typing import Any
 
 from eth_abi import decode
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3Exception
+from web3.exceptions import Web3Exception
 
 from keeper.chain.contracts import encode_call
 from keeper.costs import TradeCost
@@ -22,6 +22,7 @@ from keeper.units import BPS, ONE_E18, PPM
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 MIN_LEG_E18 = 10 * ONE_E18  # legs under $10 are dust: not worth a swap
+GAS_LIMIT_PCT = 135  # gas limit = 1.35 x measured use (refunds of up to 25% + 63/64 margin)
 SHRINK_AIM_BPS = 5_000  # a leg re-sized for the oracle floor aims at half the impact room
 
 
@@ -216,30 +217,6 @@ def _quote_result(ok: bool, ret: bytes) -> tuple[int, int] | None:
     amount_out = int.from_bytes(ret[:32], "big")
     gas = int.from_bytes(ret[-32:], "big")
     return amount_out, gas
-
-
-def estimate_gas(
-    w3: Web3, sender: str, to: str, calldata: bytes, block: int | str
-) -> tuple[int | None, str]:
-    """(gas, "") or (None, revert reason) for the exact transaction."""
-    tx = {
-        "from": Web3.to_checksum_address(sender),
-        "to": Web3.to_checksum_address(to),
-        "data": calldata,
-    }
-    try:
-        return int(w3.eth.estimate_gas(tx, block)), ""  # type: ignore[arg-type]
-    except ContractLogicError as err:
-        return None, decode_revert(err)
-    except (Web3Exception, ValueError) as err:
-        return None, f"estimateGas failed: {err}"
-
-
-def decode_revert(err: ContractLogicError) -> str:
-    """Name the vault's custom error when the revert data matches one."""
-    from keeper.chain.errors import name_revert
-
-    return name_revert(err.data if isinstance(err.data, str) else None) or str(err)
 
 
 # ------------------------------------------------------------------ assembling
@@ -487,31 +464,42 @@ def shrunk_trade(state: VaultState, leg: Leg) -> Trade | None:
 def estimate_many(
     w3: Web3, txs: list[tuple[str, str, bytes]], block: int
 ) -> list[tuple[int | None, str]]:
-    """eth_estimateGas for every (from, to, data) in one JSON-RPC batch: (gas, "") or
-    (None, why)."""
+    """Gas used by every (from, to, data), in one JSON-RPC batch: (gas, "") or (None, why).
+
+    It asks eth_createAccessList, which executes each transaction once and reports the gas it
+    used, instead of eth_estimateGas, whose binary search executes it a dozen times (6x slower
+    for 100 rebalances on anvil). The used gas is after refunds, so the gas limit adds a margin
+    (gas_limit_for), and the fork simulation runs the exact transaction at that limit."""
     if not txs:
         return []
     reqs = [
-        ("eth_estimateGas", [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
+        ("eth_createAccessList", [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
         for f, t, d in txs
     ]
     try:
         responses = w3.provider.make_batch_request(reqs)  # type: ignore[arg-type]
     except (Web3Exception, OSError, ValueError) as err:
-        raise PlanError(f"batched gas estimate failed: {err}") from err
+        raise PlanError(f"batched gas measurement failed: {err}") from err
     if not isinstance(responses, list):
-        raise PlanError(f"batched gas estimate failed: {responses.get('error')}")
+        raise PlanError(f"batched gas measurement failed: {responses.get('error')}")
     return [_estimate_result(r) for r in responses]
 
 
 def _estimate_result(r: Any) -> tuple[int | None, str]:
-    if "result" in r:
-        return int(r["result"], 16), ""
     from keeper.chain.errors import name_revert
 
-    err = r.get("error") or {}
+    result = r.get("result")
+    if isinstance(result, dict) and "gasUsed" in result and not result.get("error"):
+        return int(result["gasUsed"], 16), ""
+    err = r.get("error") or {"message": (result or {}).get("error", "no gas figure")}
     data = err.get("data")
     return None, name_revert(data if isinstance(data, str) else None) or str(err.get("message"))
+
+
+def gas_limit_for(gas_used: int) -> int:
+    """The transaction's gas limit from its measured use: refunds (up to a fifth of the gas
+    used, EIP-3529) are paid back only at the end, and calls forward 63/64 of what is left."""
+    return gas_used * GAS_LIMIT_PCT // 100
 
 
 def _quote_calls(
@@ -556,7 +544,7 @@ def finish_plan(
         deadline_ts=deadline,
         legs=tuple(legs),
         calldata=rebalance_calldata(legs, deadline, state.epoch),
-        gas_limit=gas * 12 // 10,
+        gas_limit=gas_limit_for(gas),
         cost=cost,
         benefit_e18=benefit,
         notes=notes,
