@@ -22,8 +22,10 @@ pytestmark = pytest.mark.chain
 
 
 def _ticks(ledger: Path) -> int:
+    """Recorded ticks; 0 while the keeper has created the file but not yet its schema."""
     with sqlite3.connect(ledger) as c:
-        return int(c.execute("SELECT COUNT(*) FROM ticks").fetchone()[0])
+        exists = c.execute("SELECT 1 FROM sqlite_master WHERE name = 'ticks'").fetchone()
+        return int(c.execute("SELECT COUNT(*) FROM ticks").fetchone()[0]) if exists else 0
 
 
 def _wait(cond, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
