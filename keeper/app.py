@@ -22,7 +22,13 @@ from keeper import collateral as col
 from keeper import guards, plan
 from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, VaultConfig
-from keeper.costs import CostInputs, CostModel, PoolCost
+from keeper.costs import (
+    MAINNET_POOL_COSTS,
+    UNKNOWN_POOL_COST,
+    CostInputs,
+    CostModel,
+    PoolCost,
+)
 from keeper.errors import ChainError, Halt, KeeperError, SnapshotRejected
 from keeper.forecast import build_forecast, forecast_from_history
 from keeper.history import PriceHistory
@@ -44,11 +50,6 @@ DEFAULT_VOL_OTHER = 0.01
 MIN_HISTORY_H = 240  # the vol fit needs >= 200 hourly returns
 # Pools the cost model assumes per asset when the policy prices a trade (the plan then re-prices
 # with real QuoterV2 quotes): mainnet tiers and effective depths (README, "Cost model").
-DEFAULT_POOLS = {
-    "WETH": PoolCost(fee_ppm=500, depth_e18=300_000_000 * ONE_E18),
-    "WBTC": PoolCost(fee_ppm=3000, depth_e18=60_000_000 * ONE_E18),
-    "LINK": PoolCost(fee_ppm=3000, depth_e18=8_000_000 * ONE_E18),
-}
 CASH = ("USDC",)
 MAX_GAS = 3_000_000  # no rebalance tx may plan more gas than this
 
@@ -286,8 +287,7 @@ class Keeper:
 
     def cost_inputs(self, snap: MarketSnapshot, state: VaultState) -> CostInputs:
         pools = tuple(
-            None if a.symbol in CASH else DEFAULT_POOLS.get(a.symbol, DEFAULT_POOLS["LINK"])
-            for a in state.assets
+            None if a.symbol in CASH else pool_cost_for(self.cfg, a.symbol) for a in state.assets
         )
         gas = self.gas_price_wei(snap)
         return CostInputs(
@@ -635,6 +635,14 @@ def _result(
         symbols=tuple(a.symbol for a in state.assets),
         **kw,
     )
+
+
+def pool_cost_for(cfg: KeeperConfig, symbol: str) -> PoolCost:
+    """The cost model's pool for `symbol`: the network's pool_costs, else mainnet's."""
+    got = cfg.network.pool_costs.get(symbol)
+    if got is not None:
+        return PoolCost(fee_ppm=got.fee_ppm, depth_e18=int(got.depth_usd) * ONE_E18)
+    return MAINNET_POOL_COSTS.get(symbol, UNKNOWN_POOL_COST)
 
 
 def _eth_usd_e18(state: VaultState) -> int:

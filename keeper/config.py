@@ -80,9 +80,18 @@ class NetworkConfig(_Model):
     private_fallback_blocks: int = Field(default=25, ge=1)
     deployments: Path | None = None
     contracts: ContractsSpec | None = None
+    # the cost model's pool per asset symbol (default: keeper.costs.MAINNET_POOL_COSTS)
+    pool_costs: dict[str, PoolCostConfig] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- contracts
+
+
+class PoolCostConfig(_Model):
+    """Where the cost model prices a trade of one asset against the cash asset."""
+
+    fee_ppm: int = Field(gt=0, lt=1_000_000)  # the route's fee, e.g. 3500 for 0.3% + 0.05%
+    depth_usd: float = Field(gt=0)  # effective depth: a trade of q moves the price ~ q / depth
 
 
 class ContractsSpec(_Model):

@@ -39,6 +39,17 @@ class PoolCost:
     depth_e18: int  # effective depth (USD E18): the pool mid moves ~ q / depth
 
 
+# Uniswap v3 mainnet routes to USDC, by the token symbols the keeper's config uses: the study's
+# calibration (keeper/backtest/defaults.py says where each number comes from). A network may
+# override them in networks.yaml (`pool_costs`); an asset in neither gets UNKNOWN_POOL_COST.
+MAINNET_POOL_COSTS: dict[str, PoolCost] = {
+    "WETH": PoolCost(fee_ppm=500, depth_e18=276_000_000 * ONE_E18),
+    "WBTC": PoolCost(fee_ppm=3500, depth_e18=165_000_000 * ONE_E18),
+    "LINK": PoolCost(fee_ppm=3500, depth_e18=10_000_000 * ONE_E18),
+}
+UNKNOWN_POOL_COST = PoolCost(fee_ppm=3500, depth_e18=10_000_000 * ONE_E18)  # thin, two hops
+
+
 @dataclass(**FROZEN)
 class CostModel:
     """Static cost parameters of one vault; `pools` is per asset (None for the cash asset)."""

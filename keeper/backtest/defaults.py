@@ -13,13 +13,15 @@ Pools are held at these depths for the whole 2019-2023 replay (v3 launched May 2
 from __future__ import annotations
 
 from keeper.backtest.engine import VaultSpec
-from keeper.costs import CostModel, PoolCost
+from keeper.costs import MAINNET_POOL_COSTS, CostModel, PoolCost
 from keeper.units import ONE_E18
 
 SYMBOLS = ("ETH", "BTC", "LINK", "USDC")
 TARGETS_BPS = (4000, 3000, 1000, 2000)
-DEPTH_USD = {"ETH": 276_000_000, "BTC": 165_000_000, "LINK": 10_000_000}
-FEE_PPM = {"ETH": 500, "BTC": 3500, "LINK": 3500}
+_TOKEN = {"ETH": "WETH", "BTC": "WBTC", "LINK": "LINK"}  # price series -> the token traded
+# the numbers above live in keeper.costs.MAINNET_POOL_COSTS, shared with the live keeper
+DEPTH_USD = {s: MAINNET_POOL_COSTS[t].depth_e18 // ONE_E18 for s, t in _TOKEN.items()}
+FEE_PPM = {s: MAINNET_POOL_COSTS[t].fee_ppm for s, t in _TOKEN.items()}
 
 
 def cost_model(symbols: tuple[str, ...] = SYMBOLS, *, recovery: str = "fee_tier",

@@ -217,6 +217,11 @@ BROKEN = [
         "(known: USDC, WBTC, WETH)",
     ),
     (
+        "pool_cost_without_fee",
+        {"networks.local.pool_costs": {"WETH": {"fee_ppm": 0, "depth_usd": 1e8}}},
+        "networks.yaml: networks.local.pool_costs.WETH.fee_ppm (0) must be > 0",
+    ),
+    (
         "unknown_network_default",
         {"network": "mainnet"},
         "networks.yaml: network ('mainnet') is not defined under networks (local)",
@@ -378,3 +383,17 @@ def test_other_networks_may_use_unset_variables(
     data = edited(**{"networks.remote": {"rpc_urls": ["${KEEPER_TEST_UNSET}"], "chain_id": 1}})
     assert load_config(write(folder, data), "local").network.name == "local"
     assert "KEEPER_TEST_UNSET" in error_of("networks.yaml", "remote")
+
+
+def test_pool_costs_override_the_mainnet_cost_model_per_network(folder: Path) -> None:
+    from keeper.app import pool_cost_for
+    from keeper.costs import MAINNET_POOL_COSTS, UNKNOWN_POOL_COST, PoolCost
+    from keeper.units import ONE_E18
+
+    plain = load_config(write(folder, edited()))
+    assert pool_cost_for(plain, "WETH") == MAINNET_POOL_COSTS["WETH"]
+    assert pool_cost_for(plain, "UNI") == UNKNOWN_POOL_COST
+    thin = {"WETH": {"fee_ppm": 3000, "depth_usd": 5e6}}
+    cfg = load_config(write(folder, edited(**{"networks.local.pool_costs": thin})))
+    assert pool_cost_for(cfg, "WETH") == PoolCost(fee_ppm=3000, depth_e18=5_000_000 * ONE_E18)
+    assert pool_cost_for(cfg, "WBTC") == MAINNET_POOL_COSTS["WBTC"]
