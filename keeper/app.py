@@ -48,9 +48,8 @@ log = logging.getLogger("keeper.app")
 DEFAULT_VOL_PER_H = {"WETH": 0.0075, "WBTC": 0.0060, "LINK": 0.0110, "USDC": 0.0}
 DEFAULT_VOL_OTHER = 0.01
 MIN_HISTORY_H = 240  # the vol fit needs >= 200 hourly returns
-# Pools the cost model assumes per asset when the policy prices a trade (the plan then re-prices
-# with real QuoterV2 quotes): mainnet tiers and effective depths (README, "Cost model").
 CASH = ("USDC",)
+PlanTx = tuple[VaultConfig, VaultState, Decision, bytes]  # one vault's transaction to price
 MAX_GAS = 3_000_000  # no rebalance tx may plan more gas than this
 
 
@@ -318,7 +317,7 @@ class Keeper:
         return out
 
     def _estimate(
-        self, snap: MarketSnapshot, ctx: PlanContext, txs: list[Any]
+        self, snap: MarketSnapshot, ctx: PlanContext, txs: list[PlanTx]
     ) -> list[tuple[int | None, str]]:
         return plan.estimate_many(
             self.deps.w3,
@@ -331,12 +330,13 @@ class Keeper:
         snap: MarketSnapshot,
         ctx: PlanContext,
         legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]],
-        txs: list[Any],
+        txs: list[PlanTx],
         gases: list[tuple[int | None, str]],
-    ) -> tuple[list[Any], list[tuple[int | None, str]]]:
+    ) -> tuple[list[PlanTx], list[tuple[int | None, str]]]:
         """A multi-leg rebalance whose estimate reverts is tried once more, in the same batch for
         every such vault, with only the legs that share no pool (quotes are per leg; legs in one
-        pool move its price for each other). The rest waits for the next tick."""
+        pool move its price for each other). The rest waits for the next tick. Updates
+        `legs_by` for the vaults it retries."""
         redo: dict[int, list[Leg]] = {}
         for k, ((v, _s, _d, _data), (gas, _why)) in enumerate(zip(txs, gases, strict=True)):
             if gas is None and v.name in legs_by:
@@ -414,9 +414,9 @@ class Keeper:
         items: list[tuple[VaultConfig, VaultState, Decision]],
         legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]],
         ctx: PlanContext,
-    ) -> list[tuple[VaultConfig, VaultState, Decision, bytes]]:
+    ) -> list[PlanTx]:
         deadline = ctx.block_ts + ctx.deadline_s
-        txs = []
+        txs: list[PlanTx] = []
         for v, s, d in items:
             if d.action == Action.REBALANCE and v.name in legs_by:
                 legs = legs_by[v.name][0]
