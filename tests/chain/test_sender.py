@@ -22,6 +22,7 @@ from keeper.errors import FeeCapExceeded, SendError
 from keeper.ledger import Ledger, TxStatus
 from keeper.localnet.anvil import Anvil
 from keeper.send.sender import Sender, SenderSettings, TxRequest
+from tests.txkit import persist_gapped_tx, sign_transfer
 
 # anvil's standard funded accounts 0 and 1 (mnemonic "test test ... junk"); fine in tests.
 KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -377,18 +378,7 @@ def test_nonce_used_outside_the_keeper_is_caught_before_signing(
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
         assert sender.nonces.sync().next_nonce == 0
-        outside = account.sign_transaction(
-            {  # same key, used by someone else (B13)
-                "type": 2,
-                "chainId": 31337,
-                "nonce": 0,
-                "to": SINK,
-                "value": 0,
-                "gas": 21_000,
-                "maxFeePerGas": 10 * GWEI,
-                "maxPriorityFeePerGas": GWEI,
-            }
-        )
+        outside = sign_transfer(account, 0, value=0)  # same key, used by someone else (B13)
         chain.w3.eth.send_raw_transaction(outside.raw_transaction)  # automine: mined now
         result = sender.send(REQ)
     finally:
@@ -403,35 +393,7 @@ def test_nonce_used_outside_the_keeper_is_caught_before_signing(
 def test_recovery_fills_a_nonce_gap_with_a_noop(
     chain: Chain, ledger: Ledger, account: LocalAccount
 ) -> None:
-    from keeper.ledger import NewTx
-
-    signed = account.sign_transaction(
-        {  # persisted at nonce 1 while nonce 0 never went out
-            "type": 2,
-            "chainId": 31337,
-            "nonce": 1,
-            "to": SINK,
-            "value": 1,
-            "gas": 21_000,
-            "maxFeePerGas": 10 * GWEI,
-            "maxPriorityFeePerGas": GWEI,
-        }
-    )
-    tx_id = ledger.create_tx(
-        NewTx(
-            chain_id=31337,
-            sender=account.address,
-            nonce=1,
-            purpose="test",
-            gas_limit=21_000,
-            to_addr=SINK,
-            value_wei=1,
-        )
-    )
-    ledger.add_attempt(
-        tx_id, "0x" + bytes(signed.hash).hex(), 10 * GWEI, GWEI, bytes(signed.raw_transaction)
-    )
-    chain.w3.eth.send_raw_transaction(signed.raw_transaction)  # queued behind the gap
+    gapped = persist_gapped_tx(chain.w3, ledger, account)  # nonce 1; nonce 0 never went out
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
         state = sender.nonces.sync()
@@ -444,7 +406,7 @@ def test_recovery_fills_a_nonce_gap_with_a_noop(
         (1, TxStatus.CONFIRMED),
     ]
     assert ledger.get_tx(results[0].tx_id).purpose == "noop"
-    assert results[1].tx_hash == "0x" + bytes(signed.hash).hex()  # not re-signed
+    assert results[1].tx_hash == gapped  # not re-signed
     assert chain.sent_count(account.address) == 2
 
 

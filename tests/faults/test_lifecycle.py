@@ -18,7 +18,7 @@ from keeper.app import Keeper, Mode
 from keeper.chain.contracts import encode_call
 from keeper.chain.errors import name_revert
 from keeper.config import load_config
-from keeper.ledger import Ledger, NewTx, TxRow
+from keeper.ledger import Ledger, TxRow
 from keeper.runtime import Runtime
 from keeper.wiring import unlock
 from tests.faults.conftest import (
@@ -34,6 +34,7 @@ from tests.faults.conftest import (
     txs,
 )
 from tests.faults.proxy import RpcProxy
+from tests.txkit import persist_gapped_tx, sign_transfer
 
 pytestmark = pytest.mark.chain
 SINK = "0x000000000000000000000000000000000000dEaD"
@@ -133,34 +134,8 @@ def test_dropped_tx_in_flight_is_rebroadcast(kit: Kit, chain: ChainCtl) -> None:
 
 def test_nonce_gap_is_filled_before_the_rebalance(kit: Kit, chain: ChainCtl) -> None:
     account = unlock(load_config(kit.env.config))
-    signed = account.sign_transaction(
-        {
-            "type": 2,
-            "chainId": 31337,
-            "nonce": 1,
-            "to": SINK,
-            "value": 1,
-            "gas": 21_000,
-            "maxFeePerGas": 10 * GWEI,
-            "maxPriorityFeePerGas": GWEI,
-        }
-    )
     with Ledger(kit.env.ledger) as led:  # persisted at nonce 1 while nonce 0 never went out
-        tx_id = led.create_tx(
-            NewTx(
-                chain_id=31337,
-                sender=account.address,
-                nonce=1,
-                purpose="test",
-                gas_limit=21_000,
-                to_addr=SINK,
-                value_wei=1,
-            )
-        )
-        led.add_attempt(
-            tx_id, "0x" + bytes(signed.hash).hex(), 10 * GWEI, GWEI, bytes(signed.raw_transaction)
-        )
-    kit.env.w3.eth.send_raw_transaction(signed.raw_transaction)  # queued behind the gap
+        persist_gapped_tx(kit.env.w3, led, account)
     keeper = kit.keeper()  # start-up: resync, NOOP at the gap, the queued tx confirms
     push_out_of_band(kit.env)
     (r,) = keeper.tick(Mode.SEND)
@@ -176,18 +151,7 @@ def test_nonce_already_used_elsewhere_is_caught_before_signing(kit: Kit, chain: 
     assert keeper.deps.sender is not None
     assert keeper.deps.sender.nonces.sync().next_nonce == 0
     account = unlock(load_config(kit.env.config))
-    outside = account.sign_transaction(
-        {
-            "type": 2,
-            "chainId": 31337,
-            "nonce": 0,
-            "to": SINK,
-            "value": 0,
-            "gas": 21_000,
-            "maxFeePerGas": 10 * GWEI,
-            "maxPriorityFeePerGas": GWEI,
-        }
-    )
+    outside = sign_transfer(account, 0, value=0)
     kit.env.w3.eth.send_raw_transaction(outside.raw_transaction)  # same key, someone else
     push_out_of_band(kit.env)
     (r,) = keeper.tick(Mode.SEND)
