@@ -1,15 +1,14 @@
 """Sender against a real node: this module starts its OWN anvil (free port, --silent) and kills it.
 
-Stuck transactions are made with automine off plus a tiny block gas limit (30,000) and a
-high-tip filler tx from another account in every block: the filler (gas limit 25,000) always
-wins the block, leaving too little gas for our 21,000-gas tx, which stays pending until the
-test lifts the limit.
+Stuck transactions are made with automine off plus a tiny block gas limit (31,000) and a
+high-tip filler tx from another account in every block (tests.txkit.ChainCtl): the filler
+(21,000) always wins the block, leaving too little gas for our 21,000-gas tx, which stays
+pending until the test lifts the limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,11 +21,10 @@ from keeper.errors import FeeCapExceeded, SendError
 from keeper.ledger import Ledger, TxStatus
 from keeper.localnet.anvil import Anvil
 from keeper.send.sender import Sender, SenderSettings, TxRequest
-from tests.txkit import persist_gapped_tx, sign_transfer
+from tests.txkit import ChainCtl, persist_gapped_tx, sign_transfer
 
-# anvil's standard funded accounts 0 and 1 (mnemonic "test test ... junk"); fine in tests.
+# anvil's standard funded account 0 (mnemonic "test test ... junk"); fine in tests.
 KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-KEY1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 GWEI = 10**9
 SINK = "0x000000000000000000000000000000000000dEaD"
 
@@ -39,75 +37,15 @@ def node() -> Iterator[Web3]:
         yield Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 10}))
 
 
-@dataclass
-class Chain:
-    """Drives the node: mining, stuck-making filler txs, snapshots."""
-
-    w3: Web3
-    filler: LocalAccount = field(default_factory=lambda: Account.from_key(KEY1))
-    stuck: bool = False
-    mined: int = 0
-
-    def rpc(self, method: str, *params: object) -> object:
-        resp = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
-        assert "error" not in resp, resp
-        return resp["result"]
-
-    def set_stuck(self, stuck: bool) -> None:
-        self.stuck = stuck
-        self.rpc("evm_setBlockGasLimit", hex(30_000 if stuck else 30_000_000))
-
-    def mine(self) -> int:
-        if self.stuck:
-            nonce = self.w3.eth.get_transaction_count(self.filler.address, "pending")
-            signed = self.filler.sign_transaction(
-                {
-                    "type": 2,
-                    "chainId": 31337,
-                    "nonce": nonce,
-                    "to": self.filler.address,
-                    "value": 0,
-                    "gas": 25_000,
-                    "maxFeePerGas": 500 * GWEI,
-                    "maxPriorityFeePerGas": 50 * GWEI,
-                }
-            )
-            self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        self.rpc("evm_mine")
-        self.mined += 1
-        return int(self.w3.eth.block_number)
-
-    def waiter(self, before: Callable[[int], None] | None = None) -> Callable[[int], int]:
-        """A wait_for_block that mines one block per call (after running `before(call)`)."""
-        calls = [0]
-
-        def wait(target: int) -> int:
-            calls[0] += 1
-            if before is not None:
-                before(calls[0])
-            head = int(self.w3.eth.block_number)
-            while head < target:
-                head = self.mine()
-            return head
-
-        return wait
-
-    def sent_count(self, address: str) -> int:
-        return int(self.w3.eth.get_transaction_count(address, "latest"))
-
-    def pool_size(self) -> int:
-        status = self.rpc("txpool_status")
-        assert isinstance(status, dict)
-        return int(status["pending"], 16) + int(status["queued"], 16)
-
-
 @pytest.fixture
-def chain(node: Web3) -> Iterator[Chain]:
+def chain(node: Web3) -> Iterator[ChainCtl]:
     snap = node.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    c = Chain(node)
-    c.rpc("evm_setAutomine", True)
+    # a 50 gwei filler tip: the fee-following tests read it back from eth_feeHistory
+    c = ChainCtl(node, filler=node.eth.accounts[1], filler_tip_gwei=50)
+    c.automine(True)
     yield c
-    c.rpc("evm_setAutomine", True)
+    c.automine(True)
+    c.unstick()
     node.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
 
 
@@ -155,7 +93,7 @@ def _has_receipt(w3: Web3, tx_hash: str) -> bool:
 
 
 def test_plain_send_is_confirmed_and_recorded(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     sender = make_sender(chain.w3, account, ledger, chain.waiter(), confirmations=2)
     try:
@@ -175,7 +113,9 @@ def test_plain_send_is_confirmed_and_recorded(
     assert ledger.pending_txs() == []
 
 
-def test_same_epoch_is_not_sent_twice(chain: Chain, ledger: Ledger, account: LocalAccount) -> None:
+def test_same_epoch_is_not_sent_twice(
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
+) -> None:
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
         sender.send(REQ)
@@ -188,14 +128,14 @@ def test_same_epoch_is_not_sent_twice(chain: Chain, ledger: Ledger, account: Loc
 
 @pytest.mark.parametrize("market", [False, True], ids=["ladder", "follows_market"])
 def test_stuck_tx_is_replaced_at_same_nonce_with_bumps(
-    chain: Chain, ledger: Ledger, account: LocalAccount, market: bool
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount, market: bool
 ) -> None:
     chain.rpc("evm_setAutomine", False)
-    chain.set_stuck(True)
+    chain.stick(21_000)
 
     def before(call: int) -> None:
         if call == 4:
-            chain.set_stuck(False)
+            chain.unstick()
 
     sender = make_sender(
         chain.w3, account, ledger, chain.waiter(before), reprice_from_market=market
@@ -220,7 +160,7 @@ def test_stuck_tx_is_replaced_at_same_nonce_with_bumps(
 
 
 def test_restart_while_pending_resolves_without_second_send(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     chain.rpc("evm_setAutomine", False)
 
@@ -251,7 +191,7 @@ def test_restart_while_pending_resolves_without_second_send(
     assert ledger.epoch_owner("main", "7") == ("recovery", 0, True)  # epoch 7 is done
 
 
-def test_dropped_tx_is_rebroadcast(chain: Chain, ledger: Ledger, account: LocalAccount) -> None:
+def test_dropped_tx_is_rebroadcast(chain: ChainCtl, ledger: Ledger, account: LocalAccount) -> None:
     chain.rpc("evm_setAutomine", False)
 
     def before(call: int) -> None:
@@ -270,9 +210,9 @@ def test_dropped_tx_is_rebroadcast(chain: Chain, ledger: Ledger, account: LocalA
     assert chain.sent_count(account.address) == 1
 
 
-def test_fee_cap_stops_bumping(chain: Chain, ledger: Ledger, account: LocalAccount) -> None:
+def test_fee_cap_stops_bumping(chain: ChainCtl, ledger: Ledger, account: LocalAccount) -> None:
     chain.rpc("evm_setAutomine", False)
-    chain.set_stuck(True)
+    chain.stick(21_000)
     cap = 3 * GWEI
     sender = make_sender(chain.w3, account, ledger, chain.waiter(), max_fee_wei=cap)
     try:
@@ -294,7 +234,7 @@ def test_fee_cap_stops_bumping(chain: Chain, ledger: Ledger, account: LocalAccou
     assert list(ours) == ["0"] and ours["0"]["hash"] == row.attempts[-1].hash
 
 
-def test_wrong_chain_id_is_refused(chain: Chain, ledger: Ledger, account: LocalAccount) -> None:
+def test_wrong_chain_id_is_refused(chain: ChainCtl, ledger: Ledger, account: LocalAccount) -> None:
     sender = Sender(chain.w3, account, ledger, settings(chain_id=1), wait_for_block=chain.waiter())
     try:
         with pytest.raises(SendError, match="refusing to sign: the node reports chain id 31337"):
@@ -306,7 +246,7 @@ def test_wrong_chain_id_is_refused(chain: Chain, ledger: Ledger, account: LocalA
 
 
 def test_reverted_receipt_is_final_and_not_retried(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     revert_initcode = bytes.fromhex("60006000fd")  # PUSH1 0 PUSH1 0 REVERT
     req = TxRequest(to=None, data=revert_initcode, gas_limit=100_000, purpose="deploy")
@@ -321,7 +261,7 @@ def test_reverted_receipt_is_final_and_not_retried(
 
 
 def test_reorg_that_removes_the_receipt_triggers_rebroadcast(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     mined_in: list[int] = []
 
@@ -357,7 +297,7 @@ class _TimeoutAfterSend(Web3.HTTPProvider):
 
 
 def test_broadcast_timeout_that_propagated_is_reconciled_not_resent(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     flaky = Web3(_TimeoutAfterSend(chain.w3.provider.endpoint_uri))  # type: ignore[attr-defined]
     sender = Sender(
@@ -373,7 +313,7 @@ def test_broadcast_timeout_that_propagated_is_reconciled_not_resent(
 
 
 def test_nonce_used_outside_the_keeper_is_caught_before_signing(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
@@ -391,7 +331,7 @@ def test_nonce_used_outside_the_keeper_is_caught_before_signing(
 
 
 def test_recovery_fills_a_nonce_gap_with_a_noop(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     gapped = persist_gapped_tx(chain.w3, ledger, account)  # nonce 1; nonce 0 never went out
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
@@ -411,10 +351,10 @@ def test_recovery_fills_a_nonce_gap_with_a_noop(
 
 
 def test_cancel_replaces_a_stuck_tx_with_a_noop(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     chain.rpc("evm_setAutomine", False)
-    chain.set_stuck(True)
+    chain.stick(21_000)
 
     class StopError(Exception):
         pass
@@ -427,7 +367,7 @@ def test_cancel_replaces_a_stuck_tx_with_a_noop(
         first.send(REQ)
     first.close()
     (row,) = ledger.pending_txs()
-    chain.set_stuck(False)
+    chain.unstick()
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
         result = sender.cancel(row.id)
@@ -442,7 +382,7 @@ def test_cancel_replaces_a_stuck_tx_with_a_noop(
 
 
 def test_base_fee_spike_reprices_within_the_cap(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     chain.rpc("evm_setAutomine", False)
 
@@ -461,7 +401,7 @@ def test_base_fee_spike_reprices_within_the_cap(
     assert chain.sent_count(account.address) == 1
 
 
-def test_insufficient_funds_halts_without_retrying(chain: Chain, ledger: Ledger) -> None:
+def test_insufficient_funds_halts_without_retrying(chain: ChainCtl, ledger: Ledger) -> None:
     from keeper.errors import Halt
 
     poor = Account.create()
@@ -478,7 +418,9 @@ def test_insufficient_funds_halts_without_retrying(chain: Chain, ledger: Ledger)
     assert chain.pool_size() == 0
 
 
-def test_one_nonce_owner_per_account(chain: Chain, ledger: Ledger, account: LocalAccount) -> None:
+def test_one_nonce_owner_per_account(
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
+) -> None:
     from keeper.errors import NonceError
 
     first = make_sender(chain.w3, account, ledger, chain.waiter())
@@ -491,7 +433,7 @@ def test_one_nonce_owner_per_account(chain: Chain, ledger: Ledger, account: Loca
 
 
 def test_epoch_held_by_another_instance_is_not_sent(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     assert ledger.acquire_epoch("main", "7", "other-host:123:abc", ttl_s=600)
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
@@ -520,7 +462,7 @@ class _BlackHole(Web3.HTTPProvider):
 
 
 def test_private_send_falls_back_to_public_when_not_included(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     private = Web3(_BlackHole(chain.w3.provider.endpoint_uri))  # type: ignore[attr-defined]
     _BlackHole.sent = 0
@@ -543,7 +485,7 @@ def test_private_send_falls_back_to_public_when_not_included(
 
 
 def test_swap_bearing_tx_never_goes_public(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     private = Web3(_BlackHole(chain.w3.provider.endpoint_uri))  # type: ignore[attr-defined]
     req = TxRequest(to=SINK, value_wei=1, gas_limit=21_000, purpose="rebalance", private_only=True)
@@ -566,7 +508,7 @@ def test_swap_bearing_tx_never_goes_public(
 
 
 def test_gas_limit_is_estimated_with_headroom_and_reverts_are_caught(
-    chain: Chain, ledger: Ledger, account: LocalAccount
+    chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:

@@ -24,10 +24,9 @@ from keeper.send.sender import Sender, SenderSettings, private_endpoint
 from keeper.wiring import connect, unlock
 from tests.e2e.conftest import KeeperEnv, keeper_env  # noqa: F401 - fixture re-export
 from tests.faults.proxy import RpcProxy
+from tests.txkit import DEFAULT_GAS_LIMIT, GWEI, ChainCtl  # noqa: F401 - re-exported to tests
 
 pytestmark = pytest.mark.chain
-GWEI = 10**9
-DEFAULT_GAS_LIMIT = 30_000_000
 FAST_RPC = RpcSettings(timeout_s=2.0, rounds=2, backoff_s=0.05, max_backoff_s=0.2, cooldown_s=2.0)
 
 
@@ -53,69 +52,6 @@ def network_line(env: KeeperEnv, line: str) -> None:
 
 
 # ------------------------------------------------------------------ chain control
-
-
-@dataclass
-class ChainCtl:
-    w3: Web3
-    filler: str = ""
-    stuck_limit: int | None = None
-    mined: int = 0
-
-    def rpc(self, method: str, *params: object) -> Any:
-        resp = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
-        assert "error" not in resp, resp
-        return resp["result"]
-
-    def automine(self, on: bool) -> None:
-        self.rpc("evm_setAutomine", on)
-
-    def stick(self, our_gas_limit: int) -> None:
-        """Every block from now on holds a high-tip filler that leaves too little gas for us."""
-        self.stuck_limit = our_gas_limit + 10_000
-        self.rpc("evm_setBlockGasLimit", hex(self.stuck_limit))
-
-    def unstick(self) -> None:
-        self.stuck_limit = None
-        self.rpc("evm_setBlockGasLimit", hex(DEFAULT_GAS_LIMIT))
-
-    def mine(self) -> int:
-        if self.stuck_limit is not None:
-            self.rpc(
-                "eth_sendTransaction",
-                {
-                    "from": self.filler,
-                    "to": self.filler,
-                    "value": "0x0",
-                    "gas": hex(50_000),
-                    "maxFeePerGas": hex(900 * GWEI),
-                    "maxPriorityFeePerGas": hex(300 * GWEI),
-                },
-            )
-        self.rpc("evm_mine")
-        self.mined += 1
-        return int(self.w3.eth.block_number)
-
-    def waiter(self, before: Callable[[int], None] | None = None) -> Callable[[int], int]:
-        calls = [0]
-
-        def wait(target: int) -> int:
-            calls[0] += 1
-            if before is not None:
-                before(calls[0])
-            head = int(self.w3.eth.block_number)
-            while head < target:
-                head = self.mine()
-            return head
-
-        return wait
-
-    def sent_count(self, address: str) -> int:
-        return int(self.w3.eth.get_transaction_count(address, "latest"))  # type: ignore[arg-type]
-
-    def pool(self, address: str) -> dict[str, Any]:
-        content = self.rpc("txpool_content")
-        return dict(content["pending"].get(address.lower(), {}))
 
 
 @pytest.fixture(autouse=True)
