@@ -169,7 +169,8 @@ def test_cli_backtest_json_and_bad_input(tmp_path: Path) -> None:
 def test_real_usdc_weth_depth_matches_the_stated_range() -> None:
     f = SHARED_DATA / "uniswap_v3" / "usdc_weth_005_2024-01-05_minute.csv"
     if not f.is_file():
-        pytest.skip(f"real data not found at {f} (../shared/data beside the checkout)")
+        pytest.fail(f"real data not found at {f}: the suite expects ../shared/data beside the "
+                    "checkout, as CI has it")
     assert 250e6 < usdc_weth_depth_usd(f) < 320e6
 
 
