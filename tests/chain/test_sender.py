@@ -18,7 +18,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from keeper.errors import FeeCapExceeded, SendError
-from keeper.ledger import Ledger, TxStatus
+from keeper.ledger import Ledger, TxRow, TxStatus
 from keeper.localnet.anvil import Anvil
 from keeper.send.sender import Sender, SenderSettings, TxRequest
 from tests.txkit import ChainCtl, persist_gapped_tx, sign_transfer
@@ -159,22 +159,29 @@ def test_stuck_tx_is_replaced_at_same_nonce_with_bumps(
     assert "replaced" in [k for k, _ in ledger.events(result.tx_id)]
 
 
+class _Stopped(Exception):
+    """Raised by the block waiter: the keeper stops right after its first broadcast."""
+
+
+def _stop_after_broadcast(chain: ChainCtl, ledger: Ledger, account: LocalAccount) -> TxRow:
+    """Send REQ with a sender that dies while waiting for the block; return the pending row."""
+
+    def stop(target: int) -> int:
+        raise _Stopped
+
+    first = make_sender(chain.w3, account, ledger, stop)
+    with pytest.raises(_Stopped):
+        first.send(REQ)
+    first.close()
+    (row,) = ledger.pending_txs()
+    return row
+
+
 def test_restart_while_pending_resolves_without_second_send(
     chain: ChainCtl, ledger: Ledger, account: LocalAccount
 ) -> None:
     chain.rpc("evm_setAutomine", False)
-
-    class CrashError(Exception):
-        pass
-
-    def crash(target: int) -> int:
-        raise CrashError
-
-    first = make_sender(chain.w3, account, ledger, crash)
-    with pytest.raises(CrashError):
-        first.send(REQ)
-    first.close()
-    (row,) = ledger.pending_txs()
+    row = _stop_after_broadcast(chain, ledger, account)
     assert row.status == TxStatus.PENDING and len(row.attempts) == 1
     chain.mine()  # the broadcast tx lands while the keeper is down
 
@@ -355,18 +362,7 @@ def test_cancel_replaces_a_stuck_tx_with_a_noop(
 ) -> None:
     chain.rpc("evm_setAutomine", False)
     chain.stick(21_000)
-
-    class StopError(Exception):
-        pass
-
-    def stop(target: int) -> int:
-        raise StopError
-
-    first = make_sender(chain.w3, account, ledger, stop)
-    with pytest.raises(StopError):
-        first.send(REQ)
-    first.close()
-    (row,) = ledger.pending_txs()
+    row = _stop_after_broadcast(chain, ledger, account)
     chain.unstick()
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
