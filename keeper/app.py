@@ -18,8 +18,8 @@ from typing import Any
 
 from web3 import Web3
 
+from keeper import batchplan, guards
 from keeper import collateral as col
-from keeper import guards, plan
 from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, VaultConfig
 from keeper.costs import (
@@ -35,7 +35,7 @@ from keeper.history import PriceHistory
 from keeper.ledger import Ledger, TickRecord
 from keeper.metrics import Metrics
 from keeper.models import Action, Decision, Forecast, MarketSnapshot, VaultState
-from keeper.plan import Leg, Market, PlanContext, PlanCost, RebalancePlan
+from keeper.plan import Market, PlanContext, RebalancePlan
 from keeper.policy.base import Policy, make_policy
 from keeper.read import ReadTarget, read_snapshot_with
 from keeper.send.sender import Sender, TxRequest
@@ -49,7 +49,6 @@ DEFAULT_VOL_PER_H = {"WETH": 0.0075, "WBTC": 0.0060, "LINK": 0.0110, "USDC": 0.0
 DEFAULT_VOL_OTHER = 0.01
 MIN_HISTORY_H = 240  # the vol fit needs >= 200 hourly returns
 CASH = ("USDC",)
-PlanTx = tuple[VaultConfig, VaultState, Decision, bytes]  # one vault's transaction to price
 MAX_GAS = 3_000_000  # no rebalance tx may plan more gas than this
 
 
@@ -305,139 +304,7 @@ class Keeper:
     def _plan_all(
         self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]]
     ) -> dict[str, tuple[RebalancePlan | None, str]]:
-        """Plans for every acting vault: all quotes in one multicall, all gas in one batch."""
-        ctx = self._plan_context(snap)
-        out: dict[str, tuple[RebalancePlan | None, str]] = {}
-        legs_by = self._quote_all(snap, items, out)
-        txs = self._calldata(items, legs_by, ctx)
-        gases = self._estimate(snap, ctx, txs)
-        txs, gases = self._untangle(snap, ctx, legs_by, txs, gases)
-        for (v, s, d, _data), (gas, why) in zip(txs, gases, strict=True):
-            out[v.name] = self._finish(s, d, legs_by.get(v.name), gas, why, ctx)
-        return out
-
-    def _estimate(
-        self, snap: MarketSnapshot, ctx: PlanContext, txs: list[PlanTx]
-    ) -> list[tuple[int | None, str]]:
-        return plan.estimate_many(
-            self.deps.w3,
-            [(ctx.keeper, s.address, data) for _, s, _, data in txs],
-            snap.block_number,
-        )
-
-    def _untangle(
-        self,
-        snap: MarketSnapshot,
-        ctx: PlanContext,
-        legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]],
-        txs: list[PlanTx],
-        gases: list[tuple[int | None, str]],
-    ) -> tuple[list[PlanTx], list[tuple[int | None, str]]]:
-        """A multi-leg rebalance whose estimate reverts is tried once more, in the same batch for
-        every such vault, with only the legs that share no pool (quotes are per leg; legs in one
-        pool move its price for each other). The rest waits for the next tick. Updates
-        `legs_by` for the vaults it retries."""
-        redo: dict[int, list[Leg]] = {}
-        for k, ((v, _s, _d, _data), (gas, _why)) in enumerate(zip(txs, gases, strict=True)):
-            if gas is None and v.name in legs_by:
-                fewer = plan.disjoint_legs(legs_by[v.name][0])
-                if len(fewer) < len(legs_by[v.name][0]):
-                    redo[k] = fewer
-        if not redo:
-            return txs, gases
-        deadline = ctx.block_ts + ctx.deadline_s
-        txs, gases = list(txs), list(gases)
-        for k, fewer in redo.items():
-            v, s, d, _data = txs[k]
-            dropped = len(legs_by[v.name][0]) - len(fewer)
-            note = f"{dropped} leg(s) sharing a pool reverted together: sent without them"
-            legs_by[v.name] = (fewer, (*legs_by[v.name][1], note))
-            txs[k] = (v, s, d, plan.rebalance_calldata(fewer, deadline, s.epoch))
-        again = self._estimate(snap, ctx, [txs[k] for k in redo])
-        for k, got in zip(redo, again, strict=True):
-            gases[k] = got
-        return txs, gases
-
-    def _quote_all(
-        self,
-        snap: MarketSnapshot,
-        items: list[tuple[VaultConfig, VaultState, Decision]],
-        out: dict[str, tuple[RebalancePlan | None, str]],
-    ) -> dict[str, tuple[list[Leg], tuple[str, ...]]]:
-        """Every vault's quotes in one multicall; legs under the oracle floor are re-quoted at a
-        smaller size in one more multicall (only when some leg needs it)."""
-        swaps = [(v, s, d) for v, s, d in items if d.action == Action.REBALANCE]
-        reqs = {v.name: plan.prepare_quotes(s, d, self.market) for v, s, d in swaps}
-        firsts = self._quote_round(snap, {n: r for n, r in reqs.items() if not isinstance(r, str)})
-        quoted: dict[str, plan.QuotedLegs] = {}
-        for v, s, _d in swaps:
-            r = reqs[v.name]
-            got = (
-                r
-                if isinstance(r, str)
-                else plan.legs_from_quotes(s, self.market, r, firsts[v.name])
-            )
-            if isinstance(got, str):
-                out[v.name] = (None, got)
-            else:
-                quoted[v.name] = got
-        seconds = self._quote_round(
-            snap, {n: q.retry for n, q in quoted.items() if q.retry is not None}
-        )
-        legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]] = {}
-        for v, s, _d in swaps:
-            if v.name not in quoted:
-                continue
-            q = quoted[v.name]
-            legs = plan.merge_retry(s, self.market, q, seconds.get(v.name, []))
-            if isinstance(legs, str):
-                out[v.name] = (None, legs)
-            else:
-                legs_by[v.name] = (legs, q.notes)
-        return legs_by
-
-    def _quote_round(
-        self, snap: MarketSnapshot, reqs: dict[str, plan.QuoteRequest]
-    ) -> dict[str, list[tuple[int, int] | None]]:
-        """One Multicall3 eth_call for every request; results split back per vault."""
-        calls = [c for r in reqs.values() for c in r.calls]
-        if not calls:
-            return {}
-        quotes = plan.quote_all(self.deps.w3, self.market, calls, snap.block_number)
-        out = {}
-        for name, r in reqs.items():
-            out[name], quotes = quotes[: len(r.calls)], quotes[len(r.calls) :]
-        return out
-
-    def _calldata(
-        self,
-        items: list[tuple[VaultConfig, VaultState, Decision]],
-        legs_by: dict[str, tuple[list[Leg], tuple[str, ...]]],
-        ctx: PlanContext,
-    ) -> list[PlanTx]:
-        deadline = ctx.block_ts + ctx.deadline_s
-        txs: list[PlanTx] = []
-        for v, s, d in items:
-            if d.action == Action.REBALANCE and v.name in legs_by:
-                legs = legs_by[v.name][0]
-                txs.append((v, s, d, plan.rebalance_calldata(legs, deadline, s.epoch)))
-            elif d.action in (Action.DELEVERAGE, Action.RELEVERAGE):
-                txs.append((v, s, d, col.collateral_calldata(s, d, "USDC", deadline)[0]))
-        return txs
-
-    def _finish(
-        self,
-        state: VaultState,
-        decision: Decision,
-        legs: tuple[list[Leg], tuple[str, ...]] | None,
-        gas: int | None,
-        why: str,
-        ctx: PlanContext,
-    ) -> tuple[RebalancePlan | None, str]:
-        if legs is not None:
-            outcome = plan.finish_plan(state, decision, legs[0], gas, why, ctx, notes=legs[1])
-            return outcome.plan, outcome.reason
-        return self._collateral_plan(state, decision, gas, why, ctx)
+        return batchplan.plan_all(self.deps.w3, self.market, self._plan_context(snap), items)
 
     def _plan_context(self, snap: MarketSnapshot) -> PlanContext:
         price = self.gas_price_wei(snap)
@@ -450,30 +317,6 @@ class Keeper:
             eth_usd_e18=eth,
             gas_budget=self._gas_budget(price),
         )
-
-    def _collateral_plan(
-        self, state: VaultState, decision: Decision, gas: int | None, why: str, ctx: PlanContext
-    ) -> tuple[RebalancePlan | None, str]:
-        deadline = ctx.block_ts + ctx.deadline_s
-        calldata, what = col.collateral_calldata(state, decision, "USDC", deadline)
-        if gas is None:
-            return None, f"{what}: the vault would revert: {why}"
-        cost = PlanCost(
-            gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0, impact_e18=0
-        )
-        kind = "ripcord" if decision.urgent else str(decision.action.value)  # de-/releverage
-        return RebalancePlan(
-            vault=state.address,
-            kind=kind,
-            epoch=state.epoch,
-            deadline_ts=deadline,
-            legs=(),
-            calldata=calldata,
-            gas_limit=plan.gas_limit_for(gas),
-            cost=cost,
-            benefit_e18=None,
-            notes=(what,),
-        ), decision.reason
 
     def _gas_budget(self, gas_price_wei: int | None = None) -> int:
         """Gas units one rebalance may use: the wei budget at today's price, at most MAX_GAS."""
