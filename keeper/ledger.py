@@ -190,19 +190,49 @@ class Ledger:
                 f"ledger {self.path} failed its integrity check ({check}): move it "
                 "aside and restore a backup; it is never reset automatically"
             )
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")  # a persisted attempt must survive a crash
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")  # two keepers opening a new file: one creates it
+        try:
+            self._create_or_check_schema(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _create_or_check_schema(self, conn: sqlite3.Connection) -> None:
+        """Inside the write lock, so the version read and the creation are one step."""
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         elif version > SCHEMA_VERSION:
             raise LedgerError(
                 f"ledger {self.path} has schema {version}, newer than this keeper "
                 f"({SCHEMA_VERSION}): upgrade the keeper"
             )
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL (persistent, so only a new file switches). SQLite answers a switch that
+        meets another connection's lock with SQLITE_BUSY at once, without its busy handler, so
+        the switch is retried here until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+                continue
+            if str(mode).lower() != "wal":
+                raise LedgerError(
+                    f"ledger {self.path} cannot use WAL journaling (got {mode!r}): put it on a "
+                    "local file system"
+                )
+            return
 
     def close(self) -> None:
         self._conn.close()

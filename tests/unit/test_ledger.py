@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,6 +183,38 @@ def test_locked_file_waits_bounded_then_raises(tmp_path: Path) -> None:
     led.record_tick(TickRecord(vault="main", decision="hold", reason="after unlock"))
     assert led.recent_decisions()[0].reason == "after unlock"
     led.close()
+
+
+def _open_fresh_ledgers(paths: list[str], barrier: Any, errors: Any) -> None:
+    for path in paths:
+        barrier.wait()  # every process opens the same new file at the same moment
+        try:
+            Ledger(path).close()
+        except LedgerError as err:
+            errors.put(err.message)
+
+
+def test_processes_opening_a_new_file_together_all_succeed(tmp_path: Path) -> None:
+    """Two keepers started together on a new ledger: one creates the schema, the other waits
+    (it used to fail with "table ticks already exists" or a false "locked" error)."""
+    ctx = mp.get_context("spawn")
+    paths = [str(tmp_path / f"k{i}.sqlite") for i in range(8)]
+    barrier, errors = ctx.Barrier(3), ctx.Queue()
+    procs = [
+        ctx.Process(target=_open_fresh_ledgers, args=(paths, barrier, errors)) for _ in range(3)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=60)
+    assert [proc.exitcode for proc in procs] == [0, 0, 0]
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert failures == []
+    for path in paths:
+        with Ledger(path) as led:
+            assert led._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_unopenable_path_is_a_ledger_error(tmp_path: Path) -> None:
