@@ -335,13 +335,14 @@ class Keeper:
         decision: Decision,
         plan: RebalancePlan,
     ) -> TickResult:
-        base = {"cost_usd": plan.cost.total_e18 / ONE_E18, "details": _plan_details(plan)}
+        details = _plan_details(plan)
+        base: dict[str, Any] = {"cost_usd": plan.cost.total_e18 / ONE_E18, "details": details}
         if mode == Mode.CHECK:
             return _result(
                 vcfg, state, snap, decision.action.value, decision.reason, "planned", **base
             )
         report = self._simulate(snap, state, plan)
-        base["details"]["simulation"] = _report_details(report)
+        details["simulation"] = _report_details(report)
         if not report.ok:
             why = "simulation rejected: " + "; ".join(report.reasons)
             return _result(vcfg, state, snap, decision.action.value, why, "rejected", **base)
@@ -491,7 +492,7 @@ def pool_cost_for(cfg: KeeperConfig, symbol: str) -> PoolCost:
 def _eth_usd_e18(state: VaultState) -> int:
     for a in state.assets:
         if a.symbol in ("WETH", "ETH") and a.feed.answer > 0:
-            return a.feed.answer * ONE_E18 // 10**a.feed.decimals
+            return int(a.feed.answer * ONE_E18 // 10**a.feed.decimals)
     return 3000 * ONE_E18  # no ETH feed in this basket: a conservative gas-cost price
 
 

@@ -55,7 +55,7 @@ def collateral_calldata(
     delta_e8 = debt_change_e8(c, decision.target_ltv_bps)
     raw = abs(delta_e8) * 10**debt.decimals * 10**debt.feed.decimals // (debt.feed.answer * ONE_E8)
     if decision.urgent:
-        args = ([], raw, deadline, state.epoch)
+        args: tuple[list[tuple[object, ...]], int, int, int] = ([], raw, deadline, state.epoch)
         return encode_call(
             "RebalancingVault", "ripcord", args
         ), f"ripcord: repay {raw} {debt_symbol}"

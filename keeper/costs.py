@@ -180,4 +180,5 @@ def depth_from_liquidity(liquidity: int, sqrt_price_x96: int, decimals0: int, de
     Virtual reserve y = L sqrt(P) (raw token1); a swap of q moves the mid ~ 2q / (2 depth).
     """
     y_raw = liquidity * sqrt_price_x96 / 2**96
-    return 0.5 * y_raw / 10**decimals1 * token1_usd + 0.0 * decimals0
+    unit1: float = 10**decimals1  # an int at runtime; mypy sees 10**int as Any
+    return 0.5 * y_raw / unit1 * token1_usd + 0.0 * decimals0

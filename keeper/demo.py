@@ -23,6 +23,7 @@ from eth_account import Account
 from web3 import Web3
 
 from keeper.app import DEFAULT_VOL_PER_H, TickResult
+from keeper.chain import raw
 from keeper.errors import DataError
 from keeper.localnet.anvil import Anvil
 from keeper.localnet.artifacts import project_root
@@ -130,10 +131,10 @@ def deploy_local_stack(
 ) -> tuple[LocalMarket, str]:
     """Market + keystore keeper + configured, seeded vault; writes deployments/local.json.
     Shared by `keeper demo` and `ape run deploy_local`. Returns (market with vault, keeper)."""
-    acc = w3.eth.accounts
+    acc = list(w3.eth.accounts)
     market = deploy_market(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
-    w3.provider.make_request("anvil_setBalance", [keeper, hex(10 * 10**18)])  # type: ignore[arg-type]
+    raw.request(w3, "anvil_setBalance", [keeper, hex(10 * 10**18)])
     vault = deploy_vault(
         w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup(cooldown_s=1800)
     )
@@ -156,8 +157,8 @@ def build_world(s: DemoSettings, state_dir: Path, say: Callable[[str], None]) ->
 def advance_hour(world: DemoWorld, moves: dict[str, int]) -> None:
     """One hour of block time, then every asset's move (and a fresh USDC round)."""
     w3 = world.w3
-    w3.provider.make_request("evm_increaseTime", [HOUR_S])  # type: ignore[arg-type]
-    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    raw.request(w3, "evm_increaseTime", [HOUR_S])
+    raw.request(w3, "evm_mine", [])
     for sym, bps in moves.items():
         if bps:
             move_market(w3, world.market, sym, bps)

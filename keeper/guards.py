@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from eth_abi import decode
+from eth_abi.abi import decode
 
 from keeper.chain.contracts import encode_call
 from keeper.models import MarketSnapshot, VaultState
@@ -111,7 +111,8 @@ def _sqrt_price_e8(r: RefPool, sqrt_x96: int) -> float:
 
 
 def _ratio_price_e8(r: RefPool, ratio: float) -> float:
-    scale = 10 ** (r.asset_decimals - r.quote_decimals) * ONE_E8
+    # a float when the asset has fewer decimals than the quote (negative exponent)
+    scale: float = 10 ** (r.asset_decimals - r.quote_decimals) * ONE_E8
     if r.asset_is_token0:  # ratio = quote raw per asset raw
         return ratio * scale
     return scale / ratio if ratio > 0 else 0.0

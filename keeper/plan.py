@@ -8,11 +8,13 @@ Integer money only: E18 USD, raw token units, ppm fee tiers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import decode
+from eth_abi.abi import decode
 from web3 import Web3
 from web3.exceptions import Web3Exception
+from web3.providers import JSONBaseProvider
+from web3.types import BlockIdentifier, RPCEndpoint
 
 from keeper.chain.contracts import encode_call
 from keeper.costs import TradeCost
@@ -126,27 +128,29 @@ def trades_for(state: VaultState, decision: Decision) -> list[Trade]:
     return _pair(_scaled(sells, cap, total), _scaled(buys, cap, sum(v for v, _ in buys)))
 
 
-def _scaled(side: list[tuple[int, str]], cap: int, total: int) -> list[list[object]]:
-    return [[v * cap // total, s] for v, s in side] if total else []
+def _scaled(side: list[tuple[int, str]], cap: int, total: int) -> list[tuple[int, str]]:
+    return [(v * cap // total, s) for v, s in side] if total else []
 
 
-def _pair(sells: list[list[object]], buys: list[list[object]]) -> list[Trade]:
+def _pair(sells: list[tuple[int, str]], buys: list[tuple[int, str]]) -> list[Trade]:
+    """Match sells to buys greedily in order; a remainder under MIN_LEG_E18 is dropped."""
+    left_s, left_b = [v for v, _ in sells], [v for v, _ in buys]
     out: list[Trade] = []
     i = j = 0
     while i < len(sells) and j < len(buys):
-        amount = min(int(sells[i][0]), int(buys[j][0]))  # type: ignore[call-overload]
+        amount = min(left_s[i], left_b[j])
         if amount >= MIN_LEG_E18:
-            out.append(Trade(sell=str(sells[i][1]), buy=str(buys[j][1]), notional_e18=amount))
-        sells[i][0] = int(sells[i][0]) - amount  # type: ignore[call-overload]
-        buys[j][0] = int(buys[j][0]) - amount  # type: ignore[call-overload]
-        i += int(sells[i][0]) < MIN_LEG_E18  # type: ignore[call-overload]
-        j += int(buys[j][0]) < MIN_LEG_E18  # type: ignore[call-overload]
+            out.append(Trade(sell=sells[i][1], buy=buys[j][1], notional_e18=amount))
+        left_s[i] -= amount
+        left_b[j] -= amount
+        i += left_s[i] < MIN_LEG_E18
+        j += left_b[j] < MIN_LEG_E18
     return out
 
 
 def raw_for_value(value_e18: int, a: AssetState) -> int:
     """Raw token units worth `value_e18` at the oracle price (rounding down)."""
-    return value_e18 * 10**a.decimals * 10**a.feed.decimals // (a.feed.answer * ONE_E18)
+    return int(value_e18 * 10**a.decimals * 10**a.feed.decimals // (a.feed.answer * ONE_E18))
 
 
 # ------------------------------------------------------------------ pure: routing
@@ -197,7 +201,7 @@ def quote_call(market: Market, route: Route, amount_in: int) -> tuple[str, bool,
 
 
 def quote_all(
-    w3: Web3, market: Market, calls: list[tuple[str, bool, bytes]], block: int | str
+    w3: Web3, market: Market, calls: list[tuple[str, bool, bytes]], block: BlockIdentifier
 ) -> list[tuple[int, int] | None]:
     """All quotes in one Multicall3 eth_call: (amountOut, gasEstimate) or None if it failed."""
     data = encode_call("Multicall3", "aggregate3", (calls,))
@@ -473,11 +477,14 @@ def estimate_many(
     if not txs:
         return []
     reqs = [
-        ("eth_createAccessList", [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
+        (
+            RPCEndpoint("eth_createAccessList"),
+            [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)],
+        )
         for f, t, d in txs
     ]
     try:
-        responses = w3.provider.make_batch_request(reqs)  # type: ignore[arg-type]
+        responses = cast(JSONBaseProvider, w3.provider).make_batch_request(reqs)
     except (Web3Exception, OSError, ValueError) as err:
         raise PlanError(f"batched gas measurement failed: {err}") from err
     if not isinstance(responses, list):

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode
+from eth_abi.abi import decode
 from web3 import Web3
 from web3.exceptions import Web3Exception
+from web3.types import BlockIdentifier
 
 from keeper.chain.contracts import decode_output, encode_call
 from keeper.errors import ChainError, SnapshotRejected
@@ -57,7 +58,7 @@ def read_snapshot(
     *,
     chain_id: int,
     last_block: int | None = None,
-    block: int | str = "latest",
+    block: BlockIdentifier = "latest",
 ) -> MarketSnapshot:
     """Read every vault at one block; raise SnapshotRejected on a wrong chain or an old block."""
     return read_snapshot_with(
@@ -72,7 +73,7 @@ def read_snapshot_with(
     *,
     chain_id: int,
     last_block: int | None = None,
-    block: int | str = "latest",
+    block: BlockIdentifier = "latest",
     extra: list[tuple[str, bool, bytes]] | None = None,
 ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
     """read_snapshot plus `extra` Multicall3 calls (allowFailure, same block, same round trip);

@@ -9,12 +9,14 @@ SimulationError means the fork itself could not be driven.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from eth_abi import decode
-from eth_utils import keccak
+from eth_abi.abi import decode
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
+from keeper.chain import raw
 from keeper.chain.contracts import decode_output, encode_call
 from keeper.chain.errors import name_revert
 from keeper.errors import SimulationError, ToolchainError
@@ -86,7 +88,7 @@ def simulate(
     earliest the real transaction can land: one block time after the snapshot), and judge it."""
     with Fork(rpc_url, block) as w3:
         if next_block_ts is not None:
-            w3.provider.make_request("evm_setNextBlockTimestamp", [next_block_ts])  # type: ignore[arg-type]
+            raw.request(w3, "evm_setNextBlockTimestamp", [next_block_ts])
         return run_on(w3, state, plan, keeper, limits)
 
 
@@ -187,11 +189,11 @@ def _rejected(pre: int, reason: str, *, revert: str, gas: int = 0) -> Simulation
     )
 
 
-def _send_impersonated(w3: Web3, keeper: str, plan: RebalancePlan) -> dict[str, object]:
+def _send_impersonated(w3: Web3, keeper: str, plan: RebalancePlan) -> dict[str, Any]:
     sender = Web3.to_checksum_address(keeper)
     try:
-        w3.provider.make_request("anvil_impersonateAccount", [sender])  # type: ignore[arg-type]
-        w3.provider.make_request("anvil_setBalance", [sender, hex(10**20)])  # type: ignore[arg-type]
+        raw.request(w3, "anvil_impersonateAccount", [sender])
+        raw.request(w3, "anvil_setBalance", [sender, hex(10**20)])
         tx = {
             "from": sender,
             "to": Web3.to_checksum_address(plan.vault),
@@ -211,19 +213,16 @@ def _trace_reason(w3: Web3, tx_hash: object) -> str:
     h = tx_hash.hex() if isinstance(tx_hash, bytes) else str(tx_hash)
     h = h if h.startswith("0x") else "0x" + h
     trace = (
-        w3.provider.make_request(
-            "debug_traceTransaction",  # type: ignore[arg-type]
-            [h, {"tracer": "callTracer"}],
-        ).get("result")
+        raw.request(w3, "debug_traceTransaction", [h, {"tracer": "callTracer"}]).get("result")
         or {}
     )
     output = trace.get("output")
     return name_revert(output) or trace.get("error") or "status 0 (no reason)"
 
 
-def _amounts_out(receipt: dict[str, object], vault: str) -> tuple[int, ...]:
+def _amounts_out(receipt: dict[str, Any], vault: str) -> tuple[int, ...]:
     outs = []
-    for log in receipt["logs"]:  # type: ignore[attr-defined]
+    for log in receipt["logs"]:
         if log["address"].lower() == vault.lower() and bytes(log["topics"][0]) == SWAPPED_TOPIC:
             _, _, _amount_in, amount_out, _ = decode(
                 ["address", "address", "uint256", "uint256", "uint256"], bytes(log["data"])
@@ -232,7 +231,7 @@ def _amounts_out(receipt: dict[str, object], vault: str) -> tuple[int, ...]:
     return tuple(outs)
 
 
-def _view(w3: Web3, vault: str) -> dict[str, object]:
+def _view(w3: Web3, vault: str) -> dict[str, Any]:
     data = encode_call("RebalancingVault", "keeperView")
     raw = w3.eth.call({"to": Web3.to_checksum_address(vault), "data": data})
     return dict(decode_output("RebalancingVault", "keeperView", raw))

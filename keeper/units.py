@@ -29,8 +29,10 @@ def scale(amount: int, from_decimals: int, to_decimals: int) -> int:
     if from_decimals == to_decimals:
         return amount
     if to_decimals > from_decimals:
-        return amount * 10 ** (to_decimals - from_decimals)
-    return amount // 10 ** (from_decimals - to_decimals)
+        up: int = 10 ** (to_decimals - from_decimals)  # exponent > 0: an int (mypy sees Any)
+        return amount * up
+    down: int = 10 ** (from_decimals - to_decimals)  # exponent > 0: an int (mypy sees Any)
+    return amount // down
 
 
 def to_raw(amount: float | str, decimals: int) -> Raw:

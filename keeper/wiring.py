@@ -78,7 +78,7 @@ def build_keeper(
             w3, account, ledger, SenderSettings.from_config(cfg), broadcast_w3=private_endpoint(cfg)
         )
         sender.recover_pending()
-        address = account.address
+        address: str = account.address
     else:
         address = keeper_address(cfg)
     deps = KeeperDeps(

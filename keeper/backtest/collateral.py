@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keeper.backtest.engine import VaultSpec, _limits, build_state
 from keeper.backtest.market import Market
-from keeper.costs import trade_cost
+from keeper.costs import CostInputs, trade_cost
 from keeper.forecast import build_forecast
-from keeper.models import Action, CollateralState, Decision
+from keeper.models import Action, CollateralState, Decision, Forecast, VaultState
 from keeper.policy.base import Policy
 from keeper.units import BPS, ONE_E8, ONE_E18, Bps
 
@@ -77,14 +78,14 @@ def run_loan(mkt: Market, spec: VaultSpec, policy: Policy, loan: LoanSpec, i0: i
     return _summary(st, hf, loan)
 
 
-def _forecast(mkt: Market, base: object, t: int, eth: int, policy: Policy) -> object:
+def _forecast(mkt: Market, base: VaultState, t: int, eth: int, policy: Policy) -> Forecast:
     vols = mkt.vol_rows[t]
-    return build_forecast(base, vol_per_h=vols, corr=mkt.corr[t].tolist(),  # type: ignore[arg-type]
+    return build_forecast(base, vol_per_h=vols, corr=mkt.corr[t].tolist(),
                           horizon_h=float(getattr(policy, "horizon_h", 24)),
                           now_ts=int(mkt.ts[t]), ltv_vol_per_h=vols[eth])
 
 
-def _costs_at(mkt: Market, spec: VaultSpec, t: int) -> object:
+def _costs_at(mkt: Market, spec: VaultSpec, t: int) -> CostInputs:
     from keeper.backtest.engine import _costs
 
     return _costs(spec, mkt, t, ())
@@ -116,7 +117,7 @@ def _act(d: Decision, loan: LoanSpec, units: float, debt: float, px: float, spec
     return units - x / px, debt - x + cost
 
 
-def _summary(st: dict[str, float | int], hf: np.ndarray, loan: LoanSpec
+def _summary(st: dict[str, float | int], hf: NDArray[np.float64], loan: LoanSpec
              ) -> dict[str, float | int]:
     low = hf < loan.near_miss_hf
     return {"liquidations": int(st["liq"]),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keeper.errors import DataError
 
@@ -32,8 +33,8 @@ QUOTES = ("_usdt_close", "_usd_close", "_usdc_close", "_close")
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class PriceData:
-    ts: np.ndarray  # int64 UTC seconds, hourly
-    prices: np.ndarray  # (T, N) float, NaN before an asset's first price
+    ts: NDArray[np.int64]  # UTC seconds, hourly
+    prices: NDArray[np.float64]  # (T, N), NaN before an asset's first price
     symbols: tuple[str, ...]
     source: str
     filled: int = 0  # cells filled forward (fill="ffill")
@@ -59,7 +60,7 @@ def _read_rows(path: Path, delimiter: str = ",") -> tuple[list[str], list[list[s
         return header, [row for row in reader if row]
 
 
-def _parse_ts(values: list[str], path: Path) -> np.ndarray:
+def _parse_ts(values: list[str], path: Path) -> NDArray[np.int64]:
     try:
         arr = np.array([v.strip().replace(" ", "T") for v in values], dtype="datetime64[s]")
     except ValueError as err:
@@ -68,7 +69,7 @@ def _parse_ts(values: list[str], path: Path) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _check_order(ts: np.ndarray, path: Path, fill: str) -> None:
+def _check_order(ts: NDArray[np.int64], path: Path, fill: str) -> None:
     step = np.diff(ts)
     bad = np.flatnonzero(step <= 0)
     if bad.size:
@@ -107,7 +108,8 @@ def _columns(header: list[str], path: Path) -> tuple[int, list[int], list[str]]:
     return cols.index("timestamp"), idx, syms
 
 
-def _to_float(rows: list[list[str]], idx: list[int], path: Path, syms: list[str]) -> np.ndarray:
+def _to_float(rows: list[list[str]], idx: list[int], path: Path, syms: list[str]
+              ) -> NDArray[np.float64]:
     out = np.full((len(rows), len(idx)), np.nan)
     for r, row in enumerate(rows):
         for k, j in enumerate(idx):
@@ -121,7 +123,8 @@ def _to_float(rows: list[list[str]], idx: list[int], path: Path, syms: list[str]
     return out
 
 
-def _check_values(px: np.ndarray, ts: np.ndarray, syms: list[str], path: Path, fill: str) -> int:
+def _check_values(px: NDArray[np.float64], ts: NDArray[np.int64], syms: list[str], path: Path,
+                  fill: str) -> int:
     bad = np.argwhere(px <= 0)
     if bad.size:
         r, k = (int(x) for x in bad[0])
@@ -136,13 +139,15 @@ def _check_values(px: np.ndarray, ts: np.ndarray, syms: list[str], path: Path, f
     return int(holes.shape[0])
 
 
-def _ffill(px: np.ndarray) -> np.ndarray:
+def _ffill(px: NDArray[np.float64]) -> NDArray[np.float64]:
     idx = np.where(~np.isnan(px), np.arange(px.shape[0])[:, None], 0)
     np.maximum.accumulate(idx, axis=0, out=idx)
-    return px[idx, np.arange(px.shape[1])]
+    filled: NDArray[np.float64] = px[idx, np.arange(px.shape[1])]
+    return filled
 
 
-def _regrid(ts: np.ndarray, px: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _regrid(ts: NDArray[np.int64], px: NDArray[np.float64]
+            ) -> tuple[NDArray[np.int64], NDArray[np.float64], int]:
     """Put rows on a full hourly grid (missing hours NaN, then filled forward)."""
     grid = np.arange(ts[0], ts[-1] + HOUR_S, HOUR_S, dtype=np.int64)
     if grid.size == ts.size:
@@ -210,10 +215,10 @@ def parse_date(s: str) -> int:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class GasData:
-    hourly_ts: np.ndarray  # int64 seconds
-    hourly_gwei: np.ndarray
-    daily_day: np.ndarray  # int64 day numbers (ts // 86400)
-    daily_gwei: np.ndarray
+    hourly_ts: NDArray[np.int64]  # seconds
+    hourly_gwei: NDArray[np.float64]
+    daily_day: NDArray[np.int64]  # day numbers (ts // 86400)
+    daily_gwei: NDArray[np.float64]
 
 
 def _col(header: list[str], name: str) -> int | None:
@@ -228,7 +233,8 @@ def _num(cell: str) -> float:
         return math.nan
 
 
-def _hourly_gas(header: list[str], rows: list[list[str]], p: Path) -> tuple[np.ndarray, np.ndarray]:
+def _hourly_gas(header: list[str], rows: list[list[str]], p: Path
+                ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     t, avg = _col(header, "timestamp"), _col(header, "avg_gas_price_gwei")
     base, tip = _col(header, "base_fee_gwei"), _col(header, "priority_fee_gwei")
     ts = _parse_ts([r[t] for r in rows], p)  # type: ignore[index]
@@ -242,7 +248,8 @@ def _hourly_gas(header: list[str], rows: list[list[str]], p: Path) -> tuple[np.n
     return ts[ok], g[ok]
 
 
-def _daily_gas(header: list[str], rows: list[list[str]], p: Path) -> tuple[np.ndarray, np.ndarray]:
+def _daily_gas(header: list[str], rows: list[list[str]], p: Path
+               ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     d, g = _col(header, "date"), _col(header, "eth_avg_gas_price_gwei")
     days = _parse_ts([r[d] for r in rows], p) // 86400  # type: ignore[index]
     gw = np.array([_num(r[g]) for r in rows])  # type: ignore[index]

@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keeper.backtest.market import Market
 from keeper.costs import CostInputs, CostModel, next_residual_ppm, trade_cost
@@ -37,7 +38,7 @@ from keeper.models import (
     VaultState,
 )
 from keeper.policy.base import Policy
-from keeper.units import BPS, ONE_E18, PPM, Bps
+from keeper.units import BPS, E18, ONE_E18, PPM, Bps, Raw
 
 RECOVERY_H = 3
 FEED_STUB = FeedState(feed="file", answer=0, decimals=8, updated_at_ts=0, heartbeat_s=3600,
@@ -74,14 +75,14 @@ class _Book:
 class RunResult:
     policy: str
     params: dict[str, object]
-    ts: np.ndarray
-    weights: np.ndarray  # post-trade weights per hour
-    nav: np.ndarray
-    gas_usd: np.ndarray
-    fee_usd: np.ndarray
-    impact_usd: np.ndarray
-    penalty_usd: np.ndarray
-    trade_hours: np.ndarray
+    ts: NDArray[np.int64]
+    weights: NDArray[np.float64]  # post-trade weights per hour
+    nav: NDArray[np.float64]
+    gas_usd: NDArray[np.float64]
+    fee_usd: NDArray[np.float64]
+    impact_usd: NDArray[np.float64]
+    penalty_usd: NDArray[np.float64]
+    trade_hours: NDArray[np.int64]
     reasons: tuple[str, ...] = ()
 
 
@@ -90,7 +91,7 @@ class RunResult:
 
 def _limits(spec: VaultSpec) -> VaultLimits:
     return VaultLimits(max_slippage_bps=Bps(spec.max_slippage_bps),
-                       max_trade_e18=int(spec.max_trade_usd) * ONE_E18, cooldown_s=0,
+                       max_trade_e18=E18(int(spec.max_trade_usd) * ONE_E18), cooldown_s=0,
                        loss_cap_bps=Bps(BPS), loss_period_s=86400)
 
 
@@ -99,12 +100,12 @@ def build_state(spec: VaultSpec, values: list[float], last_ts: int, epoch: int,
     nav = sum(values)
     inner, outer = spec.inner_band_bps, spec.outer_band_bps
     assets = tuple([
-        AssetState(symbol=s, token=s, decimals=18, balance_raw=0, feed=FEED_STUB,
-                   value_e18=int(v * ONE_E18), weight_bps=round(v / nav * BPS),
-                   target_bps=tb, inner_band_bps=inner, outer_band_bps=outer)
+        AssetState(symbol=s, token=s, decimals=18, balance_raw=Raw(0), feed=FEED_STUB,
+                   value_e18=E18(int(v * ONE_E18)), weight_bps=Bps(round(v / nav * BPS)),
+                   target_bps=Bps(tb), inner_band_bps=Bps(inner), outer_band_bps=Bps(outer))
         for s, v, tb in zip(spec.symbols, values, spec.targets_bps, strict=True)])
-    return VaultState(address="backtest", assets=assets, nav_e18=int(nav * ONE_E18), epoch=epoch,
-                      last_rebalance_ts=last_ts, limits=limits, paused=False)
+    return VaultState(address="backtest", assets=assets, nav_e18=E18(int(nav * ONE_E18)),
+                      epoch=epoch, last_rebalance_ts=last_ts, limits=limits, paused=False)
 
 
 def _forecast(policy: Policy, state: VaultState, mkt: Market, t: int) -> Forecast:
@@ -217,7 +218,7 @@ def run(mkt: Market, spec: VaultSpec, policy: Policy, i0: int, i1: int,
 
 
 def _result(policy: Policy, params: dict[str, object] | None, mkt: Market, spec: VaultSpec,
-            i0: int, i1: int, weights: np.ndarray, out: dict[str, np.ndarray],
+            i0: int, i1: int, weights: NDArray[np.float64], out: dict[str, NDArray[np.float64]],
             trades: list[int], reasons: list[str]) -> RunResult:
     dev = weights - np.asarray(spec.targets_bps) / BPS
     cov = mkt.cov[i0: i1 + 1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import signal
 
 from keeper.backtest.data import GasData
@@ -31,18 +32,18 @@ AHEAD_H = 24
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class GasSeries:
-    gwei: np.ndarray  # per hour
-    source: np.ndarray  # 0 default, 1 daily, 2 daily x profile, 3 hourly
+    gwei: NDArray[np.float64]  # per hour
+    source: NDArray[np.int8]  # 0 default, 1 daily, 2 daily x profile, 3 hourly
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class GasOutlook:
-    typical_gwei: np.ndarray
-    min_ahead_gwei: np.ndarray
-    hours_to_min: np.ndarray
+    typical_gwei: NDArray[np.float64]
+    min_ahead_gwei: NDArray[np.float64]
+    hours_to_min: NDArray[np.int64]
 
 
-def intraday_profile(gas: GasData, before_ts: int | None) -> np.ndarray:
+def intraday_profile(gas: GasData, before_ts: int | None) -> NDArray[np.float64]:
     """24 multipliers (mean 1): median hour-of-day gas relative to its day's median."""
     ts, g = gas.hourly_ts, gas.hourly_gwei
     if before_ts is not None:
@@ -57,10 +58,12 @@ def intraday_profile(gas: GasData, before_ts: int | None) -> np.ndarray:
         m = day == d
         rel[m] = logg[m] - np.median(logg[m])
     prof = np.exp(np.array([np.median(rel[hod == h]) for h in range(24)]))
-    return prof / prof.mean()
+    norm: NDArray[np.float64] = prof / prof.mean()
+    return norm
 
 
-def hourly_gas(ts: np.ndarray, gas: GasData | None, profile: np.ndarray | None = None,
+def hourly_gas(ts: NDArray[np.int64], gas: GasData | None,
+               profile: NDArray[np.float64] | None = None,
                default_gwei: float = DEFAULT_GWEI) -> GasSeries:
     """Gas price (gwei) for each hour in `ts`, with its source code."""
     out = np.full(ts.size, default_gwei)
@@ -86,13 +89,14 @@ def hourly_gas(ts: np.ndarray, gas: GasData | None, profile: np.ndarray | None =
     return GasSeries(gwei=out, source=src)
 
 
-def _ewma(x: np.ndarray, half_life: float) -> np.ndarray:
+def _ewma(x: NDArray[np.float64], half_life: float) -> NDArray[np.float64]:
     lam = 0.5 ** (1.0 / half_life)
+    y: NDArray[np.float64]  # scipy is untyped
     y, _ = signal.lfilter([1.0 - lam], [1.0, -lam], x, zi=np.array([lam * x[0]]))
     return y
 
 
-def _profile_matrix(dev: np.ndarray, hod: np.ndarray) -> np.ndarray:
+def _profile_matrix(dev: NDArray[np.float64], hod: NDArray[np.int64]) -> NDArray[np.float64]:
     """prof[t, h]: EWMA (over days) of the level-relative log gas at hour h, as known at t."""
     t_n = dev.size
     prof = np.zeros((t_n, 24))
@@ -109,7 +113,7 @@ def _profile_matrix(dev: np.ndarray, hod: np.ndarray) -> np.ndarray:
     return prof
 
 
-def outlook(ts: np.ndarray, gwei: np.ndarray) -> GasOutlook:
+def outlook(ts: NDArray[np.int64], gwei: NDArray[np.float64]) -> GasOutlook:
     """Causal typical level and next-24h minimum forecast for each hour."""
     logg = np.log(gwei)
     level = _ewma(logg, LEVEL_HALF_LIFE_H)

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from keeper.backtest import gas as gasmod
 from keeper.backtest.data import GasData, PriceData
@@ -22,17 +23,17 @@ MIN_FIT_H = 720  # 30 days
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Market:
-    ts: np.ndarray
+    ts: NDArray[np.int64]
     symbols: tuple[str, ...]
     px_rows: list[list[float]]  # (T, N) with the cash asset at 1.0
     vol_rows: list[tuple[float, ...]]  # average hourly vol over the forecast horizon, known at t
     vol_lr: tuple[float, ...]  # long-run (unconditional) hourly vol per asset
-    cov: np.ndarray  # (T, N, N) causal EWMA covariance, hourly
-    corr: np.ndarray
+    cov: NDArray[np.float64]  # (T, N, N) causal EWMA covariance, hourly
+    corr: NDArray[np.float64]
     corr_rows: list[tuple[tuple[float, ...], ...]]  # `corr` as the tuples a Forecast holds
     horizon_h: float
-    gas_gwei: np.ndarray
-    gas_source: np.ndarray
+    gas_gwei: NDArray[np.float64]
+    gas_source: NDArray[np.int8]
     gas_wei: list[int]
     gas_typ_wei: list[int]
     gas_min_wei: list[int]
@@ -44,8 +45,8 @@ class Market:
         return int(np.searchsorted(self.ts, ts))
 
 
-def _vol_fit(r: np.ndarray, fit: slice, horizon_h: int, model: str
-             ) -> tuple[np.ndarray, float, str]:
+def _vol_fit(r: NDArray[np.float64], fit: slice, horizon_h: int, model: str
+             ) -> tuple[NDArray[np.float64], float, str]:
     if model == "ewma":
         p = vol.fit_ewma(r[fit])
         v_next = vol.ewma_var(r, p.lam, p.var0)
@@ -56,12 +57,12 @@ def _vol_fit(r: np.ndarray, fit: slice, horizon_h: int, model: str
     return np.sqrt(vh), math.sqrt(g.long_run_var), f"garch a={g.alpha:.3f} b={g.beta:.3f}"
 
 
-def _wei(gwei: np.ndarray) -> list[int]:
+def _wei(gwei: NDArray[np.float64]) -> list[int]:
     return [int(x) for x in np.round(gwei * WEI_PER_GWEI)]
 
 
 def prepare(prices: PriceData, symbols: tuple[str, ...], *, fit_end: int, gas: GasData | None,
-            profile: np.ndarray | None = None, horizon_h: int = 24, model: str = "garch",
+            profile: NDArray[np.float64] | None = None, horizon_h: int = 24, model: str = "garch",
             cash: str = "USDC") -> Market:
     """Build the per-hour market from a validated price window. `fit_end` is a row index."""
     risky = [s for s in symbols if s != cash]
@@ -89,9 +90,10 @@ def prepare(prices: PriceData, symbols: tuple[str, ...], *, fit_end: int, gas: G
                      f"fit rows [1, {fit_end}); " + "; ".join(notes) + f"; corr ewma lam={lam:.4f}")
 
 
-def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: np.ndarray, vols: np.ndarray,
-              lr: list[float], cov: np.ndarray, horizon_h: int, gas: GasData | None,
-              profile: np.ndarray | None, note: str) -> Market:
+def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: NDArray[np.float64],
+              vols: NDArray[np.float64], lr: list[float], cov: NDArray[np.float64],
+              horizon_h: int, gas: GasData | None,
+              profile: NDArray[np.float64] | None, note: str) -> Market:
     gs = gasmod.hourly_gas(prices.ts, gas, profile)
     ol = gasmod.outlook(prices.ts, gs.gwei)
     eth_col = prices.symbols.index("ETH")
@@ -123,7 +125,8 @@ def from_files(prices_path: str, gas_paths: list[str], symbols: tuple[str, ...],
     data = window(select(raw, tuple(dict.fromkeys((*risky, "ETH")))), None,
                   parse_date(end) + 86399 if end else None)
     gas = load_gas(list(gas_paths)) if gas_paths else None
-    cut = parse_date(fit_before or start) if (fit_before or start) else None
+    fit_from = fit_before or start
+    cut = parse_date(fit_from) if fit_from else None
     profile = gasmod.intraday_profile(gas, cut) if (gas is not None and gas_profile) else None
     i0 = int(np.searchsorted(data.ts, parse_date(start))) if start else 0
     if i0 >= data.ts.size:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import decode, encode
-from eth_utils import function_abi_to_4byte_selector
+from eth_abi.abi import decode, encode
+from eth_typing import ABIFunction
+from eth_utils.abi import function_abi_to_4byte_selector
 
 from keeper.localnet.artifacts import load
 
@@ -35,7 +36,8 @@ def encode_call(contract: str, fn: str, args: tuple[Any, ...] = ()) -> bytes:
     """Calldata for `contract.fn(*args)`."""
     item = fn_abi(contract, fn)
     types = [_type_str(p) for p in item["inputs"]]
-    return bytes(function_abi_to_4byte_selector(item)) + encode(types, list(args))
+    sel = function_abi_to_4byte_selector(cast(ABIFunction, item))
+    return bytes(sel) + encode(types, list(args))
 
 
 def decode_output(contract: str, fn: str, data: bytes) -> Any:
@@ -58,4 +60,4 @@ def _named(param: dict[str, Any], value: Any) -> Any:
 
 
 def selector(contract: str, fn: str) -> bytes:
-    return bytes(function_abi_to_4byte_selector(fn_abi(contract, fn)))
+    return bytes(function_abi_to_4byte_selector(cast(ABIFunction, fn_abi(contract, fn))))

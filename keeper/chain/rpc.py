@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
 from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
@@ -114,7 +114,10 @@ class FailoverProvider(JSONBaseProvider):
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         self._maybe_check_health()
-        return self._call(method, params, lambda p: p.make_request(method, params))
+        response: RPCResponse = self._call(
+            method, params, lambda p: p.make_request(method, params)
+        )
+        return response
 
     def make_batch_request(self, requests_: Any) -> Any:
         return self._call(RPCEndpoint("batch"), None, lambda p: p.make_batch_request(requests_))
@@ -222,7 +225,7 @@ class FailoverProvider(JSONBaseProvider):
     def _backoff(self, rnd: int) -> float:
         s = self.settings
         base = min(s.backoff_s * 2**rnd, s.max_backoff_s)
-        return base * (1 + random.uniform(-s.jitter_frac, s.jitter_frac))
+        return float(base * (1 + random.uniform(-s.jitter_frac, s.jitter_frac)))
 
     def _mark_down(self, ep: Endpoint, err: BaseException) -> None:
         with self._lock:

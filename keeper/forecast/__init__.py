@@ -30,7 +30,7 @@ def _tuple_rows(corr: Sequence[Sequence[float]]) -> tuple[tuple[float, ...], ...
     """`corr` as a tuple of tuples; passed through when it already is one (the backtester
     precomputes them once per market)."""
     if isinstance(corr, tuple) and all(type(row) is tuple for row in corr):
-        return corr  # type: ignore[return-value]
+        return corr
     return tuple(tuple(row) for row in corr)
 
 

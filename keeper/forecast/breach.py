@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 SQRT2 = math.sqrt(2.0)
 MAX_IMAGES = 6
@@ -243,9 +244,10 @@ def _band_breach_reference(weights: Sequence[float], targets: Sequence[float],
 # ---------------------------------------------------------------- Monte Carlo
 
 
-def simulate_log_prices(vols: np.ndarray, corr: np.ndarray, horizon_h: float, steps: int,
-                        n_paths: int, seed: int, drift_per_h: np.ndarray | None = None
-                        ) -> np.ndarray:
+def simulate_log_prices(vols: NDArray[np.float64], corr: NDArray[np.float64], horizon_h: float,
+                        steps: int, n_paths: int, seed: int,
+                        drift_per_h: NDArray[np.float64] | None = None
+                        ) -> NDArray[np.float64]:
     """Driftless-GBM log price paths (n_paths, steps, N), relative to now."""
     rng = np.random.default_rng(seed)
     dt = horizon_h / steps
@@ -258,12 +260,13 @@ def simulate_log_prices(vols: np.ndarray, corr: np.ndarray, horizon_h: float, st
 
 def mc_weights(weights: Sequence[float], vols: Sequence[float], corr: Sequence[Sequence[float]],
                horizon_h: float, steps: int = 48, n_paths: int = 20_000, seed: int = 0
-               ) -> np.ndarray:
+               ) -> NDArray[np.float64]:
     """Simulated weight paths (n_paths, steps, N): the weight distribution over the horizon."""
     lp = simulate_log_prices(np.asarray(vols, float), np.asarray(corr, float), horizon_h, steps,
                              n_paths, seed)
     v = np.asarray(weights, float) * np.exp(lp)
-    return v / v.sum(axis=2, keepdims=True)
+    w: NDArray[np.float64] = v / v.sum(axis=2, keepdims=True)
+    return w
 
 
 def mc_band_breach(weights: Sequence[float], targets: Sequence[float], bands: Sequence[float],

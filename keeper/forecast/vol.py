@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import optimize, signal
 
 from keeper.errors import ForecastError
@@ -40,14 +41,14 @@ class GarchParams:
         return self.omega / (1.0 - self.persistence)
 
 
-def log_returns(prices: np.ndarray) -> np.ndarray:
+def log_returns(prices: NDArray[np.float64]) -> NDArray[np.float64]:
     """Hourly log returns along axis 0; the first row is 0 (no return before the first price)."""
     r = np.zeros_like(prices, dtype=float)
     r[1:] = np.diff(np.log(prices), axis=0)
     return np.nan_to_num(r, nan=0.0)
 
 
-def _check_fit_input(r: np.ndarray) -> np.ndarray:
+def _check_fit_input(r: NDArray[np.float64]) -> NDArray[np.float64]:
     r = np.asarray(r, dtype=float)
     if r.ndim != 1 or r.size < MIN_FIT_OBS:
         raise ForecastError(f"need >= {MIN_FIT_OBS} returns to fit a volatility model, "
@@ -62,7 +63,7 @@ def _check_fit_input(r: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- EWMA
 
 
-def ewma_var(r: np.ndarray, lam: float, var0: float) -> np.ndarray:
+def ewma_var(r: NDArray[np.float64], lam: float, var0: float) -> NDArray[np.float64]:
     """Variance forecast for hour t+1 made at hour t: v[t] = lam*v[t-1] + (1-lam)*r[t]^2.
 
     Works along axis 0 for 1-D or 2-D `r`. Uses an IIR filter, so it is vectorised.
@@ -70,16 +71,17 @@ def ewma_var(r: np.ndarray, lam: float, var0: float) -> np.ndarray:
     x = (1.0 - lam) * np.asarray(r, dtype=float) ** 2
     zi_shape = (1, *x.shape[1:])
     zi = np.full(zi_shape, lam * var0)
+    out: NDArray[np.float64]  # scipy is untyped
     out, _ = signal.lfilter([1.0], [1.0, -lam], x, axis=0, zi=zi)
     return out
 
 
-def _gauss_nll(r_next: np.ndarray, var_pred: np.ndarray) -> float:
+def _gauss_nll(r_next: NDArray[np.float64], var_pred: NDArray[np.float64]) -> float:
     v = np.maximum(var_pred, 1e-30)
     return 0.5 * float(np.sum(np.log(v) + r_next**2 / v))
 
 
-def fit_ewma(r: np.ndarray) -> EwmaParams:
+def fit_ewma(r: NDArray[np.float64]) -> EwmaParams:
     """Maximum-likelihood decay for EWMA variance (Gaussian one-step likelihood)."""
     r = _check_fit_input(r)
     var0 = float(np.var(r))
@@ -94,7 +96,8 @@ def fit_ewma(r: np.ndarray) -> EwmaParams:
     return EwmaParams(lam=float(res.x), var0=var0)
 
 
-def ewma_cov(r: np.ndarray, lam: float, init_cov: np.ndarray | None = None) -> np.ndarray:
+def ewma_cov(r: NDArray[np.float64], lam: float, init_cov: NDArray[np.float64] | None = None
+             ) -> NDArray[np.float64]:
     """EWMA covariance forecasts, shape (T, N, N); cov[t] is for hour t+1, made at hour t.
 
     `init_cov` (e.g. the fit window's covariance) seeds the filter; without it the filter starts
@@ -104,11 +107,12 @@ def ewma_cov(r: np.ndarray, lam: float, init_cov: np.ndarray | None = None) -> n
     zi = np.full((1, *outer.shape[1:]), 0.0)
     if init_cov is not None:
         zi[0] = lam * np.asarray(init_cov)
+    out: NDArray[np.float64]  # scipy is untyped
     out, _ = signal.lfilter([1.0 - lam], [1.0, -lam], outer, axis=0, zi=zi)
     return out
 
 
-def cov_to_corr(cov: np.ndarray) -> np.ndarray:
+def cov_to_corr(cov: NDArray[np.float64]) -> NDArray[np.float64]:
     """Correlation from covariance (last two axes); zero-variance assets get 0 off-diagonal."""
     sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=-2, axis2=-1), 0.0))
     denom = sd[..., :, None] * sd[..., None, :]
@@ -121,16 +125,18 @@ def cov_to_corr(cov: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- GARCH(1,1)
 
 
-def garch_var(r: np.ndarray, p: GarchParams, var0: float | None = None) -> np.ndarray:
+def garch_var(r: NDArray[np.float64], p: GarchParams, var0: float | None = None
+              ) -> NDArray[np.float64]:
     """v[t] = omega + alpha*r[t]^2 + beta*v[t-1]: the variance forecast for t+1 made at t."""
     r = np.asarray(r, dtype=float)
     v0 = p.long_run_var if var0 is None else var0
     x = p.omega + p.alpha * r**2
+    out: NDArray[np.float64]  # scipy is untyped
     out, _ = signal.lfilter([1.0], [1.0, -p.beta], x, axis=0, zi=np.array([p.beta * v0]))
     return out
 
 
-def _garch_from_theta(theta: np.ndarray, var: float) -> GarchParams:
+def _garch_from_theta(theta: NDArray[np.float64], var: float) -> GarchParams:
     # theta -> (alpha, beta) with alpha, beta > 0 and alpha + beta < 1; omega by variance targeting
     a, b = 1.0 / (1.0 + np.exp(-theta))
     persistence = 0.9999 * b
@@ -139,12 +145,12 @@ def _garch_from_theta(theta: np.ndarray, var: float) -> GarchParams:
     return GarchParams(omega=var * (1.0 - persistence), alpha=float(alpha), beta=float(beta))
 
 
-def fit_garch(r: np.ndarray) -> GarchParams:
+def fit_garch(r: NDArray[np.float64]) -> GarchParams:
     """GARCH(1,1) by Gaussian MLE with variance targeting (omega set by the sample variance)."""
     r = _check_fit_input(r)
     var = float(np.var(r))
 
-    def nll(theta: np.ndarray) -> float:
+    def nll(theta: NDArray[np.float64]) -> float:
         p = _garch_from_theta(theta, var)
         return _gauss_nll(r[1:], garch_var(r[:-1], p, var))
 
@@ -155,7 +161,8 @@ def fit_garch(r: np.ndarray) -> GarchParams:
     return _garch_from_theta(res.x, var)
 
 
-def garch_horizon_var(v_next: np.ndarray | float, p: GarchParams, horizon_h: int) -> np.ndarray:
+def garch_horizon_var(v_next: NDArray[np.float64] | float, p: GarchParams, horizon_h: int
+                      ) -> NDArray[np.float64]:
     """Sum of the variance forecasts for hours t+1..t+H (the H-hour return variance).
 
     E[v_{t+k}] = vbar + phi^(k-1) (v_{t+1} - vbar), summed in closed form.

@@ -8,6 +8,7 @@ from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.types import Wei
 
 from keeper.errors import ChainError
 from keeper.localnet.artifacts import Artifact, load
@@ -32,7 +33,7 @@ def at(w3: Web3, name: str, address: str) -> Contract:
 def transact(fn: ContractFunction, sender: str, value: int = 0) -> dict[str, Any]:
     """Send `fn` from the unlocked `sender`, wait for the receipt, raise on revert."""
     w3 = fn.w3
-    tx_hash = fn.transact({"from": sender, "value": value})
+    tx_hash = fn.transact({"from": checksum(sender), "value": Wei(value)})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
     if receipt["status"] != 1:
         raise ChainError(f"{fn.fn_name} reverted", tx=tx_hash.hex())

@@ -16,6 +16,7 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
+from keeper.chain import raw
 from keeper.errors import ToolchainError
 from keeper.localnet import chain
 from keeper.localnet.artifacts import load, project_root
@@ -142,9 +143,9 @@ def shared_prices_e8(data_dir: Path | None = None) -> dict[str, int]:
 def deploy_market(w3: Web3, deployer: str, prices_e8: dict[str, int] | None = None) -> LocalMarket:
     """Deploy the whole local market from `deployer` (an unlocked anvil account)."""
     prices = prices_e8 or shared_prices_e8()
-    w3.provider.make_request("anvil_setBalance", [deployer, hex(DEPLOYER_ETH)])  # type: ignore[arg-type]
+    raw.request(w3, "anvil_setBalance", [deployer, hex(DEPLOYER_ETH)])
     tokens = _deploy_tokens(w3, deployer)
-    feeds = {
+    feeds: dict[str, str] = {
         s: chain.deploy(w3, deployer, "MockAggregator", 8, f"{s} / USD", prices[s]).address
         for s in tokens
     }
@@ -299,7 +300,7 @@ def _deploy_lending(
 def _place_multicall(w3: Web3) -> str:
     """Put Multicall3's runtime code at its canonical mainnet address."""
     code = load("Multicall3").runtime_bytecode
-    w3.provider.make_request("anvil_setCode", [MULTICALL3_ADDRESS, code])  # type: ignore[arg-type]
+    raw.request(w3, "anvil_setCode", [MULTICALL3_ADDRESS, code])
     if len(w3.eth.get_code(Web3.to_checksum_address(MULTICALL3_ADDRESS))) == 0:
         raise ToolchainError("anvil_setCode did not place Multicall3")
     return Web3.to_checksum_address(MULTICALL3_ADDRESS)

@@ -88,7 +88,7 @@ def deploy_vault(
 
 
 def basket_configs(market: LocalMarket, s: VaultSetup) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     for symbol, target in s.targets_bps.items():
         price = market.prices_e8[symbol]
         heartbeat = s.heartbeats_s.get(symbol, s.default_heartbeat_s)
