@@ -14,27 +14,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from keeper.config_file import config_error, read_yaml, substitute, validation_error
 from keeper.errors import ConfigError
 from keeper.policy import make_policy
 from keeper.units import BPS, Wei, gwei
 
 DEPLOY_HINT = "run the deploy step (make demo or ape run deploy_local)"
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _FORBIDDEN_SECRETS = ("passphrase", "password", "private_key")
 _SECRET_HINT = (
     "must not be in the file: set account.passphrase_env (an environment variable name) or "
     "account.passphrase_file (a file path)"
 )
-
-
-def _err(file: str, key: str, problem: str) -> ConfigError:
-    """`<file>: <key path> <problem>`: the one shape of a config error."""
-    return ConfigError(f"{file}: {key} {problem}")
 
 
 def _fail(field: str, problem: str) -> PydanticCustomError:
@@ -349,120 +343,18 @@ class _Deployments(BaseModel):
     vaults: dict[str, Address] = Field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- error formatting
-
-_BOUNDS = dict(greater_than=">", greater_than_equal=">=", less_than="<", less_than_equal="<=")
-_SIMPLE = {
-    "missing": "is required",
-    "extra_forbidden": "is not a known key (check the spelling)",
-    "too_short": "must not be empty",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "list_type": "must be a list",
-}
-
-
-def key_path(loc: tuple[str | int, ...]) -> str:
-    """('vaults', 0, 'bands', 'inner_bps') -> 'vaults[0].bands.inner_bps'."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _problem(err: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
-    loc, kind, ctx = tuple(err["loc"]), err["type"], err.get("ctx") or {}
-    if kind == "keeper_field":
-        return (*loc, ctx["field"]), ctx["problem"]
-    if kind in _SIMPLE:
-        return loc, _SIMPLE[kind]
-    shown = f"({err.get('input')!r})"
-    if kind in _BOUNDS:
-        bound = next(iter(ctx.values()))
-        return loc, f"{shown} must be {_BOUNDS[kind]} {bound}"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return loc, f"{shown} must be an integer"
-    if kind in ("float_parsing", "float_type"):
-        return loc, f"{shown} must be a number"
-    if kind == "literal_error":
-        return loc, f"{shown} must be one of {ctx.get('expected')}"
-    if kind.startswith("keeper_"):
-        return loc, str(err["msg"])
-    return loc, f"{shown}: {err['msg']}"
-
-
-def _validation_error(file: str, err: ValidationError) -> ConfigError:
-    lines = []
-    for e in err.errors():
-        loc, problem = _problem(e)
-        lines.append(f"{file}: {key_path(loc)} {problem}" if loc else f"{file}: {problem}")
-    return ConfigError("\n".join(lines))
-
-
-# ---------------------------------------------------------------- reading and substitution
-
-
-def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise ConfigError(
-            f"{shown} not found: create it (copy networks.yaml from the repository) "
-            "or pass --config PATH"
-        ) from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            f"{shown} cannot be read ({err.__class__.__name__}: {err}): "
-            "check the path and its permissions"
-        ) from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{shown}: invalid YAML{where}: {problem}: fix the syntax") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{shown}: the top level must be a mapping with networks, gas, vaults")
-    return data
-
-
-def substitute(value: Any, file: str, path: tuple[str | int, ...] = ()) -> Any:
-    """Replace ${VAR} (or ${VAR:-default}) in every string; a missing VAR is a ConfigError."""
-    if isinstance(value, dict):
-        return {k: substitute(v, file, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, file, (*path, i)) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def one(m: re.Match[str]) -> str:
-        var, default = m.group(1), m.group(2)
-        got = os.environ.get(var)
-        if got is None and default is None:
-            raise _err(
-                file,
-                key_path(path),
-                f"uses ${{{var}}}, which is not set in the "
-                f"environment: export {var}=... or edit the file",
-            )
-        return got if got is not None else str(default)
-
-    return _VAR.sub(one, value)
-
-
 def _select_network(data: dict[str, Any], file: str, wanted: str | None) -> str:
     networks = data.get("networks")
     if not isinstance(networks, dict) or not networks:
-        raise _err(file, "networks", "is required (a mapping of name -> network)")
+        raise config_error(file, "networks", "is required (a mapping of name -> network)")
     name = wanted or data.get("network") or ("local" if "local" in networks else None)
     if name is None and len(networks) == 1:
         name = next(iter(networks))
     if name is None:
-        raise _err(file, "network", f"is required: choose one of {', '.join(networks)}")
+        raise config_error(file, "network", f"is required: choose one of {', '.join(networks)}")
     if name not in networks:
         known = ", ".join(map(str, networks))
-        raise _err(file, "network", f"({name!r}) is not defined under networks ({known})")
+        raise config_error(file, "network", f"({name!r}) is not defined under networks ({known})")
     return str(name)
 
 
@@ -487,9 +379,9 @@ def _load_deployments(net: NetworkConfig, written: str, path: Path) -> _Deployme
     try:
         dep = _Deployments.model_validate(raw)
     except ValidationError as err:
-        raise _validation_error(written, err) from err
+        raise validation_error(written, err) from err
     if dep.chain_id != net.chain_id:
-        raise _err(
+        raise config_error(
             written,
             "chain_id",
             f"({dep.chain_id}) does not match networks.{net.name}"
@@ -517,7 +409,7 @@ def _merge_contracts(
             base["feeds"] = {**base["feeds"], **spec.feeds}
     for key in ("multicall3", "routers"):
         if not base[key]:
-            raise _err(
+            raise config_error(
                 file,
                 f"contracts.{key}",
                 f"is required: set it, or set networks.{net.name}.deployments",
@@ -535,16 +427,20 @@ def _resolve_vault(
     address = v.address
     if v.from_deployments is not None:
         if dep is None:
-            raise _err(file, fd, "needs a deployments file: set networks.<name>.deployments")
+            raise config_error(
+                file, fd, "needs a deployments file: set networks.<name>.deployments"
+            )
         if v.from_deployments not in dep.vaults:
             known = ", ".join(dep.vaults) or "none"
-            raise _err(file, fd, f"({v.from_deployments!r}) is not in {dep_name} vaults ({known})")
+            raise config_error(
+                file, fd, f"({v.from_deployments!r}) is not in {dep_name} vaults ({known})"
+            )
         address = dep.vaults[v.from_deployments]
     if contracts.feeds:
         for j, a in enumerate(v.assets):
             if a.symbol not in contracts.feeds:
                 known = ", ".join(sorted(contracts.feeds))
-                raise _err(
+                raise config_error(
                     file,
                     f"{where}.assets[{j}].symbol",
                     f"({a.symbol!r}) has no feed in contracts.feeds (known: {known})",
@@ -552,7 +448,7 @@ def _resolve_vault(
     try:  # fail at load time, naming the key, rather than at the first tick
         make_policy(v.policy.name, v.policy.params)
     except ConfigError as err:
-        raise _err(file, f"{where}.policy", err.message) from err
+        raise config_error(file, f"{where}.policy", err.message) from err
     name = v.name or v.from_deployments or f"vault{i}"
     return v.model_copy(update={"address": address, "name": name})
 
@@ -574,7 +470,7 @@ def load_config(path: str | Path, network: str | None = None) -> KeeperConfig:
     `network:` key, else `local`, else the only network)."""
     shown = str(path)
     src = Path(path).expanduser()
-    data = _read_yaml(src, shown)
+    data = read_yaml(src, shown)
     name = _select_network(data, shown, network)
     names = tuple(str(n) for n in data["networks"])
     data = {**data, "networks": {name: data["networks"][name]}}  # others may use unset vars
@@ -582,7 +478,7 @@ def load_config(path: str | Path, network: str | None = None) -> KeeperConfig:
     try:
         model = FileModel.model_validate(data)
     except ValidationError as err:
-        raise _validation_error(shown, err) from err
+        raise validation_error(shown, err) from err
     base = src.resolve().parent
     net = model.networks[name].model_copy(update={"name": name})
     net, account, ledger = _resolve_paths(base, model, net)
