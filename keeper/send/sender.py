@@ -16,20 +16,20 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception
-from web3.types import TxParams
+from web3.types import RPCEndpoint, TxParams
 from web3.types import Wei as Web3Wei
 
 from keeper.errors import FeeCapExceeded, Halt, NonceError, RpcUnavailable, SendError, TxLost
 from keeper.ledger import Ledger, NewTx, TxRow, TxStatus
 from keeper.send.classify import SendFailure, classify
 from keeper.send.fees import Fees, replacement_fees, suggest_fees
+from keeper.send.flight import Flight, hex0x
 from keeper.send.nonce import NonceManager
 from keeper.send.types import Attempt, ExecutionResult, SenderSettings, TxRequest
 from keeper.units import Wei
@@ -41,37 +41,6 @@ WaitForBlock = Callable[[int], int]
 # RpcUnavailable: every endpoint failed the send; it may still have propagated (A8)
 _NETWORK_ERRORS = (requests.RequestException, OSError, TimeoutError, RpcUnavailable)
 _RPC_ERRORS = (Web3Exception, ValueError)
-
-
-@dataclass(slots=True)
-class _Flight:
-    """Mutable tracking state of one in-flight tx (internal to Sender)."""
-
-    tx_id: int
-    nonce: int
-    fields: dict[str, Any]  # unsigned tx fields without fees
-    cap_wei: int
-    fees: Fees | None = None
-    raws: dict[str, bytes] = field(default_factory=dict)  # hash -> raw, in attempt order
-    last_sent_block: int = 0
-    accepted: bool = False  # the node accepted at least one attempt
-    mined: tuple[str, int, str] | None = None  # (hash, block, block hash)
-    cancel_hashes: set[str] = field(default_factory=set)
-    lost_checks: int = 0
-    private: bool = False  # broadcasting through the private endpoint (K11)
-    private_only: bool = False  # swap-bearing: never fall back to the public mempool
-    first_sent_block: int | None = None
-    deadline_ts: int | None = None  # past it the call would revert: cancel by NOOP instead
-
-    @property
-    def last_hash(self) -> str:
-        return next(reversed(self.raws))
-
-
-def _hex(value: bytes | str) -> str:
-    if isinstance(value, str):
-        return value if value.startswith("0x") else "0x" + value
-    return "0x" + bytes(value).hex()
 
 
 class Sender:
@@ -260,13 +229,13 @@ class Sender:
             "nonce": nonce,
             "gas": gas_limit,
             "value": req.value_wei,
-            "data": _hex(req.data),
+            "data": hex0x(req.data),
         }
         if req.to is not None:
             out["to"] = Web3.to_checksum_address(req.to)
         return out
 
-    def _open(self, req: TxRequest, gas_limit: int, cap: int, nonce: int | None = None) -> _Flight:
+    def _open(self, req: TxRequest, gas_limit: int, cap: int, nonce: int | None = None) -> Flight:
         """Reserve a nonce (or take `nonce`), persist the tx row, and make sure the nonce is
         not already mined (B13) before anything is signed; one retry after a resync."""
         for _ in range(2):
@@ -282,7 +251,7 @@ class Sender:
                 continue
             if req.private_only:
                 self.ledger.add_event(tx_id, "private_only")
-            return _Flight(
+            return Flight(
                 tx_id=tx_id,
                 nonce=n,
                 fields=self._fields(req, n, gas_limit),
@@ -301,12 +270,12 @@ class Sender:
             gas_limit=gas_limit,
             to_addr=req.to,
             value_wei=req.value_wei,
-            data=_hex(req.data),
+            data=hex0x(req.data),
             vault=req.vault,
             epoch_key=req.epoch_key,
         )
 
-    def _flight_from_row(self, row: TxRow, emergency: bool) -> _Flight:
+    def _flight_from_row(self, row: TxRow, emergency: bool) -> Flight:
         req = TxRequest(
             to=row.to_addr,
             data=bytes.fromhex(row.data[2:]),
@@ -314,7 +283,7 @@ class Sender:
             gas_limit=row.gas_limit,
             emergency=emergency,
         )
-        flight = _Flight(
+        flight = Flight(
             tx_id=row.id,
             nonce=row.nonce,
             fields=self._fields(req, row.nonce, row.gas_limit),
@@ -349,14 +318,14 @@ class Sender:
             raise SendError(f"eth_feeHistory failed: {err}", key="fees") from err
         return suggest_fees(history, cap_wei=cap_wei if strict else None, min_tip_wei=s.min_tip_wei)
 
-    def _attempt(self, flight: _Flight, fees: Fees, *, cancel: bool = False) -> None:
+    def _attempt(self, flight: Flight, fees: Fees, *, cancel: bool = False) -> None:
         """Sign at `fees`, persist, broadcast; on an underpriced answer bump and retry."""
         for _ in range(32):  # bounded: each loop raises fees by >= 12.5% or exits
             tx = {**flight.fields, **fees.as_tx_fields()}
             if tx["chainId"] != self.settings.chain_id:
                 raise SendError("refusing to sign: chainId mismatch", key="chain_id")
             signed = self.account.sign_transaction(tx)
-            tx_hash, raw = _hex(signed.hash), bytes(signed.raw_transaction)
+            tx_hash, raw = hex0x(signed.hash), bytes(signed.raw_transaction)
             if tx_hash not in flight.raws:
                 self.ledger.add_attempt(
                     flight.tx_id, tx_hash, fees.max_fee_wei, fees.priority_fee_wei, raw
@@ -372,7 +341,7 @@ class Sender:
             fees = self._next_fees(flight)
         raise SendError("gave up re-pricing after 32 attempts", key="fees")
 
-    def _next_fees(self, flight: _Flight) -> Fees:
+    def _next_fees(self, flight: Flight) -> Fees:
         assert flight.fees is not None
         fresh = None
         if self.settings.reprice_from_market:
@@ -392,7 +361,7 @@ class Sender:
                 key="gas.max_fee_gwei",
             ) from err
 
-    def _broadcast(self, flight: _Flight, raw: bytes, tx_hash: str) -> SendFailure | None:
+    def _broadcast(self, flight: Flight, raw: bytes, tx_hash: str) -> SendFailure | None:
         """Broadcast one raw tx and react to the node's answer (see classify.REACTION)."""
         flight.last_sent_block = int(self.w3.eth.block_number)
         if flight.first_sent_block is None:
@@ -410,7 +379,7 @@ class Sender:
         self.ledger.add_event(flight.tx_id, "broadcast", tx_hash)
         return None
 
-    def _on_send_error(self, flight: _Flight, tx_hash: str, err: Exception) -> SendFailure:
+    def _on_send_error(self, flight: Flight, tx_hash: str, err: Exception) -> SendFailure:
         kind = classify(err)
         self.ledger.add_event(flight.tx_id, f"rejected:{kind}", f"{tx_hash}: {err}")
         if kind == SendFailure.ALREADY_KNOWN:
@@ -422,7 +391,7 @@ class Sender:
             return kind  # one of our earlier attempts landed: tracking records it
         self._fail(flight, kind, err)
 
-    def _fail(self, flight: _Flight, kind: SendFailure, err: Exception) -> NoReturn:
+    def _fail(self, flight: Flight, kind: SendFailure, err: Exception) -> NoReturn:
         status = TxStatus.FAILED if not flight.accepted else TxStatus.PENDING
         if kind in (SendFailure.NONCE_TOO_LOW, SendFailure.NONCE_TOO_HIGH):
             self.ledger.set_tx_status(
@@ -458,7 +427,7 @@ class Sender:
                 )
             time.sleep(self.settings.poll_interval_s)
 
-    def _find_receipt(self, flight: _Flight) -> Any | None:
+    def _find_receipt(self, flight: Flight) -> Any | None:
         for tx_hash in reversed(flight.raws):
             try:
                 return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
@@ -466,7 +435,7 @@ class Sender:
                 continue
         return None
 
-    def _track(self, flight: _Flight) -> ExecutionResult:
+    def _track(self, flight: Flight) -> ExecutionResult:
         start = head = int(self.w3.eth.block_number)
         while True:
             if self._observe(flight, head):
@@ -479,7 +448,7 @@ class Sender:
                 )
             head = self._wait(head + 1)
 
-    def _observe(self, flight: _Flight, head: int) -> bool:
+    def _observe(self, flight: Flight, head: int) -> bool:
         """One look at the chain. True when the tx is final (confirmed or reverted)."""
         receipt = self._find_receipt(flight)
         if receipt is not None:
@@ -502,21 +471,21 @@ class Sender:
             self.ledger.add_event(flight.tx_id, "replaced", flight.last_hash)
         return False
 
-    def _expired(self, flight: _Flight, head: int) -> bool:
+    def _expired(self, flight: Flight, head: int) -> bool:
         if flight.deadline_ts is None or flight.cancel_hashes:
             return False
         return int(self.w3.eth.get_block(head)["timestamp"]) > flight.deadline_ts
 
-    def _cancel_expired(self, flight: _Flight) -> None:
+    def _cancel_expired(self, flight: Flight) -> None:
         """K6/B15: the call's deadline passed, so it can only revert: replace it by a 0-value
         self-transfer at the same nonce (bumped), which frees the nonce for 21,000 gas."""
         self.ledger.add_event(flight.tx_id, "deadline_passed", f"deadline {flight.deadline_ts}")
         flight.fields = self._fields(TxRequest(to=self.address), flight.nonce, 21_000)
         self._attempt(flight, self._next_fees(flight), cancel=True)
 
-    def _on_receipt(self, flight: _Flight, receipt: Any, head: int) -> bool:
-        tx_hash, block = _hex(receipt["transactionHash"]), int(receipt["blockNumber"])
-        block_hash = _hex(receipt["blockHash"])
+    def _on_receipt(self, flight: Flight, receipt: Any, head: int) -> bool:
+        tx_hash, block = hex0x(receipt["transactionHash"]), int(receipt["blockNumber"])
+        block_hash = hex0x(receipt["blockHash"])
         if flight.mined != (tx_hash, block, block_hash):
             flight.mined = (tx_hash, block, block_hash)
             self.ledger.set_tx_status(
@@ -531,7 +500,7 @@ class Sender:
             )
         if head - block + 1 < self.settings.confirmations:
             return False
-        canonical = _hex(self.w3.eth.get_block(block)["hash"])
+        canonical = hex0x(self.w3.eth.get_block(block)["hash"])
         if canonical != block_hash:
             self._on_reorg(flight, f"block {block} hash changed")
             return False
@@ -550,15 +519,15 @@ class Sender:
         from keeper.chain.errors import name_revert
 
         try:
-            resp = self.w3.provider.make_request(  # type: ignore[arg-type]
-                "debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])
+            resp = self.w3.provider.make_request(
+                RPCEndpoint("debug_traceTransaction"), [tx_hash, {"tracer": "callTracer"}])
         except (*_NETWORK_ERRORS, *_RPC_ERRORS):
             return "receipt status 0"
         trace = resp.get("result") or {}
         output = trace.get("output") if isinstance(trace, dict) else None
         return name_revert(output) or "receipt status 0"
 
-    def _on_reorg(self, flight: _Flight, why: str) -> None:
+    def _on_reorg(self, flight: Flight, why: str) -> None:
         """C19: a reorg removed our receipt: back to pending and rebroadcast the landed bytes."""
         assert flight.mined is not None
         mined_hash = flight.mined[0]
@@ -577,7 +546,7 @@ class Sender:
         raw = flight.raws[mined_hash]
         self._broadcast(flight, raw, mined_hash)
 
-    def _on_nonce_taken(self, flight: _Flight) -> bool:
+    def _on_nonce_taken(self, flight: Flight) -> bool:
         """The nonce is used but none of our hashes has a receipt: re-check once (receipt lag),
         then it is lost to another transaction."""
         flight.lost_checks += 1
@@ -591,7 +560,7 @@ class Sender:
             f"tx {flight.tx_id}: nonce {flight.nonce} was used by another transaction", key="nonce"
         )
 
-    def _fallback_due(self, flight: _Flight, head: int) -> bool:
+    def _fallback_due(self, flight: Flight, head: int) -> bool:
         """K11: a tx without a swap may go public after `private_fallback_blocks`."""
         first = flight.first_sent_block if flight.first_sent_block is not None else head
         return not flight.private_only and head - first >= self.settings.private_fallback_blocks
@@ -603,7 +572,7 @@ class Sender:
             return False
         return True
 
-    def _rebroadcast(self, flight: _Flight, why: str) -> None:
+    def _rebroadcast(self, flight: Flight, why: str) -> None:
         """B11: the node forgot the tx: send the same signed bytes again (bump if refused)."""
         self.ledger.add_event(flight.tx_id, "rebroadcast", f"{flight.last_hash}: {why}")
         kind = self._broadcast(flight, flight.raws[flight.last_hash], flight.last_hash)
