@@ -25,6 +25,8 @@ contract RebalancingVault is VaultBase {
 
     // ─────────────────────────── construction ───────────────────────────
 
+    /// @notice Deploys the vault and its VaultAdmin module with default limits; trading stays off
+    ///         until the admin sets maxTradeE18.
     /// @param admin Holder of DEFAULT_ADMIN_ROLE (put it behind a timelock).
     /// @param usdc The deposit asset; it must be in every basket.
     /// @param pool Aave-v3-style pool, or address(0) to disable the collateral position.
@@ -214,33 +216,43 @@ contract RebalancingVault is VaultBase {
     }
 
     /// @notice Shares mintable under maxDeposit.
+    /// @param receiver Passed on to maxDeposit.
     function maxMint(address receiver) public view override returns (uint256) {
         uint256 m = maxDeposit(receiver);
         return m == type(uint256).max ? m : _convertToShares(m, Math.Rounding.Floor);
     }
 
     /// @notice The owner's assets, capped by the deposit asset held idle in the vault.
+    /// @param owner Share holder.
     function maxWithdraw(address owner) public view override returns (uint256) {
         return Math.min(super.maxWithdraw(owner), IERC20(asset()).balanceOf(address(this)));
     }
 
     /// @notice The owner's shares, capped by what the idle deposit asset can pay.
+    /// @param owner Share holder.
     function maxRedeem(address owner) public view override returns (uint256) {
         uint256 idleShares = _convertToShares(IERC20(asset()).balanceOf(address(this)), Math.Rounding.Floor);
         return Math.min(super.maxRedeem(owner), idleShares);
     }
 
     /// @notice ERC-4626 deposit; blocked while paused.
+    /// @param assets Deposit asset amount, raw.
+    /// @param receiver Receives the shares.
     function deposit(uint256 assets, address receiver) public override nonReentrant whenNotPaused returns (uint256) {
         return super.deposit(assets, receiver);
     }
 
     /// @notice ERC-4626 mint; blocked while paused.
+    /// @param shares Shares to mint.
+    /// @param receiver Receives the shares.
     function mint(uint256 shares, address receiver) public override nonReentrant whenNotPaused returns (uint256) {
         return super.mint(shares, receiver);
     }
 
     /// @notice ERC-4626 withdraw; works while paused.
+    /// @param assets Deposit asset amount to withdraw, raw.
+    /// @param receiver Receives the assets.
+    /// @param owner Whose shares are burned.
     function withdraw(uint256 assets, address receiver, address owner)
         public
         override
@@ -251,6 +263,9 @@ contract RebalancingVault is VaultBase {
     }
 
     /// @notice ERC-4626 redeem; works while paused.
+    /// @param shares Shares to burn.
+    /// @param receiver Receives the assets.
+    /// @param owner Whose shares are burned.
     function redeem(uint256 shares, address receiver, address owner) public override nonReentrant returns (uint256) {
         return super.redeem(shares, receiver, owner);
     }
@@ -262,6 +277,8 @@ contract RebalancingVault is VaultBase {
     ///         asset then shows feedOk = false and zero value/weight). Batchable with Multicall3.
     function keeperView() external view returns (KeeperView memory) {
         (bool ok, bytes memory ret) = address(this).staticcall(abi.encodeWithSignature("buildKeeperView()"));
+        // returns (or bubbles) the module's ABI-encoded result verbatim, without a decode/re-encode
+        // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
             if iszero(ok) { revert(add(ret, 32), mload(ret)) }
             return(add(ret, 32), mload(ret))
@@ -274,6 +291,7 @@ contract RebalancingVault is VaultBase {
     }
 
     /// @notice The basket as configured.
+    /// @return out One AssetConfig per basket asset, in basket order.
     function assetConfigs() external view returns (AssetConfig[] memory out) {
         out = new AssetConfig[](_vs().assets.length);
         for (uint256 i; i < out.length; ++i) {
@@ -295,12 +313,16 @@ contract RebalancingVault is VaultBase {
     }
 
     /// @notice Raw amounts the vault supplied to and borrowed from the pool for `token`.
+    /// @param token A token (zero amounts when it has no position).
+    /// @return suppliedRaw Supplied to the pool, raw.
+    /// @return borrowedRaw Borrowed from the pool, raw.
     function positionOf(address token) external view returns (uint256 suppliedRaw, uint256 borrowedRaw) {
         Position memory pos = _vs().positions[token];
         return (pos.supplied, pos.borrowed);
     }
 
     /// @notice NAV in E18 USD from checked feeds (reverts on a bad feed).
+    /// @return nav Signed net asset value, E18 USD.
     function navE18() external view returns (int256 nav) {
         Asset[] memory a = _vs().assets;
         (, nav) = _netValues(a, _prices(a));
@@ -315,6 +337,8 @@ contract RebalancingVault is VaultBase {
     }
 
     /// @notice Current LTV (bps) and health factor (1e18) of the lending position.
+    /// @return ltvBps Debt / collateral in bps, rounded up (0 with no pool or no tracked debt).
+    /// @return healthFactor The pool's health factor, 1e18 = 1.0 (max uint256 with no pool or no tracked debt).
     function collateralRatio() external view returns (uint256 ltvBps, uint256 healthFactor) {
         (ltvBps, healthFactor,) = _ltvNow();
     }
@@ -362,15 +386,15 @@ contract RebalancingVault is VaultBase {
 
     /// @dev Adds the NAV drop of this action to the period's loss and reverts above the cap.
     function _checkLossCap(int256 navBefore, int256 navAfter) internal {
-        Limits storage l = _vs().limits;
-        if (block.timestamp >= _vs().lossPeriodStartTs + l.lossPeriod) {
+        Limits storage lim = _vs().limits;
+        if (block.timestamp >= _vs().lossPeriodStartTs + lim.lossPeriod) {
             _vs().lossPeriodStartTs = block.timestamp;
             _vs().periodLossE18 = 0;
             emit LossPeriodStarted(block.timestamp);
         }
         uint256 loss = navAfter < navBefore ? uint256(navBefore - navAfter) : 0;
         uint256 total = _vs().periodLossE18 + loss;
-        uint256 cap = navBefore > 0 ? (uint256(navBefore) * l.lossCapBps) / BPS : 0;
+        uint256 cap = navBefore > 0 ? (uint256(navBefore) * lim.lossCapBps) / BPS : 0;
         if (total > cap) revert LossCapExceeded(total, cap);
         _vs().periodLossE18 = total;
     }
@@ -592,6 +616,8 @@ contract RebalancingVault is VaultBase {
     ///      The module checks the roles itself (same AccessControl storage).
     function _delegateToAdmin() internal {
         address module = _ADMIN_MODULE;
+        // a plain delegatecall proxy to the admin module (the EIP-170 split), as in Balancer v3
+        // solhint-disable-next-line no-inline-assembly
         assembly {
             calldatacopy(0, 0, calldatasize())
             let ok := delegatecall(gas(), module, 0, calldatasize(), 0, 0)

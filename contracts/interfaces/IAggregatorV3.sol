@@ -15,12 +15,23 @@ interface IAggregatorV3 {
     function version() external view returns (uint256);
 
     /// @notice Data of a past round.
+    /// @param roundId The round to read.
+    /// @return roundId_ The round read.
+    /// @return answer The price, with `decimals()` decimals.
+    /// @return startedAt When the round started, unix seconds.
+    /// @return updatedAt When the answer was last updated, unix seconds.
+    /// @return answeredInRound Deprecated; the round the answer was computed in.
     function getRoundData(uint80 roundId)
         external
         view
         returns (uint80 roundId_, int256 answer, uint256 startedAt, uint256 updatedAt, uint80 answeredInRound);
 
     /// @notice Data of the latest round.
+    /// @return roundId The latest round.
+    /// @return answer The price, with `decimals()` decimals.
+    /// @return startedAt When the round started, unix seconds.
+    /// @return updatedAt When the answer was last updated, unix seconds.
+    /// @return answeredInRound Deprecated; the round the answer was computed in.
     function latestRoundData()
         external
         view

@@ -62,9 +62,11 @@ interface IRebalancingVault {
         uint256 minHealthFactor; // 1e18 = 1.0; no keeper action may leave the HF below it
     }
 
+    // AssetView and KeeperView only travel ABI-encoded (every field a full word), never in storage,
+    // and the keeper decodes them by field order, so they are not reordered for packing.
     /// @notice One asset in keeperView. A bad feed gives valueE18 = weightBps = 0 and feedOk = false,
     ///         with the raw answer and updatedAt still returned.
-    struct AssetView {
+    struct AssetView { // solhint-disable-line gas-struct-packing
         address token;
         uint8 decimals;
         uint256 balance; // net exposure held + supplied - borrowed, raw, clamped at 0 (see netValueE18)
@@ -88,8 +90,9 @@ interface IRebalancingVault {
         bool feedOk; // fresh, positive and inside [minAnswer, maxAnswer]
     }
 
+    // not reordered for packing either: see AssetView
     /// @notice Everything the keeper needs about the vault, in one call that never reverts on a bad feed.
-    struct KeeperView {
+    struct KeeperView { // solhint-disable-line gas-struct-packing
         AssetView[] assets;
         uint256 navE18;
         uint256 collateralBase;
@@ -124,9 +127,18 @@ interface IRebalancingVault {
 
     // ───────────────────────────── events ─────────────────────────────
 
-    /// @notice The basket was replaced (one AssetConfigured per asset follows).
+    /// @notice The basket was replaced (one AssetConfigured per asset precedes it, in the same call).
+    /// @param assetCount Number of assets in the new basket.
     event BasketSet(uint256 assetCount);
     /// @notice One basket asset was configured.
+    /// @param token The asset.
+    /// @param feed Its price feed.
+    /// @param targetBps Target weight, bps.
+    /// @param innerBandBps Deviation from target past which the vault allows a rebalance, bps.
+    /// @param outerBandBps Deviation past which the keeper rebalances regardless of cost, bps.
+    /// @param heartbeat Longest accepted feed age, seconds.
+    /// @param minAnswer Lowest accepted feed answer.
+    /// @param maxAnswer Highest accepted feed answer.
     event AssetConfigured(
         address indexed token,
         address indexed feed,
@@ -138,12 +150,23 @@ interface IRebalancingVault {
         int256 maxAnswer
     );
     /// @notice A router was allowed or disallowed.
+    /// @param router The router.
+    /// @param allowed Whether the keeper may use it.
     event RouterSet(address indexed router, bool allowed);
     /// @notice The limits were changed.
+    /// @param limits The new limits.
     event LimitsSet(Limits limits);
     /// @notice The collateral parameters were changed.
+    /// @param params The new parameters.
     event CollateralParamsSet(CollateralParams params);
     /// @notice One swap leg executed.
+    /// @param epoch The epoch of the rebalance or ripcord.
+    /// @param router The router used.
+    /// @param tokenIn Token sold.
+    /// @param tokenOut Token bought.
+    /// @param amountIn Raw amount sold.
+    /// @param amountOut Raw amount received (balance difference).
+    /// @param minOut The oracle floor the leg had to clear.
     event Swapped(
         uint256 indexed epoch,
         address indexed router,
@@ -154,6 +177,13 @@ interface IRebalancingVault {
         uint256 minOut
     );
     /// @notice A rebalance finished.
+    /// @param epoch The new epoch.
+    /// @param legs Number of swap legs.
+    /// @param navBeforeE18 NAV before, E18 USD.
+    /// @param navAfterE18 NAV after, E18 USD.
+    /// @param distanceBeforeBps Sum of |weight - target| before, bps.
+    /// @param distanceAfterBps Sum of |weight - target| after, bps.
+    /// @param periodLossE18 Loss accumulated in the current period, E18 USD.
     event Rebalanced(
         uint256 indexed epoch,
         uint256 legs,
@@ -164,6 +194,12 @@ interface IRebalancingVault {
         uint256 periodLossE18
     );
     /// @notice A collateral action finished (amount is what the pool actually moved).
+    /// @param epoch The new epoch.
+    /// @param action Supply, Withdraw, Borrow or Repay.
+    /// @param asset The asset moved.
+    /// @param amount Raw amount the pool moved.
+    /// @param ltvBps LTV afterwards, bps.
+    /// @param healthFactor Health factor afterwards, 1e18 = 1.0.
     event CollateralAdjusted(
         uint256 indexed epoch,
         CollateralAction action,
@@ -173,8 +209,13 @@ interface IRebalancingVault {
         uint256 healthFactor
     );
     /// @notice The emergency deleverage ran.
+    /// @param epoch The new epoch.
+    /// @param ltvBeforeBps LTV before, bps.
+    /// @param ltvAfterBps LTV after, bps.
+    /// @param repaidRaw Debt asset repaid, raw.
     event RipcordPulled(uint256 indexed epoch, uint256 ltvBeforeBps, uint256 ltvAfterBps, uint256 repaidRaw);
     /// @notice A new loss-accounting period started.
+    /// @param startTs Its start, unix seconds.
     event LossPeriodStarted(uint256 startTs);
 
     // ───────────────────────────── errors ─────────────────────────────

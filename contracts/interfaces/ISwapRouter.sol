@@ -25,8 +25,12 @@ interface ISwapRouter {
     }
 
     /// @notice Swap `amountIn` of one token for as much as possible of another.
+    /// @param params Tokens, fee tier, recipient, deadline, input amount and output floor.
+    /// @return amountOut Output tokens received.
     function exactInputSingle(ExactInputSingleParams calldata params) external payable returns (uint256 amountOut);
 
     /// @notice Swap `amountIn` along `path` for as much as possible of the last token.
+    /// @param params Encoded path, recipient, deadline, input amount and output floor.
+    /// @return amountOut Output tokens received.
     function exactInput(ExactInputParams calldata params) external payable returns (uint256 amountOut);
 }

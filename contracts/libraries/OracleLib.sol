@@ -10,6 +10,10 @@ import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
 ///         scaling between a token's raw units, the feed's decimals and E18 USD.
 library OracleLib {
     /// @notice Read a feed without ever reverting (for views): `readable` is false when the call failed.
+    /// @param feed Chainlink-style aggregator.
+    /// @return answer The latest answer, unchecked (0 when unreadable).
+    /// @return updatedAt When it was updated, unix seconds (0 when unreadable).
+    /// @return readable Whether latestRoundData() returned.
     function tryRead(address feed) internal view returns (int256 answer, uint256 updatedAt, bool readable) {
         try IAggregatorV3(feed).latestRoundData() returns (uint80, int256 a, uint256, uint256 u, uint80) {
             return (a, u, true);
@@ -19,6 +23,11 @@ library OracleLib {
     }
 
     /// @notice Read a feed and revert unless its answer is usable; returns the price in E18 USD.
+    /// @param feed Chainlink-style aggregator.
+    /// @param feedDecimals The feed's decimals (<= 18).
+    /// @param heartbeat Longest accepted age of the answer, seconds.
+    /// @param minAnswer Lowest accepted answer, in feed units.
+    /// @param maxAnswer Highest accepted answer, in feed units.
     function priceE18Checked(address feed, uint8 feedDecimals, uint256 heartbeat, int256 minAnswer, int256 maxAnswer)
         internal
         view
@@ -31,6 +40,12 @@ library OracleLib {
 
     /// @notice Revert with the specific error when an answer is not positive, from the future,
     ///         older than the heartbeat, or outside [minAnswer, maxAnswer].
+    /// @param feed The feed, for the error.
+    /// @param answer The feed's answer.
+    /// @param updatedAt When it was updated, unix seconds.
+    /// @param heartbeat Longest accepted age of the answer, seconds.
+    /// @param minAnswer Lowest accepted answer.
+    /// @param maxAnswer Highest accepted answer.
     function check(
         address feed,
         int256 answer,
@@ -48,6 +63,11 @@ library OracleLib {
     }
 
     /// @notice The same test as `check`, as a boolean.
+    /// @param answer The feed's answer.
+    /// @param updatedAt When it was updated, unix seconds.
+    /// @param heartbeat Longest accepted age of the answer, seconds.
+    /// @param minAnswer Lowest accepted answer.
+    /// @param maxAnswer Highest accepted answer.
     function isGood(int256 answer, uint256 updatedAt, uint256 heartbeat, int256 minAnswer, int256 maxAnswer)
         internal
         view
@@ -58,16 +78,24 @@ library OracleLib {
     }
 
     /// @notice A positive answer with `feedDecimals` (<= 18) as an E18 price.
+    /// @param answer A checked, positive answer.
+    /// @param feedDecimals The feed's decimals (<= 18).
     function toE18(int256 answer, uint8 feedDecimals) internal pure returns (uint256) {
         return uint256(answer) * 10 ** (18 - feedDecimals);
     }
 
     /// @notice Value in E18 USD of `amountRaw`, rounded down.
+    /// @param amountRaw Token amount in its own decimals.
+    /// @param priceE18 Token price, E18 USD.
+    /// @param tokenDecimals The token's decimals.
     function valueE18(uint256 amountRaw, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
         return Math.mulDiv(amountRaw, priceE18, 10 ** tokenDecimals);
     }
 
     /// @notice Raw amount worth `value` E18 USD, rounded down.
+    /// @param value Value, E18 USD.
+    /// @param priceE18 Token price, E18 USD.
+    /// @param tokenDecimals The token's decimals.
     function amountRaw(uint256 value, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
         return Math.mulDiv(value, 10 ** tokenDecimals, priceE18);
     }

@@ -16,6 +16,7 @@ import {VaultBase} from "./VaultBase.sol";
 ///         and only ever run by delegatecall from the vault, on the vault's storage (VaultBase layout).
 ///         Called directly it acts on its own empty storage, where nobody holds a role.
 contract VaultAdmin is VaultBase {
+    /// @notice Deployed by the vault's constructor with the vault's own asset and pool.
     /// @param usdc The vault's deposit asset (for the shared immutables).
     /// @param pool The vault's lending pool (read by keeperView).
     constructor(IERC20 usdc, IAavePool pool) VaultBase(usdc, pool, address(0), "", "") {}
@@ -71,6 +72,7 @@ contract VaultAdmin is VaultBase {
 
     /// @notice Everything the keeper needs in one call; never reverts on a stale or bad feed (that
     ///         asset then shows feedOk = false and zero value/weight). Batchable with Multicall3.
+    /// @return v The vault's state as the keeper reads it.
     function buildKeeperView() external view returns (KeeperView memory v) {
         Asset[] memory a = _vs().assets;
         v.assets = new AssetView[](a.length);
@@ -124,16 +126,18 @@ contract VaultAdmin is VaultBase {
             (v.collateralBase, v.debtBase, v.healthFactor) = (coll, debt, hf);
             v.ltvBps = uint16(Math.min(_ltvBps(coll, debt), type(uint16).max));
             v.liquidationThresholdBps = uint16(Math.min(lt, type(uint16).max));
+            // a failing pool read leaves the collateral fields at their defaults: keeperView never reverts
+            // solhint-disable-next-line no-empty-blocks
         } catch {}
     }
 
     function _fillLimitsView(KeeperView memory v) internal view {
-        Limits memory l = _vs().limits;
+        Limits memory lim = _vs().limits;
         (v.cooldown, v.maxTradeE18, v.maxSlippageBps, v.lossCapBps, v.lossPeriod) =
-            (l.cooldown, l.maxTradeE18, l.maxSlippageBps, l.lossCapBps, l.lossPeriod);
-        (v.ripcordMaxTradeE18, v.depositCapRaw) = (l.ripcordMaxTradeE18, l.depositCapRaw);
+            (lim.cooldown, lim.maxTradeE18, lim.maxSlippageBps, lim.lossCapBps, lim.lossPeriod);
+        (v.ripcordMaxTradeE18, v.depositCapRaw) = (lim.ripcordMaxTradeE18, lim.depositCapRaw);
         (v.epoch, v.lastRebalanceTs, v.lastCollateralTs) = (_vs().epoch, _vs().lastRebalanceTs, _vs().lastCollateralTs);
-        bool newPeriod = block.timestamp >= _vs().lossPeriodStartTs + l.lossPeriod;
+        bool newPeriod = block.timestamp >= _vs().lossPeriodStartTs + lim.lossPeriod;
         (v.periodLossE18, v.lossPeriodStartTs) = (newPeriod ? 0 : _vs().periodLossE18, _vs().lossPeriodStartTs);
         (v.paused, v.blockTimestamp, v.totalSupply) = (paused(), block.timestamp, totalSupply());
     }
@@ -185,18 +189,20 @@ contract VaultAdmin is VaultBase {
         );
     }
 
-    function _setLimits(Limits memory l) internal {
-        if (l.maxSlippageBps > MAX_SLIPPAGE_BPS) revert SlippageTooHigh(l.maxSlippageBps, MAX_SLIPPAGE_BPS);
-        if (l.lossCapBps > MAX_LOSS_CAP_BPS) revert ParamOutOfRange("lossCapBps", l.lossCapBps, 0, MAX_LOSS_CAP_BPS);
-        if (l.cooldown > MAX_COOLDOWN) revert ParamOutOfRange("cooldown", l.cooldown, 0, MAX_COOLDOWN);
-        if (l.lossPeriod < MIN_LOSS_PERIOD || l.lossPeriod > MAX_LOSS_PERIOD) {
-            revert ParamOutOfRange("lossPeriod", l.lossPeriod, MIN_LOSS_PERIOD, MAX_LOSS_PERIOD);
+    function _setLimits(Limits memory lim) internal {
+        if (lim.maxSlippageBps > MAX_SLIPPAGE_BPS) revert SlippageTooHigh(lim.maxSlippageBps, MAX_SLIPPAGE_BPS);
+        if (lim.lossCapBps > MAX_LOSS_CAP_BPS) {
+            revert ParamOutOfRange("lossCapBps", lim.lossCapBps, 0, MAX_LOSS_CAP_BPS);
         }
-        if (l.ripcordMaxTradeE18 > l.maxTradeE18) {
-            revert ParamOutOfRange("ripcordMaxTradeE18", l.ripcordMaxTradeE18, 0, l.maxTradeE18);
+        if (lim.cooldown > MAX_COOLDOWN) revert ParamOutOfRange("cooldown", lim.cooldown, 0, MAX_COOLDOWN);
+        if (lim.lossPeriod < MIN_LOSS_PERIOD || lim.lossPeriod > MAX_LOSS_PERIOD) {
+            revert ParamOutOfRange("lossPeriod", lim.lossPeriod, MIN_LOSS_PERIOD, MAX_LOSS_PERIOD);
         }
-        _vs().limits = l;
-        emit LimitsSet(l);
+        if (lim.ripcordMaxTradeE18 > lim.maxTradeE18) {
+            revert ParamOutOfRange("ripcordMaxTradeE18", lim.ripcordMaxTradeE18, 0, lim.maxTradeE18);
+        }
+        _vs().limits = lim;
+        emit LimitsSet(lim);
     }
 
     function _setCollateralParams(CollateralParams memory c) internal {

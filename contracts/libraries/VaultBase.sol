@@ -21,21 +21,34 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     // ─────────────────────────── constants ───────────────────────────
 
+    /// @notice May call rebalance, adjustCollateral and ripcord.
     bytes32 public constant KEEPER_ROLE = keccak256("KEEPER_ROLE");
+    /// @notice May pause (only the admin unpauses).
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
     uint16 internal constant BPS = 10_000;
+    /// @notice Highest maxSlippageBps the admin may set.
     uint16 public constant MAX_SLIPPAGE_BPS = 500;
+    /// @notice Highest lossCapBps the admin may set.
     uint16 public constant MAX_LOSS_CAP_BPS = 1_000;
+    /// @notice Highest outerBandBps of a basket asset.
     uint16 public constant MAX_BAND_BPS = 5_000;
+    /// @notice Highest ripcordLtvBps the admin may set.
     uint16 public constant MAX_RIPCORD_LTV_BPS = 9_500;
+    /// @notice Longest feed heartbeat of a basket asset.
     uint32 public constant MAX_HEARTBEAT = 2 days;
+    /// @notice Longest cooldown the admin may set.
     uint32 public constant MAX_COOLDOWN = 7 days;
+    /// @notice Shortest loss-accounting period the admin may set.
     uint32 public constant MIN_LOSS_PERIOD = 1 hours;
+    /// @notice Longest loss-accounting period the admin may set.
     uint32 public constant MAX_LOSS_PERIOD = 30 days;
+    /// @notice Most assets a basket may hold.
     uint256 public constant MAX_ASSETS = 8;
-    // 1.01: an HF floor at or under 1.0 would allow liquidatable positions
+    /// @notice Lowest minHealthFactor the admin may set: 1.01, since an HF floor at or under 1.0
+    ///         would allow liquidatable positions.
     uint256 public constant MIN_HEALTH_FLOOR = 1.01e18;
+    /// @notice Highest minHealthFactor the admin may set.
     uint256 public constant MAX_HEALTH_FLOOR = 5e18;
     // offset 6: a donating first depositor leaves the victim >= 99.9999% (OZ inflation table)
     uint8 internal constant DECIMALS_OFFSET = 6;
@@ -63,8 +76,9 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint128 borrowed;
     }
 
+    // the name is the public getter lendingPool() in the vault's ABI, so it stays mixedCase
     /// @notice The lending pool (address(0) disables the collateral position).
-    IAavePool public immutable lendingPool;
+    IAavePool public immutable lendingPool; // solhint-disable-line immutable-vars-naming
     /// @dev The module that holds the admin setters and keeperView (delegatecalled, see VaultAdmin).
     address internal immutable _ADMIN_MODULE;
 
@@ -91,6 +105,8 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     bytes32 private constant _STORAGE_SLOT = 0x8c931bdcd43053c9da715cc33cb51ba79c9df8ecf52c3ed591be03a0bdbf2100;
 
     function _vs() internal pure returns (VaultStorage storage $) {
+        // the one way to point a storage struct at an ERC-7201 slot (as OpenZeppelin's upgradeable contracts do)
+        // solhint-disable-next-line no-inline-assembly
         assembly ("memory-safe") {
             $.slot := _STORAGE_SLOT
         }
@@ -98,9 +114,12 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     // ─────────────────────────── construction ───────────────────────────
 
+    /// @notice Sets the deposit asset, the share token's name and symbol, and the shared immutables.
     /// @param usdc The deposit asset.
     /// @param pool Aave-v3-style pool, or address(0) to disable the collateral position.
     /// @param adminModule The VaultAdmin module (address(0) inside the module itself).
+    /// @param name_ Share token name.
+    /// @param symbol_ Share token symbol.
     constructor(IERC20 usdc, IAavePool pool, address adminModule, string memory name_, string memory symbol_)
         ERC20(name_, symbol_)
         ERC4626(usdc)
@@ -112,6 +131,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     // ─────────────────────────── getters ───────────────────────────
 
     /// @notice Whether the keeper may name `router` in a SwapLeg.
+    /// @param router Router address.
     function isRouter(address router) external view returns (bool) {
         return _vs().isRouter[router];
     }
