@@ -13,8 +13,11 @@ test: setup       ## the whole test suite (starts and stops its own anvil)
 demo: setup       ## anvil + local market + vault + scheduler against a scripted market
 	@$(ENV) .venv/bin/keeper demo $(DEMO_ARGS)
 
-lint: setup
+lint: setup      ## ruff, mypy strict, the import-linter contracts, solhint
 	@$(ENV) .venv/bin/ruff check keeper tests scripts benchmarks
+	@$(ENV) .venv/bin/mypy
+	@$(ENV) .venv/bin/lint-imports --no-cache
+	@$(ENV) tools/solhint.sh
 
 bench: setup      ## every benchmark; results land in benchmarks/results/*.md
 	@$(ENV) for b in benchmarks/bench_*.py; do .venv/bin/python -m benchmarks.$$(basename $$b .py) || exit 1; done
