@@ -72,7 +72,8 @@ compile_contracts() {
   say "compiling contracts (ape compile, solc $SOLC_VERSION via solcjs)"
   # shellcheck disable=SC1091
   source "$TOOLS/env.sh"
-  ape compile >/dev/null || die "ape compile failed. Fix: run 'source .tools/env.sh && ape compile -v DEBUG' to see why"
+  # --force: ape recompiles changed files only, not the contracts that import a changed library
+  ape compile --force >/dev/null || die "ape compile failed. Fix: run 'source .tools/env.sh && ape compile -v DEBUG' to see why"
   echo "$want" > "$stamp"
 }
 
