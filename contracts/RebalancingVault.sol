@@ -78,6 +78,14 @@ contract RebalancingVault is VaultBase {
         _delegateToAdmin();
     }
 
+    /// @notice Set the oracle-vs-TWAP guard of rebalance legs (admin): window 0 turns it off; on, the
+    ///         factory must be set, the window in [5 min, 1 day] and the limit in [10, 2,000] bps.
+    /// @param guard The new guard.
+    function setTwapGuard(TwapGuard calldata guard) external {
+        guard;
+        _delegateToAdmin();
+    }
+
     /// @notice Stop deposits, rebalances and collateral actions; withdrawals keep working.
     function pause() external onlyRole(GUARDIAN_ROLE) {
         _pause();
@@ -112,6 +120,7 @@ contract RebalancingVault is VaultBase {
         uint256 distBefore = _checkNeeded(a, net, navBefore);
         _vs().lastRebalanceTs = block.timestamp;
         uint256 ep = ++_vs().epoch;
+        if (_vs().twap.window != 0) _checkTwap();
         _executeLegs(swaps, a, p, _vs().limits.maxTradeE18, address(0), deadline, ep);
         int256 navAfter;
         (net, navAfter) = _netValues(a, p);
@@ -310,6 +319,11 @@ contract RebalancingVault is VaultBase {
     /// @notice The current collateral parameters.
     function collateralParams() external view returns (CollateralParams memory) {
         return _vs().collateral;
+    }
+
+    /// @notice The current oracle-vs-TWAP guard (window 0: off).
+    function twapGuard() external view returns (TwapGuard memory) {
+        return _vs().twap;
     }
 
     /// @notice Raw amounts the vault supplied to and borrowed from the pool for `token`.
@@ -511,6 +525,23 @@ contract RebalancingVault is VaultBase {
         if (heldAfter < amount) revert InsufficientBalance(token, heldAfter, amount);
     }
 
+    /// @dev The oracle-vs-TWAP check of every leg before any swap, run in the admin module (EIP-170
+    ///      split); its revert bubbles. The ripcord skips it: in a crash the TWAP lags the oracle and
+    ///      deleveraging must not wait (the oracle floor and the loss cap still bound it).
+    ///      The module takes rebalance's own arguments, so the calldata is forwarded, not re-encoded.
+    function _checkTwap() internal {
+        bytes memory data = bytes.concat(VaultAdmin.checkTwap.selector, msg.data[4:]);
+        // the module is immutable and ours, and the data is rebalance's own calldata
+        // solhint-disable-next-line avoid-low-level-calls
+        (bool ok, bytes memory ret) = _ADMIN_MODULE.delegatecall(data);
+        if (ok) return;
+        // re-raise the module's custom error verbatim
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            revert(add(ret, 32), mload(ret))
+        }
+    }
+
     // ─────────────────────────── collateral ───────────────────────────
 
     /// @dev Oracle value of `amount` of `asset`, with every feed checked: the pool values the whole
@@ -581,13 +612,6 @@ contract RebalancingVault is VaultBase {
 
 
     // ─────────────────────────── accounting ───────────────────────────
-
-    function _prices(Asset[] memory a) internal view returns (uint256[] memory p) {
-        p = new uint256[](a.length);
-        for (uint256 i; i < a.length; ++i) {
-            p[i] = OracleLib.priceE18Checked(a[i].feed, a[i].feedDecimals, a[i].heartbeat, a[i].minAnswer, a[i].maxAnswer);
-        }
-    }
 
     /// @dev Net value per asset (held + supplied - borrowed) and their sum, E18 USD.
     function _netValues(Asset[] memory a, uint256[] memory p) internal view returns (int256[] memory net, int256 nav) {

@@ -2,11 +2,12 @@
 
 - `gas_gate`: a routine action waits when the base fee is over the routine fee cap; a
   collateral-protecting (urgent) action still goes, up to the emergency cap.
-- oracle vs pool: the vault's own guards check the oracle (staleness, bounds) and the slippage
-  floor, but there is no on-chain oracle-vs-TWAP check, so the keeper compares every feed with
-  its reference Uniswap v3 pool (TWAP over `twap_s` when the pool keeps enough observations,
-  else the spot price) and holds when they differ by more than the limit: a frozen feed while
-  the market moves, or a feed the pools do not confirm.
+- oracle vs pool: the keeper compares every feed with its reference Uniswap v3 pool (TWAP over
+  `twap_s` when the pool keeps enough observations, else the spot price) and holds when they
+  differ by more than the limit: a frozen feed while the market moves, or a feed the pools do
+  not confirm. The vault has the same check on chain for every hop of every rebalance leg
+  (`setTwapGuard`, off by default because a pool without history makes it fail closed); this
+  one runs regardless, ahead of it, and also covers pools with no TWAP history.
 - `role_revoked`: the vault says the keeper lacks KEEPER_ROLE: halt, do not retry.
 
 The pool reads ride in the snapshot's Multicall3 (see read.read_snapshot_with), so they add no

@@ -62,6 +62,15 @@ interface IRebalancingVault {
         uint256 minHealthFactor; // 1e18 = 1.0; no keeper action may leave the HF below it
     }
 
+    /// @notice The oracle-vs-pool TWAP guard of rebalance legs (admin). `window` 0 turns it off.
+    ///         On, every hop of every rebalance leg must trade in a Uniswap v3 pool of `factory`
+    ///         whose TWAP over `window` seconds is within `maxDeviationBps` of the oracles' ratio.
+    struct TwapGuard {
+        address factory; // the Uniswap v3 factory of the legs' pools
+        uint32 window; // TWAP window, seconds
+        uint16 maxDeviationBps; // largest oracle vs TWAP difference per hop
+    }
+
     // AssetView and KeeperView only travel ABI-encoded (every field a full word), never in storage,
     // and the keeper decodes them by field order, so they are not reordered for packing.
     /// @notice One asset in keeperView. A bad feed gives valueE18 = weightBps = 0 and feedOk = false,
@@ -159,6 +168,9 @@ interface IRebalancingVault {
     /// @notice The collateral parameters were changed.
     /// @param params The new parameters.
     event CollateralParamsSet(CollateralParams params);
+    /// @notice The oracle-vs-TWAP guard was changed (window 0: off).
+    /// @param guard The new guard.
+    event TwapGuardSet(TwapGuard guard);
     /// @notice One swap leg executed.
     /// @param epoch The epoch of the rebalance or ripcord.
     /// @param router The router used.
@@ -240,6 +252,8 @@ interface IRebalancingVault {
     error EmptyPlan();
     error ZeroAmount();
     error SlippageExceeded(uint256 amountOut, uint256 minOut);
+    error TwapUnavailable(address pool);
+    error TwapDeviationTooHigh(address pool, uint256 deviationBps, uint256 maxDeviationBps);
     error TradeTooLarge(uint256 notionalE18, uint256 capE18);
     error LossCapExceeded(uint256 lossE18, uint256 capE18);
     error NotCloserToTarget(uint256 beforeBps, uint256 afterBps);

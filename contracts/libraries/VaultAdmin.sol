@@ -7,7 +7,9 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {IAggregatorV3} from "../interfaces/IAggregatorV3.sol";
 import {IAavePool} from "../interfaces/IAavePool.sol";
+import {IUniswapV3FactoryPools, IUniswapV3PoolObserve} from "../interfaces/IUniswapV3Oracle.sol";
 import {OracleLib} from "./OracleLib.sol";
+import {TwapLib} from "./TwapLib.sol";
 import {WeightsLib} from "./WeightsLib.sol";
 import {VaultBase} from "./VaultBase.sol";
 
@@ -66,6 +68,86 @@ contract VaultAdmin is VaultBase {
     /// @param params The new parameters.
     function setCollateralParams(CollateralParams calldata params) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setCollateralParams(params);
+    }
+
+    /// @notice Set the oracle-vs-TWAP guard of rebalance legs. `window` 0 turns it off; on, the
+    ///         factory must be set, the window in [5 min, 1 day] and the limit in [10, 2,000] bps.
+    /// @param guard The new guard.
+    function setTwapGuard(TwapGuard calldata guard) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (guard.window != 0) {
+            if (guard.factory == address(0)) revert ZeroAddress();
+            if (guard.window < MIN_TWAP_WINDOW || guard.window > MAX_TWAP_WINDOW) {
+                revert ParamOutOfRange("twapWindow", guard.window, MIN_TWAP_WINDOW, MAX_TWAP_WINDOW);
+            }
+            if (guard.maxDeviationBps < MIN_TWAP_DEVIATION_BPS || guard.maxDeviationBps > MAX_TWAP_DEVIATION_BPS) {
+                revert ParamOutOfRange(
+                    "twapMaxDeviationBps", guard.maxDeviationBps, MIN_TWAP_DEVIATION_BPS, MAX_TWAP_DEVIATION_BPS
+                );
+            }
+        }
+        _vs().twap = guard;
+        emit TwapGuardSet(guard);
+    }
+
+    // ─────────────────────────── TWAP guard ───────────────────────────
+
+    /// @notice Reverts unless every hop of every leg trades in a pool whose TWAP is within the
+    ///         guard's limit of the oracles' price. Run by rebalance through delegatecall before any
+    ///         swap, so the legs cannot move what later legs are checked against (a TWAP ignores the
+    ///         current block anyway). Reads only. A pool without the window's history reverts too.
+    ///         Takes rebalance's own arguments, so the vault forwards its calldata unchanged.
+    /// @param swaps The rebalance legs.
+    function checkTwap(SwapLeg[] calldata swaps, uint256, uint256) external view {
+        TwapGuard memory g = _vs().twap;
+        if (g.window == 0) return;
+        uint256[] memory pricesE18 = _prices(_vs().assets);
+        for (uint256 k; k < swaps.length; ++k) {
+            _checkLegTwap(g, swaps[k], pricesE18);
+        }
+    }
+
+    function _checkLegTwap(TwapGuard memory g, SwapLeg calldata leg, uint256[] memory pricesE18) internal view {
+        if (leg.path.length == 0) {
+            _checkHop(g, leg.tokenIn, leg.tokenOut, leg.fee, pricesE18);
+            return;
+        }
+        bytes calldata path = leg.path;
+        for (uint256 off; off + 43 <= path.length; off += 23) {
+            _checkHop(
+                g,
+                address(bytes20(path[off:off + 20])),
+                address(bytes20(path[off + 23:off + 43])),
+                uint24(bytes3(path[off + 20:off + 23])),
+                pricesE18
+            );
+        }
+    }
+
+    function _checkHop(TwapGuard memory g, address tokenA, address tokenB, uint24 fee, uint256[] memory p)
+        internal
+        view
+    {
+        (address t0, address t1) = tokenA < tokenB ? (tokenA, tokenB) : (tokenB, tokenA);
+        address pool = IUniswapV3FactoryPools(g.factory).getPool(t0, t1, fee);
+        if (pool == address(0)) revert TwapUnavailable(pool);
+        uint256 twap = TwapLib.priceX96(_meanTick(pool, g.window));
+        (uint256 i0, uint256 i1) = (_indexOf(t0), _indexOf(t1));
+        uint256 oracle =
+            TwapLib.oraclePriceX96(p[i0], _vs().assets[i0].decimals, p[i1], _vs().assets[i1].decimals);
+        if (oracle == 0) revert TwapUnavailable(pool);
+        uint256 dev = TwapLib.deviationBps(twap, oracle);
+        if (dev > g.maxDeviationBps) revert TwapDeviationTooHigh(pool, dev, g.maxDeviationBps);
+    }
+
+    function _meanTick(address pool, uint32 window) internal view returns (int256) {
+        uint32[] memory ago = new uint32[](2);
+        ago[0] = window;
+        try IUniswapV3PoolObserve(pool).observe(ago) returns (int56[] memory cum, uint160[] memory) {
+            if (cum.length != 2) revert TwapUnavailable(pool);
+            return TwapLib.meanTick(cum[0], cum[1], window);
+        } catch {
+            revert TwapUnavailable(pool);
+        }
     }
 
     // ─────────────────────────── keeper view ───────────────────────────

@@ -11,6 +11,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
 import {IAavePool} from "../interfaces/IAavePool.sol";
+import {OracleLib} from "./OracleLib.sol";
 
 /// @title VaultBase
 /// @notice Constants, storage layout and shared helpers of RebalancingVault. The vault and its admin
@@ -45,6 +46,14 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     uint32 public constant MAX_LOSS_PERIOD = 30 days;
     /// @notice Most assets a basket may hold.
     uint256 public constant MAX_ASSETS = 8;
+    /// @notice Shortest TWAP window the guard accepts (a shorter one is cheap to move).
+    uint32 public constant MIN_TWAP_WINDOW = 5 minutes;
+    /// @notice Longest TWAP window the guard accepts.
+    uint32 public constant MAX_TWAP_WINDOW = 1 days;
+    /// @notice Tightest oracle-vs-TWAP limit (Chainlink's own deviation thresholds are 50-200 bps).
+    uint16 public constant MIN_TWAP_DEVIATION_BPS = 10;
+    /// @notice Loosest oracle-vs-TWAP limit (Gamma's 50-200% thresholds were fatal).
+    uint16 public constant MAX_TWAP_DEVIATION_BPS = 2_000;
     /// @notice Lowest minHealthFactor the admin may set: 1.01, since an HF floor at or under 1.0
     ///         would allow liquidatable positions.
     uint256 public constant MIN_HEALTH_FLOOR = 1.01e18;
@@ -99,6 +108,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint256 lastCollateralTs;
         uint256 lossPeriodStartTs;
         uint256 periodLossE18;
+        TwapGuard twap;
     }
 
     // keccak256(abi.encode(uint256(keccak256("vaultkeeper.storage.RebalancingVault")) - 1)) & ~bytes32(uint256(0xff))
@@ -167,6 +177,14 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint256 s = _vs().slotOf[token];
         if (s == 0) revert NotBasketAsset(token);
         return s - 1;
+    }
+
+    /// @dev Every basket price, E18 USD, each feed checked (fresh, positive, in bounds).
+    function _prices(Asset[] memory a) internal view returns (uint256[] memory p) {
+        p = new uint256[](a.length);
+        for (uint256 i; i < a.length; ++i) {
+            p[i] = OracleLib.priceE18Checked(a[i].feed, a[i].feedDecimals, a[i].heartbeat, a[i].minAnswer, a[i].maxAnswer);
+        }
     }
 
     /// @dev LTV = debt / collateral in bps, rounded up (65535 for debt without collateral).

@@ -36,6 +36,10 @@ class VaultSetup:
     max_ltv_bps: int = 0
     ripcord_ltv_bps: int = 9000
     min_health_factor_e18: int = 11 * ONE_E18 // 10
+    # oracle-vs-TWAP guard of rebalance legs (0: off). Needs pools that keep observations over the
+    # window (mainnet pools do; the local ones keep one until increaseObservationCardinalityNext).
+    twap_window_s: int = 0
+    twap_max_deviation_bps: int = 300
 
 
 def deploy_vault(
@@ -81,6 +85,9 @@ def deploy_vault(
             s.min_health_factor_e18,
         )
         chain.transact(vault.functions.setCollateralParams(params), admin)
+    if s.twap_window_s:
+        guard = (market.factory, s.twap_window_s, s.twap_max_deviation_bps)
+        chain.transact(vault.functions.setTwapGuard(guard), admin)
     for role, who in (("KEEPER_ROLE", keeper), ("GUARDIAN_ROLE", guardian)):
         role_id = getattr(vault.functions, role)().call()
         chain.transact(vault.functions.grantRole(role_id, who), admin)

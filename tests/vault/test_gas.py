@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ape import chain
 from vaultlib import E18, Env, collateral_tuple
+from web3 import Web3
+
+from keeper.localnet import chain as lchain
 
 pytestmark = pytest.mark.chain
 REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "vault_gas.md"
@@ -32,7 +36,9 @@ is met amortised from 3 legs up and for the marginal leg, but NOT by a 1-leg cal
 adjustCollateral reads all 4 feeds (the pool values the whole position from them) and
 MockLendingPool.getUserAccountData (~55k: it reads every feed twice) after the action, and
 Supply/Repay read it once more before (they may pass by strictly lowering an out-of-band LTV).
-A rebalance skips the pool read when the vault has no debt.
+A rebalance skips the pool read when the vault has no debt. The TWAP-guard row reads, per hop,
+the factory's pool address, the pool's observations (interpolating inside a 30-minute window
+of a pool with history) and the two feeds again, in the admin module.
 
 """
 USDC = 10**6
@@ -48,7 +54,21 @@ def _plans(env: Env) -> dict[int, list[tuple]]:
     }
 
 
-def test_gas_report(balanced: Env, push_price) -> None:
+def _twap_guarded(env: Env, w3: Web3, push_price: Any) -> tuple[str, int, int]:
+    """One leg with the oracle-vs-TWAP guard on, in pools with history: the window's start falls
+    between two observations, so observe() interpolates as it does on a busy mainnet pool."""
+    for address in env.market.pools.values():
+        pool = lchain.at(w3, "UniswapV3Pool", address)
+        lchain.transact(pool.functions.increaseObservationCardinalityNext(16), env.market.deployer)
+    for _ in range(2):
+        push_price("WETH", 10)  # a small swap in every WETH pool writes an observation
+        env.warp(1200)
+    env.vault.setTwapGuard((env.market.factory, 1800, 300), sender=env.admin)
+    gas = env.rebalance(_plans(env)[1]).gas_used
+    return ("rebalance, 1 single-hop swap, TWAP guard on (30 min)", gas, gas)
+
+
+def test_gas_report(balanced: Env, push_price: Any, w3: Web3) -> None:
     env = balanced
     push_price("WETH", 1200)
     env.refresh_feeds()
@@ -62,6 +82,9 @@ def test_gas_report(balanced: Env, push_price) -> None:
     snap = chain.snapshot()
     gas = env.rebalance(multihop).gas_used
     rows.append(("rebalance, 1 two-hop swap (exactInput)", gas, gas))
+    chain.restore(snap)
+    snap = chain.snapshot()
+    rows.append(_twap_guarded(env, w3, push_price))
     chain.restore(snap)
     env.warp(3601)
     actions = (("Supply", 0, "WETH", 100 * E18), ("Borrow", 2, "USDC", 100_000 * USDC),
