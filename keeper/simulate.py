@@ -23,7 +23,7 @@ from keeper.errors import SimulationError, ToolchainError
 from keeper.localnet.anvil import Anvil
 from keeper.models import VaultState
 from keeper.plan import RebalancePlan
-from keeper.units import BPS
+from keeper.units import BPS, ONE_E18
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 SWAPPED_TOPIC = keccak(text="Swapped(uint256,address,address,address,uint256,uint256,uint256)")
@@ -135,8 +135,9 @@ def judge(
     post_ltv_bps: int | None = None,
 ) -> list[str]:
     """Why the outcome is off (empty: fine). Each check mirrors one promise of the plan: a
-    rebalance ends closer to target within the slippage limit; a deleverage or ripcord lowers
-    the LTV; a releverage raises it without leaving the band."""
+    rebalance ends closer to target within the slippage limit, at an executed cost under its
+    benefit; a deleverage or ripcord lowers the LTV; a releverage raises it without leaving the
+    band."""
     reasons = []
     if gas_used > limits.gas_budget:
         reasons.append(f"gas used {gas_used} over the budget {limits.gas_budget}")
@@ -147,10 +148,34 @@ def judge(
     return reasons
 
 
+def realised_cost_e18(plan: RebalancePlan, outs: tuple[int, ...]) -> int:
+    """What the swaps cost as executed: each leg's shortfall against the oracle (pool fee and
+    impact, E18 USD; a fill over the oracle is a gain and lowers it), plus the plan's gas."""
+    shortfall = sum(
+        (leg.oracle_out_raw - out) * leg.notional_e18 // max(leg.oracle_out_raw, 1)
+        for leg, out in zip(plan.legs, outs, strict=False)
+    )
+    return shortfall + plan.cost.gas_e18
+
+
+def _judge_cost(plan: RebalancePlan, outs: tuple[int, ...]) -> list[str]:
+    """The planner priced each leg from its own quote; legs that share a pool (or a pool that
+    moved) cost more when run in sequence. The executed cost must still be under the benefit."""
+    if plan.benefit_e18 is None:  # required: the planner's NAV cap applies, not a benefit
+        return []
+    realised = realised_cost_e18(plan, outs)
+    if realised <= plan.benefit_e18:
+        return []
+    return [
+        f"realised cost {realised / ONE_E18:.2f} USD (quoted {plan.cost.total_e18 / ONE_E18:.2f})"
+        f" exceeds the expected benefit {plan.benefit_e18 / ONE_E18:.2f} USD"
+    ]
+
+
 def _judge_swaps(
     plan: RebalancePlan, outs: tuple[int, ...], pre: int, post: int, limits: SimLimits
 ) -> list[str]:
-    reasons = []
+    reasons = _judge_cost(plan, outs)
     if post >= pre:
         reasons.append(f"weights not closer to target: distance {pre} -> {post} bps")
     for leg, out in zip(plan.legs, outs, strict=False):
