@@ -100,6 +100,15 @@ def test_guard_needs_a_factory_and_the_admin(env: Env) -> None:
 # ─────────────────────────── rebalance ───────────────────────────
 
 
+def _frozen_feed_move(env: Env, w3: Web3, push_price: Any, symbol: str, move_bps: int) -> None:
+    """WETH +12% (pools and feed: the vault is out of band), then `symbol`'s pools move by
+    `move_bps` while its feed keeps posting the old answer, each followed by a full window."""
+    push_price("WETH", 1200)
+    env.warp(3601)
+    move_market(w3, env.market, symbol, move_bps, update_feed=False)
+    env.warp(3601)  # feeds re-posted at their old answers: fresh and frozen
+
+
 def test_rebalance_passes_when_pool_twap_agrees_with_oracle(
     balanced: Env, push_price: Any, observations: None
 ) -> None:
@@ -118,10 +127,7 @@ def test_frozen_feed_while_pools_move_is_refused(
     The oracle floor cannot see it (the vault would sell WETH 20% under the market); the guard
     does."""
     env = balanced
-    push_price("WETH", 1200)
-    env.warp(3601)
-    move_market(w3, env.market, "WETH", 2000, update_feed=False)
-    env.warp(3601)  # feeds re-posted at their old answers: fresh and frozen
+    _frozen_feed_move(env, w3, push_price, "WETH", 2000)
     legs = [env.leg("WETH", "WBTC", 10 * E18)]
     snap = chain.snapshot()
     env.rebalance(legs)  # without the guard the trade goes through
@@ -137,10 +143,7 @@ def test_limit_is_inclusive_at_the_measured_deviation(
     balanced: Env, w3: Web3, push_price: Any, observations: None
 ) -> None:
     env = balanced
-    push_price("WETH", 1200)
-    env.warp(3601)
-    move_market(w3, env.market, "WETH", 1000, update_feed=False)  # pools +10%, feed frozen
-    env.warp(3601)
+    _frozen_feed_move(env, w3, push_price, "WETH", 1000)  # pools +10%, feed frozen
     legs = [env.leg("WETH", "WBTC", 10 * E18)]
     _guard_on(env, max_dev=10)
     with ape.reverts(env.vault.TwapDeviationTooHigh) as info:
@@ -158,10 +161,7 @@ def test_every_hop_of_a_multi_hop_path_is_checked(
     balanced: Env, w3: Web3, push_price: Any, observations: None
 ) -> None:
     env = balanced
-    push_price("WETH", 1200)
-    env.warp(3601)
-    move_market(w3, env.market, "WBTC", 2000, update_feed=False)  # only the second hop's pools
-    env.warp(3601)
+    _frozen_feed_move(env, w3, push_price, "WBTC", 2000)  # only the second hop's pools
     _guard_on(env)
     path = env.path("WETH", 500, "USDC", 3000, "WBTC")
     with ape.reverts(env.vault.TwapDeviationTooHigh, pool=_pool(env, "WBTC", "USDC", 3000)):
