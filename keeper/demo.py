@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 import os
 import secrets
@@ -109,6 +110,20 @@ def _bps(p0: float, p1: float) -> int:
 # ------------------------------------------------------------------ setting up the world
 
 
+def archive_previous_run(state_dir: Path) -> Path | None:
+    """Each demo starts a new chain, so the last run's ledger, price history and job store
+    describe a chain that is gone (its epoch locks would refuse the new vault's epoch 0). They
+    are moved to state/archive/<UTC time>/, never deleted. Returns where, or None."""
+    stores = sorted(state_dir.glob("*.sqlite*")) if state_dir.is_dir() else []
+    if not stores:
+        return None
+    dest = state_dir / "archive" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    dest.mkdir(parents=True)
+    for path in stores:
+        path.rename(dest / path.name)
+    return dest
+
+
 def keystore_files(state_dir: Path) -> tuple[Path, Path]:
     return state_dir / "keeper-keystore.json", state_dir / "keeper-passphrase.txt"
 
@@ -121,7 +136,7 @@ def make_keeper_keystore(state_dir: Path) -> str:
     account = Account.create()
     passfile.write_text(passphrase + "\n")
     os.chmod(passfile, 0o600)
-    keystore.write_text(__import__("json").dumps(Account.encrypt(account.key, passphrase)))
+    keystore.write_text(json.dumps(Account.encrypt(account.key, passphrase)))
     os.chmod(keystore, 0o600)
     return str(account.address)
 
