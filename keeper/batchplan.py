@@ -16,6 +16,7 @@ from web3 import Web3
 from keeper import collateral as col
 from keeper import plan
 from keeper.config import VaultConfig
+from keeper.legs import disjoint_legs
 from keeper.models import Action, Decision, VaultState
 from keeper.plan import Leg, Market, PlanContext, PlanCost, QuoteRequest, RebalancePlan
 from keeper.units import ONE_E18
@@ -120,7 +121,7 @@ class _Batch:
         redo: dict[int, list[Leg]] = {}
         for k, ((v, _s, _d, _data), (gas, _why)) in enumerate(zip(txs, gases, strict=True)):
             if gas is None and v.name in legs_by:
-                fewer = plan.disjoint_legs(legs_by[v.name][0])
+                fewer = disjoint_legs(legs_by[v.name][0])
                 if len(fewer) < len(legs_by[v.name][0]):
                     redo[k] = fewer
         if not redo:

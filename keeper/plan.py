@@ -19,8 +19,9 @@ from web3.types import BlockIdentifier, RPCEndpoint
 from keeper.chain.contracts import encode_call
 from keeper.costs import TradeCost
 from keeper.errors import PlanError
+from keeper.legs import after_fees, leg_costs, path_fees
 from keeper.models import AssetState, Decision, VaultState
-from keeper.units import BPS, ONE_E18, PPM
+from keeper.units import BPS, ONE_E18
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 MIN_LEG_E18 = 10 * ONE_E18  # legs under $10 are dust: not worth a swap
@@ -267,32 +268,6 @@ def _leg(state: VaultState, market: Market, trade: Trade, route: Route, q: tuple
     )
 
 
-def leg_costs(state: VaultState, legs: list[Leg]) -> tuple[int, int]:
-    """(fees, impact) in E18 from the quotes: fees by tier, the rest of the shortfall is impact."""
-    fee = impact = 0
-    for leg in legs:
-        out_value = leg.quoted_out_raw * leg.notional_e18 // max(leg.oracle_out_raw, 1)
-        leg_fee = leg.notional_e18 - _after_fees(leg.notional_e18, path_fees(leg))
-        fee += leg_fee
-        impact += max(leg.notional_e18 - out_value - leg_fee, 0)
-    return fee, impact
-
-
-def path_fees(leg: Leg) -> tuple[int, ...]:
-    """Fee tiers (ppm) of every hop of a leg."""
-    if not leg.path:
-        return (leg.fee_ppm,)
-    return tuple(
-        int.from_bytes(leg.path[i + 20 : i + 23], "big") for i in range(0, len(leg.path) - 20, 23)
-    )
-
-
-def _after_fees(value: int, fees_ppm: tuple[int, ...]) -> int:
-    for f in fees_ppm:
-        value = value * (PPM - f) // PPM
-    return value
-
-
 def floor_breaches(state: VaultState, legs: list[Leg]) -> list[str]:
     """Legs whose quote is under the vault's oracle floor: they would revert on chain."""
     keep = BPS - state.limits.max_slippage_bps
@@ -302,34 +277,6 @@ def floor_breaches(state: VaultState, legs: list[Leg]) -> list[str]:
         for leg in legs
         if leg.quoted_out_raw * BPS < leg.oracle_out_raw * keep
     ]
-
-
-def leg_pools(leg: Leg) -> set[tuple[str, str, int]]:
-    """The pools a leg swaps through, as (token, token, fee) with the tokens sorted."""
-    if not leg.path:
-        a, b = sorted((leg.token_in.lower(), leg.token_out.lower()))
-        return {(a, b, leg.fee_ppm)}
-    hops = set()
-    p = leg.path
-    for i in range(0, len(p) - 20, 23):
-        x, y = "0x" + p[i : i + 20].hex(), "0x" + p[i + 23 : i + 43].hex()
-        a, b = sorted((x, y))
-        hops.add((a, b, int.from_bytes(p[i + 20 : i + 23], "big")))
-    return hops
-
-
-def disjoint_legs(legs: list[Leg]) -> list[Leg]:
-    """The largest legs that share no pool, in their original order. Each leg was quoted alone
-    against the current pool state; legs through one pool move its price for the ones after
-    them, which can push a later leg under the vault's oracle floor."""
-    used: set[tuple[str, str, int]] = set()
-    keep: set[int] = set()
-    for i in sorted(range(len(legs)), key=lambda k: -legs[k].notional_e18):
-        pools = leg_pools(legs[i])
-        if not pools & used:
-            keep.add(i)
-            used |= pools
-    return [leg for i, leg in enumerate(legs) if i in keep]
 
 
 def rebalance_calldata(legs: list[Leg], deadline_ts: int, epoch: int) -> bytes:
@@ -453,7 +400,7 @@ def shrunk_trade(state: VaultState, leg: Leg) -> Trade | None:
     Impact grows at least linearly with size in a v3 pool (more ticks crossed), so scaling the
     notional by (room / impact) aims at or under the room; SHRINK_AIM_BPS leaves headroom."""
     n = leg.notional_e18
-    fee_bps = (n - _after_fees(n, path_fees(leg))) * BPS // n
+    fee_bps = (n - after_fees(n, path_fees(leg))) * BPS // n
     shortfall_bps = (leg.oracle_out_raw - leg.quoted_out_raw) * BPS // max(leg.oracle_out_raw, 1)
     impact_bps = shortfall_bps - fee_bps
     room_bps = state.limits.max_slippage_bps - fee_bps

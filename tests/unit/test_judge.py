@@ -1,12 +1,14 @@
 """The simulation's verdict on a rebalance's executed cost: the planner quotes each leg on its
-own, so legs that share a pool cost more in sequence than quoted; the fork run is what counts."""
+own and only estimates what legs through one pool cost in sequence; the fork run is what counts.
+The plans here carry each leg's own quoted cost (as if the estimate had missed the sequence)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from keeper import plan, simulate
+from keeper import simulate
 from keeper.costs import TradeCost
+from keeper.legs import leg_costs
 from keeper.plan import Leg, RebalancePlan
 from keeper.units import BPS, ONE_E18
 from tests.unit.test_plan_floor import STATE, _leg
@@ -16,7 +18,8 @@ GAS_E18 = 20 * ONE_E18
 
 
 def _plan(legs: list[Leg], benefit_usd: int | None) -> RebalancePlan:
-    fee, impact = plan.leg_costs(STATE, legs)
+    per_leg = [leg_costs(STATE, [leg]) for leg in legs]
+    fee, impact = sum(f for f, _ in per_leg), sum(i for _, i in per_leg)
     return RebalancePlan(
         vault=STATE.address, kind="rebalance", epoch=0, deadline_ts=0, legs=tuple(legs),
         calldata=b"", gas_limit=500_000,
