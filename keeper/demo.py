@@ -142,10 +142,15 @@ def make_keeper_keystore(state_dir: Path) -> str:
 
 
 def deploy_local_stack(
-    w3: Web3, state_dir: Path, prices_e8: dict[str, int] | None = None, nav_usd: int = 1_000_000
+    w3: Web3,
+    state_dir: Path,
+    prices_e8: dict[str, int] | None = None,
+    nav_usd: int = 1_000_000,
+    deployments: Path | None = None,
 ) -> tuple[LocalMarket, str]:
-    """Market + keystore keeper + configured, seeded vault; writes deployments/local.json.
-    Shared by `keeper demo` and `ape run deploy_local`. Returns (market with vault, keeper)."""
+    """Market + keystore keeper + configured, seeded vault; writes the addresses to
+    `deployments` (default deployments/local.json). Shared by `keeper demo` and
+    `ape run deploy_local`. Returns (market with vault, keeper)."""
     acc = list(w3.eth.accounts)
     market = deploy_market(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
@@ -156,7 +161,7 @@ def deploy_local_stack(
     deposit_usdc(w3, market, vault, acc[3], 10_000)
     seed_basket(w3, market, vault, nav_usd)
     market = market.with_vault("main", vault.address)
-    write_deployments(market, project_root() / "deployments" / "local.json")
+    write_deployments(market, deployments or project_root() / "deployments" / "local.json")
     return market, keeper
 
 

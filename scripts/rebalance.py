@@ -1,17 +1,23 @@
-"""`ape run rebalance`: one keeper tick that may send (asks first), on ape's connected network.
+"""`ape run rebalance [--yes] [--vault NAME] [--config PATH] [--json] [--network ...]`: one keeper
+tick that may send (it asks first unless --yes), on the node the config's network points at.
 
-Uses the keeper's own modules (keeper.cli), not a copy: the config's RPC should point at the
-node ape is connected to (networks.yaml, --network). Pass options after `--`, e.g.
-`ape run rebalance -- --yes --vault main`.
+The same code as `keeper rebalance` (keeper.cli), not a copy; ape parses the options.
 """
 
 from __future__ import annotations
 
-import sys
+import click
+from ape.cli import ConnectedProviderCommand
 
 from keeper.cli import app
 
 
-def main() -> None:
-    args = [a for a in sys.argv[sys.argv.index("--") + 1 :]] if "--" in sys.argv else []
-    app(["rebalance", *args], standalone_mode=False)
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--yes", "-y", is_flag=True, help="do not ask before sending")
+@click.option("--vault", default=None, help="one vault (name or address); default: all")
+@click.option("--config", "config", default="networks.yaml", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def cli(yes: bool, vault: str | None, config: str, as_json: bool) -> None:
+    args = ["rebalance", "--config", config]
+    args += ["--yes"] * yes + ["--json"] * as_json + (["--vault", vault] if vault else [])
+    app(args, standalone_mode=False)
