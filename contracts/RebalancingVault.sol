@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IAavePool} from "./interfaces/IAavePool.sol";
@@ -530,16 +531,7 @@ contract RebalancingVault is VaultBase {
     ///      deleveraging must not wait (the oracle floor and the loss cap still bound it).
     ///      The module takes rebalance's own arguments, so the calldata is forwarded, not re-encoded.
     function _checkTwap() internal {
-        bytes memory data = bytes.concat(VaultAdmin.checkTwap.selector, msg.data[4:]);
-        // the module is immutable and ours, and the data is rebalance's own calldata
-        // solhint-disable-next-line avoid-low-level-calls
-        (bool ok, bytes memory ret) = _ADMIN_MODULE.delegatecall(data);
-        if (ok) return;
-        // re-raise the module's custom error verbatim
-        // solhint-disable-next-line no-inline-assembly
-        assembly ("memory-safe") {
-            revert(add(ret, 32), mload(ret))
-        }
+        Address.functionDelegateCall(_ADMIN_MODULE, bytes.concat(VaultAdmin.checkTwap.selector, msg.data[4:]));
     }
 
     // ─────────────────────────── collateral ───────────────────────────

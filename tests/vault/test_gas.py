@@ -38,7 +38,7 @@ MockLendingPool.getUserAccountData (~55k: it reads every feed twice) after the a
 Supply/Repay read it once more before (they may pass by strictly lowering an out-of-band LTV).
 A rebalance skips the pool read when the vault has no debt. The TWAP-guard row reads, per hop,
 the factory's pool address, the pool's observations (interpolating inside a 30-minute window
-of a pool with history) and the two feeds again, in the admin module.
+of a pool with history) and every basket feed again, in the admin module.
 
 """
 USDC = 10**6
