@@ -19,11 +19,17 @@ def leg_costs(state: VaultState, legs: list[Leg]) -> tuple[int, int]:
     fee = 0
     impacts = []
     for leg in legs:
-        out_value = leg.quoted_out_raw * leg.notional_e18 // max(leg.oracle_out_raw, 1)
+        out_value = out_value_e18(leg, leg.quoted_out_raw)
         leg_fee = leg.notional_e18 - after_fees(leg.notional_e18, path_fees(leg))
         fee += leg_fee
         impacts.append(max(leg.notional_e18 - out_value - leg_fee, 0))
     return fee, sum(impacts) + shared_pool_impact(legs, impacts)
+
+
+def out_value_e18(leg: Leg, out_raw: int) -> int:
+    """The oracle value (E18 USD) of `out_raw` of the leg's output: its notional scaled by how
+    much of the oracle's amount it is."""
+    return out_raw * leg.notional_e18 // max(leg.oracle_out_raw, 1)
 
 
 def shared_pool_impact(legs: list[Leg], impacts: list[int]) -> int:
@@ -32,9 +38,9 @@ def shared_pool_impact(legs: list[Leg], impacts: list[int]) -> int:
     price moves linearly with the amount), (a + b)^2 = a^2 + b^2 + 2ab, so the pair adds
     2 * sqrt(I_a * I_b) per shared hop, each leg's impact split evenly over its hops. Legs
     crossing a pool in opposite directions would offset; that is not credited."""
+    hops = [leg_hops(leg) for leg in legs]
     per_hop = [
-        (set(leg_hops(leg)), impact // max(len(leg_hops(leg)), 1))
-        for leg, impact in zip(legs, impacts, strict=True)
+        (set(h), impact // max(len(h), 1)) for h, impact in zip(hops, impacts, strict=True)
     ]
     extra = 0
     for i, (hops_i, imp_i) in enumerate(per_hop):

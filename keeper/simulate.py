@@ -20,6 +20,7 @@ from keeper.chain import raw
 from keeper.chain.contracts import decode_output, encode_call
 from keeper.chain.errors import name_revert
 from keeper.errors import SimulationError, ToolchainError
+from keeper.legs import out_value_e18
 from keeper.localnet.anvil import Anvil
 from keeper.models import VaultState
 from keeper.plan import RebalancePlan
@@ -152,15 +153,16 @@ def realised_cost_e18(plan: RebalancePlan, outs: tuple[int, ...]) -> int:
     """What the swaps cost as executed: each leg's shortfall against the oracle (pool fee and
     impact, E18 USD; a fill over the oracle is a gain and lowers it), plus the plan's gas."""
     shortfall = sum(
-        (leg.oracle_out_raw - out) * leg.notional_e18 // max(leg.oracle_out_raw, 1)
+        leg.notional_e18 - out_value_e18(leg, out)
         for leg, out in zip(plan.legs, outs, strict=False)
     )
     return shortfall + plan.cost.gas_e18
 
 
 def _judge_cost(plan: RebalancePlan, outs: tuple[int, ...]) -> list[str]:
-    """The planner priced each leg from its own quote; legs that share a pool (or a pool that
-    moved) cost more when run in sequence. The executed cost must still be under the benefit."""
+    """The planner quotes each leg alone and only estimates what legs through one pool cost in
+    sequence (or what a pool that moved costs); the executed cost must still be under the
+    benefit."""
     if plan.benefit_e18 is None:  # required: the planner's NAV cap applies, not a benefit
         return []
     realised = realised_cost_e18(plan, outs)
