@@ -147,10 +147,15 @@ def deploy_local_stack(
     prices_e8: dict[str, int] | None = None,
     nav_usd: int = 1_000_000,
     deployments: Path | None = None,
+    say: Callable[[str], None] = lambda _line: None,
 ) -> tuple[LocalMarket, str]:
     """Market + keystore keeper + configured, seeded vault; writes the addresses to
     `deployments` (default deployments/local.json). Shared by `keeper demo` and
-    `ape run deploy_local`. Returns (market with vault, keeper)."""
+    `ape run deploy_local`. A new keeper key and vault make the ledger, history and job store
+    in `state_dir` stale, so they are archived first. Returns (market with vault, keeper)."""
+    archived = archive_previous_run(state_dir)
+    if archived:
+        say(f"the previous run's ledger and history moved to {archived}")
     acc = list(w3.eth.accounts)
     market = deploy_market(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
@@ -168,7 +173,7 @@ def deploy_local_stack(
 def build_world(s: DemoSettings, state_dir: Path, say: Callable[[str], None]) -> DemoWorld:
     anvil = Anvil(port=s.port).start()
     w3 = Web3(Web3.HTTPProvider(anvil.url))
-    market, keeper = deploy_local_stack(w3, state_dir, start_prices_e8(s), s.nav_usd)
+    market, keeper = deploy_local_stack(w3, state_dir, start_prices_e8(s), s.nav_usd, say=say)
     vault = market.vaults["main"]
     say(f"anvil on {anvil.url}; local market and vault {vault} deployed; keeper {keeper}")
     return DemoWorld(anvil=anvil, w3=w3, market=market, vault=vault, keeper=keeper)

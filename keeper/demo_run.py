@@ -17,7 +17,6 @@ from keeper.demo import (
     DemoStats,
     DemoWorld,
     advance_hour,
-    archive_previous_run,
     build_world,
     hourly_returns_bps,
 )
@@ -31,9 +30,6 @@ from keeper.wiring import build_keeper
 def run_demo(s: DemoSettings, config: Path, console: Console) -> DemoStats:
     state_dir = s.state_dir or project_root() / "state"
     source, moves = hourly_returns_bps(s)
-    archived = archive_previous_run(state_dir)
-    if archived:
-        console.print(f"demo: the previous run's ledger and history moved to {archived}")
     world = build_world(s, state_dir, console.print)
     try:
         return _run(s, config, console, world, source, moves)

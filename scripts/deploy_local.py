@@ -16,7 +16,7 @@ import click
 from ape import networks
 from ape.cli import ConnectedProviderCommand
 
-from keeper.demo import archive_previous_run, deploy_local_stack
+from keeper.demo import deploy_local_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,10 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
               default=ROOT / "deployments" / "local.json", show_default=True)
 def cli(state_dir: Path, deployments: Path) -> None:
     w3 = networks.provider.web3
-    archived = archive_previous_run(state_dir)
-    if archived:
-        click.echo(f"the previous deployment's ledger and history moved to {archived}")
-    market, keeper = deploy_local_stack(w3, state_dir, deployments=deployments)
+    market, keeper = deploy_local_stack(w3, state_dir, deployments=deployments, say=click.echo)
     click.echo(
         f"local market deployed on chain {market.chain_id}: vault {market.vaults['main']}, "
         f"keeper {keeper}; addresses in {deployments}"
