@@ -71,6 +71,14 @@ def move_market(
     return MoveResult(symbol, old, new, swaps)
 
 
+def keep_observations(w3: Web3, market: LocalMarket, count: int) -> None:
+    """Let every local pool keep `count` price observations from its next swap on (they keep
+    one after deployment), so a TWAP over a window can be read, as on a mainnet pool."""
+    for address in market.pools.values():
+        pool = chain.at(w3, "UniswapV3Pool", address)
+        chain.transact(pool.functions.increaseObservationCardinalityNext(count), market.deployer)
+
+
 def swap_pool_to_price(
     w3: Web3, market: LocalMarket, pool_address: str, a: Token, b: Token, prices_e8: dict[str, int]
 ) -> int:

@@ -13,7 +13,7 @@ from ape import chain
 from vaultlib import E18, Env, collateral_tuple
 from web3 import Web3
 
-from keeper.localnet import chain as lchain
+from keeper.localnet.market import keep_observations
 
 pytestmark = pytest.mark.chain
 REPORT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "vault_gas.md"
@@ -57,9 +57,7 @@ def _plans(env: Env) -> dict[int, list[tuple]]:
 def _twap_guarded(env: Env, w3: Web3, push_price: Any) -> tuple[str, int, int]:
     """One leg with the oracle-vs-TWAP guard on, in pools with history: the window's start falls
     between two observations, so observe() interpolates as it does on a busy mainnet pool."""
-    for address in env.market.pools.values():
-        pool = lchain.at(w3, "UniswapV3Pool", address)
-        lchain.transact(pool.functions.increaseObservationCardinalityNext(16), env.market.deployer)
+    keep_observations(w3, env.market, 16)
     for _ in range(2):
         push_price("WETH", 10)  # a small swap in every WETH pool writes an observation
         env.warp(1200)

@@ -17,9 +17,8 @@ from ape import accounts, chain, project
 from vaultlib import E18, Env
 from web3 import Web3
 
-from keeper.localnet import chain as lchain
 from keeper.localnet.deploy import LocalMarket
-from keeper.localnet.market import move_market
+from keeper.localnet.market import keep_observations, move_market
 from keeper.localnet.vault import VaultSetup, deploy_vault
 
 pytestmark = pytest.mark.chain
@@ -48,9 +47,7 @@ def _pool(env: Env, a: str, b: str, fee: int) -> str:
 @pytest.fixture
 def observations(w3: Web3, market: LocalMarket) -> None:
     """Every local pool keeps 64 observations from its next swap on (ape's isolation undoes it)."""
-    for address in market.pools.values():
-        pool = lchain.at(w3, "UniswapV3Pool", address)
-        lchain.transact(pool.functions.increaseObservationCardinalityNext(64), market.deployer)
+    keep_observations(w3, market, 64)
 
 
 # ─────────────────────────── admin ───────────────────────────
