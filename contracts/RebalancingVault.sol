@@ -769,7 +769,9 @@ contract RebalancingVault is VaultBase {
         uint256 i = _indexOf(a, asset());
         ta = strict
             ? OracleLib.amountRaw(longs - debts, p[i], a[i].decimals)
-            : _mulDivSat(longs - debts, 10 ** a[i].decimals, p[i], Math.Rounding.Floor);
+            : _mulDivSat(longs - debts, OracleLib.unit(a[i].decimals), p[i], Math.Rounding.Floor);
+        // a saturated value means the checked path would overflow: no action can be priced
+        if (longs == type(uint256).max || ta == type(uint256).max) good = false;
     }
 
     function _strictAssets() internal view returns (uint256 ta) {

@@ -81,7 +81,12 @@ library OracleLib {
     /// @param answer A checked, positive answer.
     /// @param feedDecimals The feed's decimals (<= 18).
     function toE18(int256 answer, uint8 feedDecimals) internal pure returns (uint256) {
-        return uint256(answer) * 10 ** (18 - feedDecimals);
+        // feedDecimals <= 18 (checked by setBasket): the power is at most 1e18, so EXP needs no check
+        uint256 scale;
+        unchecked {
+            scale = 10 ** (18 - feedDecimals);
+        }
+        return uint256(answer) * scale;
     }
 
     /// @notice Value in E18 USD of `amountRaw`, rounded down.
@@ -89,7 +94,7 @@ library OracleLib {
     /// @param priceE18 Token price, E18 USD.
     /// @param tokenDecimals The token's decimals.
     function valueE18(uint256 amountRaw, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
-        return Math.mulDiv(amountRaw, priceE18, 10 ** tokenDecimals);
+        return Math.mulDiv(amountRaw, priceE18, unit(tokenDecimals));
     }
 
     /// @notice Raw amount worth `value` E18 USD, rounded down.
@@ -97,6 +102,15 @@ library OracleLib {
     /// @param priceE18 Token price, E18 USD.
     /// @param tokenDecimals The token's decimals.
     function amountRaw(uint256 value, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
-        return Math.mulDiv(value, 10 ** tokenDecimals, priceE18);
+        return Math.mulDiv(value, unit(tokenDecimals), priceE18);
+    }
+
+    /// @notice 10 ** decimals for a token's decimals (<= 18, checked by setBasket), without the
+    ///         checked-power loop Solidity emits for a variable exponent.
+    /// @param decimals The token's decimals (<= 18).
+    function unit(uint8 decimals) internal pure returns (uint256 u) {
+        unchecked {
+            u = 10 ** uint256(decimals);
+        }
     }
 }

@@ -219,7 +219,7 @@ contract VaultAdmin is VaultBase {
         w.balance = Math.saturatingSub(long, w.borrowedRaw);
         if (!w.feedOk) return w;
         uint256 price = OracleLib.toE18(w.answer, x.feedDecimals);
-        uint256 unit = 10 ** x.decimals;
+        uint256 unit = OracleLib.unit(x.decimals);
         int256 longValue = _toIntSat(_mulDivSat(long, price, unit, Math.Rounding.Floor));
         w.netValueE18 = longValue - _toIntSat(_mulDivSat(w.borrowedRaw, price, unit, Math.Rounding.Floor));
         w.valueE18 = w.netValueE18 > 0 ? uint256(w.netValueE18) : 0;

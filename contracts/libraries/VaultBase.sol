@@ -278,8 +278,8 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
                 debts += OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals);
             } else {
                 uint256 long = Math.saturatingAdd(held, pos.supplied);
-                longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], 10 ** a[i].decimals, Math.Rounding.Floor));
-                debts = Math.saturatingAdd(debts, _mulDivSat(pos.borrowed, p[i], 10 ** a[i].decimals, Math.Rounding.Floor));
+                longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
+                debts = Math.saturatingAdd(debts, _mulDivSat(pos.borrowed, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
             }
         }
     }
