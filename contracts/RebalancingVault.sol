@@ -121,14 +121,16 @@ contract RebalancingVault is VaultBase {
         uint256[] p;
         int256[] net;
         int256 nav;
+        uint16[] targets;
+        uint256[] held; // wallet balances, kept exact through the legs (see _swap)
     }
 
     /// @dev What every leg of one call shares.
     struct Run {
         uint256 capE18; // notional cap of the whole call
-        address debtAsset; // ripcord: every leg must end in it, and may withdraw its input
         uint256 deadline;
         uint256 epoch;
+        address debtAsset; // ripcord: every leg must end in it, and may withdraw its input
         uint16 maxSlippageBps;
     }
 
@@ -151,14 +153,12 @@ contract RebalancingVault is VaultBase {
         _checkCooldown(st.lastRebalanceTs, cfg.cooldown);
         if (swaps.length == 0) revert EmptyPlan();
         Book memory before = _book(cfg);
-        uint256 distBefore = _checkNeeded(before.a, before.net, before.nav);
+        uint256 distBefore = _checkNeeded(before);
         st.lastRebalanceTs = block.timestamp.toUint40();
         ++st.epoch;
         _vs().state = st;
         if (cfg.flags & FLAG_TWAP != 0) _checkTwap(before.a, before.p);
-        _executeLegs(
-            swaps, before.a, before.p, Run(_vs().caps.maxTradeE18, address(0), deadline, st.epoch, cfg.maxSlippageBps)
-        );
+        _executeLegs(swaps, before, Run(_vs().caps.maxTradeE18, deadline, st.epoch, address(0), cfg.maxSlippageBps));
         _finishRebalance(st, cfg, before, distBefore, swaps.length);
     }
 
@@ -170,9 +170,9 @@ contract RebalancingVault is VaultBase {
         uint256 distBefore,
         uint256 legs
     ) internal {
-        (int256[] memory net, int256 navAfter) = _netValues(before.a, before.p, cfg.positionMask);
+        (int256[] memory net, int256 navAfter) = _netFromHeld(before.a, before.p, cfg.positionMask, before.held);
         uint256 lossUsed = _checkLossCap(st, cfg, before.nav, navAfter);
-        uint256 distAfter = _checkCloser(before.a, net, navAfter, distBefore, before.nav);
+        uint256 distAfter = _checkCloser(before, net, navAfter, distBefore);
         if (cfg.positionMask != 0) _checkHealth(0);
         uint256 navBefore = uint256(before.nav); // positive: _checkNeeded passed
         emit Rebalanced(st.epoch, legs, navBefore, uint256(navAfter), distBefore / navBefore, distAfter, lossUsed);
@@ -233,15 +233,16 @@ contract RebalancingVault is VaultBase {
         ++st.epoch;
         _vs().state = st;
         _executeLegs(
-            swaps,
-            before.a,
-            before.p,
-            Run(_vs().caps.ripcordMaxTradeE18, col.debtAsset, deadline, st.epoch, cfg.maxSlippageBps)
+            swaps, before, Run(_vs().caps.ripcordMaxTradeE18, deadline, st.epoch, col.debtAsset, cfg.maxSlippageBps)
         );
-        uint256 repaid =
-            repayAmount == 0 ? 0 : _repay(col.debtAsset, repayAmount, _indexOf(before.a, col.debtAsset));
+        uint256 repaid;
+        if (repayAmount != 0) {
+            uint256 d = _indexOf(before.a, col.debtAsset);
+            repaid = _repay(col.debtAsset, repayAmount, d);
+            before.held[d] = IERC20(col.debtAsset).balanceOf(address(this));
+        }
         // the mask read before is a superset of the positions now (a ripcord opens none)
-        (, int256 navAfter) = _netValues(before.a, before.p, cfg.positionMask);
+        (, int256 navAfter) = _netFromHeld(before.a, before.p, cfg.positionMask, before.held);
         _checkLossCap(st, cfg, before.nav, navAfter);
         (uint256 ltvAfter,,) = _ltvNow();
         if (ltvAfter >= ltvBefore) revert LtvNotReduced(ltvBefore, ltvAfter);
@@ -256,6 +257,7 @@ contract RebalancingVault is VaultBase {
 
     /// @notice NAV in the deposit asset's units. Exact while every feed is good; otherwise an estimate
     ///         from each bad feed's answer clamped into its bounds (no action is priced from it then).
+    /// @return ta Total assets, raw units of the deposit asset.
     function totalAssets() public view override returns (uint256 ta) {
         (ta,) = _totalAssets(false);
     }
@@ -315,6 +317,7 @@ contract RebalancingVault is VaultBase {
     /// @notice ERC-4626 deposit; blocked while paused, priced from checked feeds.
     /// @param assets Deposit asset amount, raw.
     /// @param receiver Receives the shares.
+    /// @return shares Shares minted.
     function deposit(uint256 assets, address receiver)
         public
         override
@@ -332,6 +335,7 @@ contract RebalancingVault is VaultBase {
     /// @notice ERC-4626 mint; blocked while paused, priced from checked feeds.
     /// @param shares Shares to mint.
     /// @param receiver Receives the shares.
+    /// @return assets Deposit asset taken, raw.
     function mint(uint256 shares, address receiver) public override nonReentrant whenNotPaused returns (uint256 assets) {
         uint256 ta = _strictAssets();
         uint256 room = _mintRoom(ta);
@@ -344,6 +348,7 @@ contract RebalancingVault is VaultBase {
     /// @param assets Deposit asset amount to withdraw, raw.
     /// @param receiver Receives the assets.
     /// @param owner Whose shares are burned.
+    /// @return shares Shares burned.
     function withdraw(uint256 assets, address receiver, address owner)
         public
         override
@@ -361,6 +366,7 @@ contract RebalancingVault is VaultBase {
     /// @param shares Shares to burn.
     /// @param receiver Receives the assets.
     /// @param owner Whose shares are burned.
+    /// @return assets Deposit asset paid, raw.
     function redeem(uint256 shares, address receiver, address owner)
         public
         override
@@ -449,14 +455,14 @@ contract RebalancingVault is VaultBase {
     function navE18() external view returns (int256 nav) {
         Asset[] memory a = _basket(_vs().config.basket);
         (uint256[] memory p,) = _prices(a, true);
-        (, nav) = _netValues(a, p, _vs().config.positionMask);
+        (, nav,) = _netValues(a, p, _vs().config.positionMask);
     }
 
     /// @notice Sum of |weight - target| in bps from checked feeds (reverts on a bad feed).
     function distanceBps() external view returns (uint256) {
         Asset[] memory a = _basket(_vs().config.basket);
         (uint256[] memory p,) = _prices(a, true);
-        (int256[] memory net, int256 nav) = _netValues(a, p, _vs().config.positionMask);
+        (int256[] memory net, int256 nav,) = _netValues(a, p, _vs().config.positionMask);
         if (nav <= 0) revert NavNotPositive(nav);
         return WeightsLib.distanceScaled(net, nav, _targets(a)) / uint256(nav);
     }
@@ -481,30 +487,28 @@ contract RebalancingVault is VaultBase {
     }
 
     /// @dev Reverts unless some weight is outside its inner band; returns the scaled distance.
-    function _checkNeeded(Asset[] memory a, int256[] memory net, int256 nav) internal pure returns (uint256) {
-        if (nav <= 0) revert NavNotPositive(nav);
+    function _checkNeeded(Book memory b) internal pure returns (uint256) {
+        if (b.nav <= 0) revert NavNotPositive(b.nav);
         uint256 worst;
-        for (uint256 i; i < a.length; ++i) {
-            uint256 dev = WeightsLib.deviationBps(net[i], nav, a[i].targetBps);
-            if (dev > a[i].innerBandBps) return WeightsLib.distanceScaled(net, nav, _targets(a));
+        for (uint256 i; i < b.a.length; ++i) {
+            uint256 dev = WeightsLib.deviationBps(b.net[i], b.nav, b.targets[i]);
+            if (dev > b.a[i].innerBandBps) return WeightsLib.distanceScaled(b.net, b.nav, b.targets);
             if (dev > worst) worst = dev;
         }
         revert NothingToRebalance(worst);
     }
 
     /// @dev Strictly closer: distAfter/navAfter < distBefore/navBefore, compared exactly.
-    function _checkCloser(
-        Asset[] memory a,
-        int256[] memory net,
-        int256 navAfter,
-        uint256 distBefore,
-        int256 navBefore
-    ) internal pure returns (uint256 afterBps) {
+    function _checkCloser(Book memory before, int256[] memory net, int256 navAfter, uint256 distBefore)
+        internal
+        pure
+        returns (uint256 afterBps)
+    {
         if (navAfter <= 0) revert NavNotPositive(navAfter);
-        uint256 distAfter = WeightsLib.distanceScaled(net, navAfter, _targets(a));
+        uint256 distAfter = WeightsLib.distanceScaled(net, navAfter, before.targets);
         afterBps = distAfter / uint256(navAfter);
-        if (distAfter * uint256(navBefore) >= distBefore * uint256(navAfter)) {
-            revert NotCloserToTarget(distBefore / uint256(navBefore), afterBps);
+        if (distAfter * uint256(before.nav) >= distBefore * uint256(navAfter)) {
+            revert NotCloserToTarget(distBefore / uint256(before.nav), afterBps);
         }
     }
 
@@ -576,25 +580,30 @@ contract RebalancingVault is VaultBase {
 
     /// @dev Runs the legs in order; the cumulative notional is capped and each leg floored by the oracle.
     ///      With `r.debtAsset` set (ripcord), legs must end in it and missing input comes from collateral.
-    function _executeLegs(SwapLeg[] calldata swaps, Asset[] memory a, uint256[] memory p, Run memory r) internal {
+    function _executeLegs(SwapLeg[] calldata swaps, Book memory b, Run memory r) internal {
         uint256 total;
         for (uint256 k; k < swaps.length; ++k) {
             SwapLeg calldata leg = swaps[k];
-            (uint256 i, uint256 o) = _checkLeg(a, leg, r.debtAsset);
-            uint256 notional = OracleLib.valueE18(leg.amountIn, p[i], a[i].decimals);
+            (uint256 i, uint256 o) = _checkLeg(b.a, leg, r.debtAsset);
+            uint256 notional = OracleLib.valueE18(leg.amountIn, b.p[i], b.a[i].decimals);
             total += notional;
             if (total > r.capE18) revert TradeTooLarge(total, r.capE18);
-            (, uint256 minOut) = SlippageLib.minOut(notional, p[o], a[o].decimals, r.maxSlippageBps);
-            _ensureHeld(leg.tokenIn, leg.amountIn, r.debtAsset != address(0), i);
-            uint256 out = _swap(leg, minOut, r.deadline);
+            (, uint256 minOut) = SlippageLib.minOut(notional, b.p[o], b.a[o].decimals, r.maxSlippageBps);
+            if (b.held[i] < leg.amountIn) b.held[i] = _ensureHeld(leg.tokenIn, leg.amountIn, b.held[i], r, i);
+            uint256 out = _swap(leg, minOut, r.deadline, b.held, i, o);
             emit Swapped(r.epoch, leg.router, leg.tokenIn, leg.tokenOut, leg.amountIn, out, minOut);
         }
     }
 
-    /// @dev Exact approval, router call with our floor, approval reset, floor re-checked on the balance.
-    function _swap(SwapLeg calldata leg, uint256 minOut, uint256 deadline) internal returns (uint256 out) {
+    /// @dev Exact approval, router call with our floor, floor re-checked on the balance change. Both
+    ///      balances are read after the call and kept in `held`, so they stay exact for the next leg
+    ///      and for the NAV after the legs. The approval is cleared unless the input balance fell by
+    ///      exactly amountIn (the router then spent all of it, the only way our tokens leave).
+    function _swap(SwapLeg calldata leg, uint256 minOut, uint256 deadline, uint256[] memory held, uint256 i, uint256 o)
+        internal
+        returns (uint256 out)
+    {
         IERC20 tokenIn = IERC20(leg.tokenIn);
-        uint256 before = IERC20(leg.tokenOut).balanceOf(address(this));
         tokenIn.forceApprove(leg.router, leg.amountIn);
         if (leg.path.length == 0) {
             ISwapRouter(leg.router).exactInputSingle(
@@ -607,10 +616,13 @@ contract RebalancingVault is VaultBase {
                 ISwapRouter.ExactInputParams(leg.path, address(this), deadline, leg.amountIn, minOut)
             );
         }
-        if (tokenIn.allowance(address(this), leg.router) != 0) tokenIn.forceApprove(leg.router, 0);
-        out = IERC20(leg.tokenOut).balanceOf(address(this)) - before;
+        uint256 inAfter = tokenIn.balanceOf(address(this));
+        if (inAfter + leg.amountIn != held[i]) tokenIn.forceApprove(leg.router, 0);
+        uint256 outAfter = IERC20(leg.tokenOut).balanceOf(address(this));
+        out = outAfter - held[o];
+        (held[i], held[o]) = (inAfter, outAfter);
         // The output is measured as a balance difference on purpose: the router's return value is
-        // not trusted. `before` cannot go stale: every entry point that reaches here (rebalance,
+        // not trusted. held[o] cannot go stale: every entry point that reaches here (rebalance,
         // ripcord) is nonReentrant, which Slither's reentrancy-balance does not model; a router
         // that re-enters is refused (tests/vault: ReentrantRouter), and one that pushes extra
         // tokens in only raises `out` above what the vault would otherwise count.
@@ -618,16 +630,17 @@ contract RebalancingVault is VaultBase {
         if (out < minOut) revert SlippageExceeded(out, minOut);
     }
 
-    /// @dev Makes sure `amount` of `token` (basket index `i`) is held; the ripcord may withdraw the
-    ///      shortfall from collateral. The final check reads the balance again after the pool call.
-    function _ensureHeld(address token, uint256 amount, bool mayWithdraw, uint256 i) internal {
-        uint256 held = IERC20(token).balanceOf(address(this));
-        if (held >= amount) return;
-        if (!mayWithdraw || _vs().positions[token].supplied < amount - held) {
+    /// @dev The wallet holds `held` < `amount` of `token` (basket index `i`): the ripcord withdraws the
+    ///      shortfall from collateral, a rebalance reverts. Returns the balance read after the pool call.
+    function _ensureHeld(address token, uint256 amount, uint256 held, Run memory r, uint256 i)
+        internal
+        returns (uint256 heldAfter)
+    {
+        if (r.debtAsset == address(0) || _vs().positions[token].supplied < amount - held) {
             revert InsufficientBalance(token, held, amount);
         }
         _withdrawCollateral(token, amount - held, i);
-        uint256 heldAfter = IERC20(token).balanceOf(address(this));
+        heldAfter = IERC20(token).balanceOf(address(this));
         if (heldAfter < amount) revert InsufficientBalance(token, heldAfter, amount);
     }
 
@@ -735,12 +748,26 @@ contract RebalancingVault is VaultBase {
     function _book(Config memory cfg) internal view returns (Book memory b) {
         b.a = _basket(cfg.basket);
         (b.p,) = _prices(b.a, true);
-        (b.net, b.nav) = _netValues(b.a, b.p, cfg.positionMask);
+        (b.net, b.nav, b.held) = _netValues(b.a, b.p, cfg.positionMask);
+        b.targets = _targets(b.a);
     }
 
-    /// @dev Net value per asset (held + supplied - borrowed) and their sum, E18 USD, with checked
-    ///      arithmetic and casts (a value past int256 reverts rather than wraps).
+    /// @dev Wallet balances, net value per asset (held + supplied - borrowed) and their sum, E18 USD.
     function _netValues(Asset[] memory a, uint256[] memory p, uint8 mask)
+        internal
+        view
+        returns (int256[] memory net, int256 nav, uint256[] memory held)
+    {
+        held = new uint256[](a.length);
+        for (uint256 i; i < a.length; ++i) {
+            held[i] = IERC20(a[i].token).balanceOf(address(this));
+        }
+        (net, nav) = _netFromHeld(a, p, mask, held);
+    }
+
+    /// @dev Net values from given wallet balances, with checked arithmetic and casts (a value past
+    ///      int256 reverts rather than wraps).
+    function _netFromHeld(Asset[] memory a, uint256[] memory p, uint8 mask, uint256[] memory held)
         internal
         view
         returns (int256[] memory net, int256 nav)
@@ -749,9 +776,8 @@ contract RebalancingVault is VaultBase {
         for (uint256 i; i < a.length; ++i) {
             Position memory pos;
             if (mask & (1 << i) != 0) pos = _vs().positions[a[i].token];
-            uint256 long = IERC20(a[i].token).balanceOf(address(this)) + pos.supplied;
-            net[i] = OracleLib.valueE18(long, p[i], a[i].decimals).toInt256()
-                - OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals).toInt256();
+            net[i] = OracleLib.valueE18(held[i] + pos.supplied, p[i], a[i].decimals).toInt256();
+            if (pos.borrowed != 0) net[i] -= OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals).toInt256();
             nav += net[i];
         }
     }

@@ -108,6 +108,7 @@ library OracleLib {
     /// @notice 10 ** decimals for a token's decimals (<= 18, checked by setBasket), without the
     ///         checked-power loop Solidity emits for a variable exponent.
     /// @param decimals The token's decimals (<= 18).
+    /// @return u 10 ** decimals.
     function unit(uint8 decimals) internal pure returns (uint256 u) {
         unchecked {
             u = 10 ** uint256(decimals);

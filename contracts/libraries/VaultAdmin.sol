@@ -65,7 +65,11 @@ contract VaultAdmin is VaultBase {
         }
         if (sum != BPS) revert WeightsSumInvalid(sum, BPS);
         if (!hasDepositAsset) revert DepositAssetMissing(asset());
-        _vs().config.basket = _writeData(abi.encode(a));
+        uint256[] memory words = new uint256[](3 * n);
+        for (uint256 i; i < n; ++i) {
+            (words[3 * i], words[3 * i + 1], words[3 * i + 2]) = _packAsset(a[i]);
+        }
+        _vs().config.basket = _writeData(abi.encode(words));
         _vs().config.positionMask = mask;
         emit BasketSet(n);
     }

@@ -202,6 +202,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     /// @notice Loss against the oracle counted in the rolling window now, in 1e-8 of NAV (1e8 = all of
     ///         it); keeper actions revert once it would exceed lossCapBps * 1e4. See docs/vault.md.
+    /// @return used The loss counted now, 1e-8 of NAV.
     function lossInWindowE8() external view returns (uint256 used) {
         (used,) = _lossWindow(_vs().state, _vs().config.lossPeriod);
     }
@@ -213,9 +214,34 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     // ─────────────────────────── shared helpers ───────────────────────────
 
-    /// @dev The basket, decoded from its data contract (empty before setBasket).
+    /// @dev The basket, decoded from its data contract (empty before setBasket): three words per
+    ///      asset (see _packAsset), ABI-encoded as one uint256[].
     function _basket(address data) internal view returns (Asset[] memory a) {
-        if (data != address(0)) a = abi.decode(data.code, (Asset[]));
+        if (data == address(0)) return a;
+        uint256[] memory w = abi.decode(data.code, (uint256[]));
+        a = new Asset[](w.length / 3);
+        for (uint256 i; i < a.length; ++i) {
+            a[i] = _unpackAsset(w[3 * i], w[3 * i + 1], w[3 * i + 2]);
+        }
+    }
+
+    /// @dev (token, target, bands, heartbeat, decimals, feed decimals), (feed), (min, max answer).
+    ///      setBasket has checked every field: bounds in (0, 2^127), decimals <= 18.
+    function _packAsset(Asset memory x) internal pure returns (uint256 w0, uint256 w1, uint256 w2) {
+        w0 = uint256(uint160(x.token)) | uint256(x.targetBps) << 160 | uint256(x.innerBandBps) << 176
+            | uint256(x.outerBandBps) << 192 | uint256(x.heartbeat) << 208 | uint256(x.decimals) << 240
+            | uint256(x.feedDecimals) << 248;
+        w1 = uint256(uint160(x.feed));
+        w2 = uint256(uint128(x.minAnswer)) | uint256(uint128(x.maxAnswer)) << 128;
+    }
+
+    /// @dev The inverse of _packAsset.
+    function _unpackAsset(uint256 w0, uint256 w1, uint256 w2) internal pure returns (Asset memory x) {
+        x.token = address(uint160(w0));
+        (x.targetBps, x.innerBandBps, x.outerBandBps) = (uint16(w0 >> 160), uint16(w0 >> 176), uint16(w0 >> 192));
+        (x.heartbeat, x.decimals, x.feedDecimals) = (uint32(w0 >> 208), uint8(w0 >> 240), uint8(w0 >> 248));
+        x.feed = address(uint160(w1));
+        (x.minAnswer, x.maxAnswer) = (int128(uint128(w2)), int128(uint128(w2 >> 128)));
     }
 
     /// @dev Index of `token` in the basket (a scan of at most MAX_ASSETS in memory).
@@ -239,12 +265,15 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     ///      bounds (else the specific error). Not strict: never reverts; `good` says whether it would
     ///      pass, and a bad answer is clamped into [minAnswer, maxAnswer] (unreadable: minAnswer).
     function _price(Asset memory x, bool strict) internal view returns (uint256 p, bool good) {
-        (int256 answer, uint256 updatedAt, bool readable) = _tryRead(x.feed);
         if (strict) {
-            if (!readable) revert FeedUnreadable(x.feed);
-            OracleLib.check(x.feed, answer, updatedAt, x.heartbeat, x.minAnswer, x.maxAnswer);
-            return (OracleLib.toE18(answer, x.feedDecimals), true);
+            try IAggregatorV3(x.feed).latestRoundData() returns (uint80, int256 a, uint256, uint256 u, uint80) {
+                OracleLib.check(x.feed, a, u, x.heartbeat, x.minAnswer, x.maxAnswer);
+                return (OracleLib.toE18(a, x.feedDecimals), true);
+            } catch {
+                revert FeedUnreadable(x.feed);
+            }
         }
+        (int256 answer, uint256 updatedAt, bool readable) = _tryRead(x.feed);
         good = readable && OracleLib.isGood(answer, updatedAt, x.heartbeat, x.minAnswer, x.maxAnswer);
         if (!readable || answer < x.minAnswer) answer = x.minAnswer;
         else if (answer > x.maxAnswer) answer = x.maxAnswer;
@@ -275,7 +304,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
             uint256 held = IERC20(a[i].token).balanceOf(address(this));
             if (strict) {
                 longs += OracleLib.valueE18(held + pos.supplied, p[i], a[i].decimals);
-                debts += OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals);
+                if (pos.borrowed != 0) debts += OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals);
             } else {
                 uint256 long = Math.saturatingAdd(held, pos.supplied);
                 longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));

@@ -87,7 +87,7 @@ def test_absurd_balances_saturate_in_views_and_revert_in_actions(env: Env) -> No
     # E18 value saturates at 2^256 - 1, so totalAssets reads (2^256 - 1) / 1e12 at USDC = $1
     assert views["totalAssets"] >= MAX_UINT // 10**12 * 99 // 100
     # the checked path would overflow, so nothing is available and the actions refuse
-    assert views["maxDeposit"] == views["maxMint"] == views["maxWithdraw"] == views["maxRedeem"] == 0
+    assert [views[k] for k in ("maxDeposit", "maxMint", "maxWithdraw", "maxRedeem")] == [0] * 4
     with pytest.raises(ape.exceptions.VirtualMachineError, match="overflow"):
         env.vault.deposit(USDC, env.bob, sender=env.bob)
 
