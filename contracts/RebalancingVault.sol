@@ -528,14 +528,14 @@ contract RebalancingVault is VaultBase {
         uint256 bucket;
         (used, bucket) = _lossWindow(st, cfg.lossPeriod);
         used += lossE8;
-        uint256 cap = uint256(cfg.lossCapBps) * (LOSS_UNIT / BPS);
+        uint256 cap = uint256(cfg.lossCapBps) * LOSS_UNITS_PER_BPS;
         if (used > cap) revert LossCapExceeded(used, cap);
         uint256 ring = st.lossRing;
         for (uint256 k = 1; k <= bucket - st.lossBucket && k < 5; ++k) {
-            ring &= ~(uint256(0xFFFFFF) << (24 * ((st.lossBucket + k) % 4))); // a bucket the ring enters
+            ring &= ~(uint256(0xFFFFFF) << (24 * ((st.lossBucket + k) & 3))); // a bucket the ring enters
         }
         // each bucket stays <= the cap <= 1e7 < 2^24, so the addition never carries into the next
-        st.lossRing = (ring + (lossE8 << (24 * (bucket % 4)))).toUint96();
+        st.lossRing = (ring + (lossE8 << (24 * (bucket & 3)))).toUint96();
         st.lossBucket = bucket.toUint32();
         _vs().state = st;
     }

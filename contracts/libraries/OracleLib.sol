@@ -2,42 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {IAggregatorV3} from "../interfaces/IAggregatorV3.sol";
 import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
 
 /// @title OracleLib
 /// @notice Chainlink-style feed guards (freshness per heartbeat, positive answer, own bounds) and the
 ///         scaling between a token's raw units, the feed's decimals and E18 USD.
 library OracleLib {
-    /// @notice Read a feed without ever reverting (for views): `readable` is false when the call failed.
-    /// @param feed Chainlink-style aggregator.
-    /// @return answer The latest answer, unchecked (0 when unreadable).
-    /// @return updatedAt When it was updated, unix seconds (0 when unreadable).
-    /// @return readable Whether latestRoundData() returned.
-    function tryRead(address feed) internal view returns (int256 answer, uint256 updatedAt, bool readable) {
-        try IAggregatorV3(feed).latestRoundData() returns (uint80, int256 a, uint256, uint256 u, uint80) {
-            return (a, u, true);
-        } catch {
-            return (0, 0, false);
-        }
-    }
-
-    /// @notice Read a feed and revert unless its answer is usable; returns the price in E18 USD.
-    /// @param feed Chainlink-style aggregator.
-    /// @param feedDecimals The feed's decimals (<= 18).
-    /// @param heartbeat Longest accepted age of the answer, seconds.
-    /// @param minAnswer Lowest accepted answer, in feed units.
-    /// @param maxAnswer Highest accepted answer, in feed units.
-    function priceE18Checked(address feed, uint8 feedDecimals, uint256 heartbeat, int256 minAnswer, int256 maxAnswer)
-        internal
-        view
-        returns (uint256)
-    {
-        (, int256 answer,, uint256 updatedAt,) = IAggregatorV3(feed).latestRoundData();
-        check(feed, answer, updatedAt, heartbeat, minAnswer, maxAnswer);
-        return toE18(answer, feedDecimals);
-    }
-
     /// @notice Revert with the specific error when an answer is not positive, from the future,
     ///         older than the heartbeat, or outside [minAnswer, maxAnswer].
     /// @param feed The feed, for the error.

@@ -361,7 +361,7 @@ contract VaultAdmin is VaultBase {
         (uint256 used,) = _lossWindow(st, _vs().config.lossPeriod);
         uint256 bucket = block.timestamp / _bucketLength(newPeriod);
         st.lossBucket = bucket.toUint32();
-        st.lossRing = (used << (24 * (bucket % 4))).toUint96();
+        st.lossRing = (used << (24 * (bucket & 3))).toUint96();
     }
 
     function _setCollateralParams(CollateralParams memory c) internal {

@@ -102,7 +102,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     }
 
     /// @dev Slot 1: read and written by every keeper action. The loss ring holds four 24-bit buckets
-    ///      of lossPeriod / 3 seconds each (losses in 1e-8 of NAV); bucket b sits at bits 24 * (b % 4).
+    ///      of lossPeriod / 3 seconds each (losses in 1e-8 of NAV); bucket b sits at bits 24 * (b & 3).
     struct KeeperState {
         uint32 epoch;
         uint40 lastRebalanceTs;
@@ -147,6 +147,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     /// @dev Loss ring: buckets per lossPeriod, and the fraction unit (1e8 = all of NAV).
     uint256 internal constant LOSS_BUCKETS_PER_PERIOD = 3;
     uint256 internal constant LOSS_UNIT = 1e8;
+    uint256 internal constant LOSS_UNITS_PER_BPS = 1e4;
     /// @dev Transient slot base of the per-token (price, decimals) the TWAP check reads.
     bytes32 internal constant _TWAP_PRICES_SLOT = keccak256("vaultkeeper.transient.twapPrices");
 
@@ -326,7 +327,7 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint256 age = bucket - s.lossBucket; // buckets the ring has not seen yet are empty
         // the ring's bucket lossBucket - k is in the window while k + age <= 3
         for (uint256 k; k + age < LOSS_BUCKETS_PER_PERIOD + 1; ++k) {
-            used += (s.lossRing >> (24 * ((s.lossBucket + 4 - k) % 4))) & 0xFFFFFF;
+            used += (s.lossRing >> (24 * ((s.lossBucket + 4 - k) & 3))) & 0xFFFFFF;
         }
     }
 

@@ -2,11 +2,11 @@
 pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
-import {IAavePool} from "../../../contracts/interfaces/IAavePool.sol";
-import {IRebalancingVault} from "../../../contracts/interfaces/IRebalancingVault.sol";
-import {RebalancingVault} from "../../../contracts/RebalancingVault.sol";
-import {MockERC20} from "../../../contracts/mocks/MockERC20.sol";
-import {MockAggregator} from "../../../contracts/mocks/MockAggregator.sol";
+import {IAavePool} from "contracts/interfaces/IAavePool.sol";
+import {IRebalancingVault} from "contracts/interfaces/IRebalancingVault.sol";
+import {RebalancingVault} from "contracts/RebalancingVault.sol";
+import {MockERC20} from "contracts/mocks/MockERC20.sol";
+import {MockAggregator} from "contracts/mocks/MockAggregator.sol";
 
 /// @dev The forge cheat codes this test uses (forge-std's Vm, declared here: no git dependency).
 interface Vm {
