@@ -16,6 +16,7 @@ from keeper.history import PriceHistory
 from keeper.ledger import Ledger
 from keeper.localnet.deploy import LocalMarket, deploy_market, write_deployments
 from keeper.localnet.vault import VaultSetup, deploy_vault, seed_basket
+from keeper.wiring import policies_for
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PASS = "benchmark passphrase"
@@ -98,5 +99,6 @@ def counting_keeper(
         ledger=Ledger(tmp / f"bench-{len(cfg.vaults)}.sqlite"),
         history=PriceHistory(tmp / f"bench-h-{len(cfg.vaults)}.sqlite"),
         keeper_address=keeper,
+        policies=policies_for(cfg),
     )
     return Keeper(cfg, deps), provider
