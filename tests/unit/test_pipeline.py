@@ -182,9 +182,9 @@ def test_live_forecast_equals_the_backtest_forecast_on_the_same_history(tmp_path
     state = make_state([4000, 3000, 1000, 2000])
     cols = [data.symbols.index(s) for s in ("ETH", "BTC", "LINK")]
     for t in (fit_end - 1, 850):
-        rows = [(*data.prices[i, cols], 1.0) for i in range(t + 1)]
-        hist = OracleHistory(hours_ts=tuple(int(x) for x in data.ts[: t + 1]),
-                             prices=tuple(tuple(float(v) for v in r) for r in rows))
+        px = np.ones((t + 1, 4))
+        px[:, :3] = data.prices[: t + 1, cols]
+        hist = OracleHistory(hours_ts=data.ts[: t + 1].astype(np.int64), prices=px)
         fc = Forecaster(model="garch", refit_h=10_000)
         fc._fits[state.address] = (int(data.ts[fit_end - 1]), _fit_of(data, cols, fit_end))
         live = fc.forecast(state, hist, horizon_h=24.0, now_ts=int(data.ts[t]))
@@ -225,3 +225,18 @@ def test_without_gas_history_no_policy_waits_for_gas() -> None:
                         eth_usd_e18=2000 * ONE_E18)
     assert costs.gas_min_ahead_wei == costs.gas_typical_wei == costs.gas_price_wei
     assert costs.hours_to_min_ahead == 0
+
+
+def test_oracle_history_reads_new_and_rewritten_hours_from_its_cache(tmp_path: object) -> None:
+    history = PriceHistory(tmp_path / "h.sqlite")  # type: ignore[operator]
+    history.seed_prices("v", [(h * 3600, (float(h), 1.0)) for h in range(10)])
+    first = history.oracle_history("v", 2)
+    assert first.prices[:, 0].tolist() == [float(h) for h in range(10)]
+    history.seed_prices("v", [(9 * 3600, (99.0, 1.0)), (10 * 3600, (10.0, 1.0))])
+    again = history.oracle_history("v", 2)
+    assert again.hours_ts.tolist() == [h * 3600 for h in range(11)]
+    assert again.prices[-2:, 0].tolist() == [99.0, 10.0]
+    other = PriceHistory(tmp_path / "h.sqlite")  # type: ignore[operator]  # another process
+    other.seed_prices("v", [(11 * 3600, (11.0, 1.0))])
+    assert history.oracle_history("v", 2).prices[-1, 0] == 11.0
+    assert len(history.oracle_history("v", 3)) == 0  # another basket size: none of these rows
