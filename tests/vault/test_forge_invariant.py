@@ -1,5 +1,6 @@
 """The vault's ERC-4626 invariant campaign (tests/vault/forge, 500 runs x 30 calls, see
-tests/vault/forge/foundry.toml) run by forge, so `make test` runs it; a failure shows forge's counterexample."""
+tests/vault/forge/foundry.toml) run by forge, so `make test` runs it; a failure shows forge's
+counterexample."""
 
 from __future__ import annotations
 
