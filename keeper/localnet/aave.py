@@ -37,7 +37,8 @@ POOL_LIBRARIES = (
 def _ray(pct: str) -> int:
     """'2.8' (percent) -> ray."""
     whole, _, frac = pct.partition(".")
-    return (int(whole) * 10 ** len(frac) + int(frac or 0)) * RAY // (100 * 10 ** len(frac))
+    scale: int = 10 ** len(frac)
+    return (int(whole) * scale + int(frac or 0)) * RAY // (100 * scale)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,7 +235,7 @@ def deploy_aave(
     data = chain.deploy(w3, d, "AaveProtocolDataProvider", provider.address)
     chain.transact(provider.functions.setPoolDataProvider(data.address), d)
     treasury = lay.treasury or d
-    impls = [chain.deploy(w3, d, n, pool.address).address for n in TOKEN_IMPLS]
+    impls = [str(chain.deploy(w3, d, n, pool.address).address) for n in TOKEN_IMPLS]
     for s in symbols:
         lay.before_listing(configurator.address, s)
         _list(w3, d, provider.address, configurator, impls, tokens[s], s, treasury)

@@ -53,8 +53,23 @@ def transact(fn: ContractFunction, sender: str, value: int = 0) -> dict[str, Any
     tx_hash = fn.transact(_fields(sender, value))
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
     if receipt["status"] != 1:
-        raise ChainError(f"{fn.fn_name} reverted", tx=tx_hash.hex())
+        why = _replayed_reason(fn, sender, value, receipt["blockNumber"] - 1)
+        raise ChainError(f"{fn.fn_name} reverted: {why}", tx=tx_hash.hex())
     return dict(receipt)
+
+
+def _replayed_reason(fn: ContractFunction, sender: str, value: int, block: int) -> str:
+    """The revert reason of a setup transaction, from the same call at its parent block."""
+    from web3.exceptions import ContractLogicError
+
+    from keeper.chain.errors import name_revert
+
+    try:
+        fn.call({"from": checksum(sender), "value": Wei(value)}, block_identifier=block)
+    except ContractLogicError as err:
+        data = err.data if isinstance(err.data, str) else None
+        return name_revert(data) or str(err.message or err)
+    return "no reason (the call succeeds at the parent block)"
 
 
 def checksum(address: str) -> ChecksumAddress:

@@ -150,7 +150,8 @@ class Parts:
         return Token(symbol, erc20.address, decimals)
 
     def feed(self, symbol: str, answer_e8: int) -> str:
-        feed = chain.deploy(self.w3, self.deployer, "MockAggregator", 8, f"{symbol} / USD", answer_e8)
+        d = self.deployer
+        feed = chain.deploy(self.w3, d, "MockAggregator", 8, f"{symbol} / USD", answer_e8)
         return str(feed.address)
 
     def uniswap(self, weth: str) -> tuple[Contract, Contract, Contract, Contract]:

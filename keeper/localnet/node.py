@@ -54,7 +54,8 @@ class DevNode:
 
     def set_storage(self, address: str, slot: int, value: int | bytes) -> None:
         word = value if isinstance(value, bytes) else value.to_bytes(32, "big")
-        self._call("setStorageAt", [Web3.to_checksum_address(address), hex(slot), "0x" + word.hex()])
+        target = Web3.to_checksum_address(address)
+        self._call("setStorageAt", [target, hex(slot), "0x" + word.hex()])
 
     def set_nonce(self, address: str, nonce: int) -> None:
         self._call("setNonce", [Web3.to_checksum_address(address), hex(nonce)])
@@ -76,7 +77,8 @@ class DevNode:
         self.set_code(dst, code)
         for slot in slots:
             word = bytes(self.w3.eth.get_storage_at(contract.address, slot))
-            self.set_storage(dst, slot, word.rjust(32, b"\0"))
+            if any(word):
+                self.set_storage(dst, slot, word.rjust(32, b"\0"))
         return self.w3.eth.contract(address=dst, abi=contract.abi)
 
 
