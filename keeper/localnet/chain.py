@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from eth_typing import ChecksumAddress
@@ -43,8 +44,14 @@ def deploy(w3: Web3, sender: str, artifact: Artifact | str, *args: Any) -> Contr
 
 
 def at(w3: Web3, name: str, address: str) -> Contract:
-    """Bind the artifact `name` at `address`."""
-    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load(name).abi)
+    """Bind the artifact `name` at `address` (bound once per node connection: building a web3
+    contract object parses the whole ABI, the larger part of a market move's time)."""
+    return _bound(w3, name, Web3.to_checksum_address(address))
+
+
+@lru_cache(maxsize=1024)
+def _bound(w3: Web3, name: str, address: ChecksumAddress) -> Contract:
+    return w3.eth.contract(address=address, abi=load(name).abi)
 
 
 def transact(fn: ContractFunction, sender: str, value: int = 0) -> dict[str, Any]:
