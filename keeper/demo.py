@@ -23,11 +23,10 @@ import numpy as np
 from eth_account import Account
 from web3 import Web3
 
-from keeper.app import DEFAULT_VOL_PER_H, TickResult
 from keeper.chain import raw
+from keeper.chain.anvil import Anvil
 from keeper.errors import DataError
-from keeper.localnet.anvil import Anvil
-from keeper.localnet.artifacts import project_root
+from keeper.forecast.live import DEFAULT_VOL_PER_H
 from keeper.localnet.deploy import LocalMarket, deploy_market, write_deployments
 from keeper.localnet.mainnet import market_for
 from keeper.localnet.market import move_market, set_feed
@@ -39,6 +38,8 @@ from keeper.localnet.vault import (
     fund_by_swaps,
     seed_basket,
 )
+from keeper.models import TickResult
+from keeper.paths import project_root
 from keeper.units import BPS
 
 HOUR_S = 3600

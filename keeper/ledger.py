@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from keeper.errors import LedgerError
+from keeper.models import TickRecord
 
 SCHEMA_VERSION = 1
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
@@ -66,22 +67,6 @@ class TxStatus(StrEnum):
 
 
 OPEN_STATUSES = (TxStatus.PENDING, TxStatus.MINED)
-
-
-@dataclass(**FROZEN)
-class TickRecord:
-    """One tick for one vault: what was decided and why."""
-
-    vault: str
-    decision: str
-    reason: str
-    chain_id: int | None = None
-    block_number: int | None = None
-    verdict: str | None = None
-    tx_id: int | None = None
-    started_ts: float = 0.0
-    finished_ts: float = 0.0
-    details: str = "{}"  # JSON
 
 
 @dataclass(**FROZEN)

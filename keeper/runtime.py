@@ -18,9 +18,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from keeper.app import Keeper, Mode, TickResult
+from keeper.app import Keeper, Mode
 from keeper.config import KeeperConfig, ScheduleConfig
 from keeper.errors import Halt, KeeperError
+from keeper.models import TickResult
 
 log = logging.getLogger("keeper.runtime")
 MAX_FAILURES_IN_A_ROW = 5
@@ -112,6 +113,8 @@ class Runtime:
         log.error("%s halted: %s", vault, why)
 
     def start(self) -> None:
+        """Resolve what a previous run left pending, then schedule the ticks."""
+        self.keeper.recover()
         self.schedule()
         self.scheduler.start()
 

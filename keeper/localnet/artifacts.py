@@ -4,13 +4,13 @@ v3 and Aave v3 core ship the compiled contracts; the local market deploys those 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from keeper.errors import ToolchainError
+from keeper.paths import project_root
 
 UNISWAP = {
     "UniswapV3Factory": (
@@ -57,12 +57,6 @@ class Artifact:
     runtime_bytecode: str
     # library name -> byte offsets of its 20-byte placeholders in `bytecode` (unlinked only)
     links: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def project_root() -> Path:
-    """The checkout root (override with VAULT_KEEPER_ROOT)."""
-    env = os.environ.get("VAULT_KEEPER_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
 @lru_cache(maxsize=1)

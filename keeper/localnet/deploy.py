@@ -21,8 +21,9 @@ from web3.contract import Contract
 from keeper.errors import ToolchainError
 from keeper.localnet import aave, chain
 from keeper.localnet.aave import AaveMarket
-from keeper.localnet.artifacts import load, project_root
+from keeper.localnet.artifacts import load
 from keeper.localnet.node import DevNode
+from keeper.paths import project_root
 from keeper.units import ONE_E8, Q96
 
 getcontext().prec = 60

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from keeper.chain.anvil import NodeProcess
 from keeper.errors import ToolchainError
-from keeper.localnet.anvil import NodeProcess
-from keeper.localnet.artifacts import project_root
+from keeper.paths import project_root
 
 START_TIMEOUT_S = 60.0  # node.js loads hardhat in a few seconds; a loaded machine takes longer
 

@@ -24,9 +24,9 @@ import pytest
 from web3 import Web3
 
 from keeper.app import Keeper, Mode
+from keeper.chain.anvil import Anvil
 from keeper.config import load_config
 from keeper.demo import DemoSettings, DemoWorld, advance_hour, hourly_returns_bps, start_prices_e8
-from keeper.localnet.anvil import Anvil
 from keeper.localnet.deploy import LocalMarket, deploy_market
 from keeper.localnet.liquidator import Liquidation, Liquidator, account_value_e8
 from keeper.wiring import build_keeper

@@ -21,10 +21,10 @@ import pytest
 from typer.testing import CliRunner
 from web3 import Web3
 
+from keeper.chain.anvil import Anvil
 from keeper.cli import app
 from keeper.config import KeeperConfig, load_config
 from keeper.localnet import chain, mainnet
-from keeper.localnet.anvil import Anvil
 from keeper.localnet.deploy import LocalMarket, read_deployments
 from keeper.localnet.market import move_market
 from keeper.read import ReadTarget, read_snapshot

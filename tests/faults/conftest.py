@@ -21,7 +21,7 @@ from keeper.ledger import Ledger
 from keeper.localnet.market import move_market
 from keeper.read import ReadTarget, read_snapshot
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
-from keeper.wiring import connect, unlock
+from keeper.wiring import connect, policies_for, unlock
 from tests.e2e.conftest import KeeperEnv, keeper_env  # noqa: F401 - fixture re-export
 from tests.faults.proxy import RpcProxy
 from tests.txkit import DEFAULT_GAS_LIMIT, GWEI, ChainCtl  # noqa: F401 - re-exported to tests
@@ -117,7 +117,12 @@ class Kit:
         keeper = Keeper(
             cfg,
             KeeperDeps(
-                w3=w3, ledger=ledger, history=history, keeper_address=account.address, sender=sender
+                w3=w3,
+                ledger=ledger,
+                history=history,
+                keeper_address=account.address,
+                policies=policies_for(cfg),
+                sender=sender,
             ),
         )
         self.made.append(keeper)

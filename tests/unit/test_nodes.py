@@ -62,7 +62,7 @@ def test_dev_node_uses_the_nodes_own_method_names() -> None:
 
 
 def test_dev_node_refuses_any_other_node_by_name() -> None:
-    with pytest.raises(ToolchainError, match="Geth/v1.13.5.*anvil or Hardhat Network"):
+    with pytest.raises(ToolchainError, match=r"Geth/v1\.13\.5.*anvil or Hardhat Network"):
         DevNode(Web3(FakeNode("Geth/v1.13.5-stable/linux-amd64/go1.21.4")))
 
 

@@ -14,7 +14,7 @@ from typing import Self
 import requests
 
 from keeper.errors import ToolchainError
-from keeper.localnet.artifacts import project_root
+from keeper.paths import project_root
 
 READY_TIMEOUT_S = 20.0
 KEPT_STATES = 256  # recent block states anvil keeps (eth_call at a pinned block needs them)
