@@ -15,7 +15,7 @@ from keeper.chain.errors import method_missing, name_revert, revert_data
 from keeper.errors import ToolchainError
 from keeper.localnet.artifacts import Artifact, linked, load
 from keeper.localnet.node import DevNode
-from keeper.plan import estimate_many
+from keeper.plan import GasMeasure, estimate_many
 from keeper.send.classify import SendFailure, classify_message
 
 BAD_EPOCH = "0x4e3fea89" + (7).to_bytes(32, "big").hex() + (0).to_bytes(32, "big").hex()
@@ -101,7 +101,9 @@ def test_gas_falls_back_to_estimate_gas_where_access_lists_are_missing() -> None
     node = FakeNode("HardhatNetwork/2.29.1", access_list=False)
     w3 = Web3(node)
     txs = [(VAULT, VAULT, b"\x01"), (VAULT, VAULT, bytes.fromhex("dead"))]
-    assert estimate_many(w3, txs, 7) == [(290_000, ""), (None, "BadEpoch(7, 0)")]
+    assert estimate_many(w3, txs, 7) == [
+        GasMeasure(gas_used=290_000), GasMeasure(gas_used=None, why="BadEpoch(7, 0)")
+    ]
     assert node.asked == ["eth_createAccessList"] * 2 + ["eth_estimateGas"] * 2
     node.asked.clear()
     estimate_many(w3, txs[:1], 8)  # remembered: no second try of the missing method
@@ -110,7 +112,7 @@ def test_gas_falls_back_to_estimate_gas_where_access_lists_are_missing() -> None
 
 def test_gas_comes_from_access_lists_where_the_node_has_them() -> None:
     node = FakeNode("anvil/v1.7.1")
-    assert estimate_many(Web3(node), [(VAULT, VAULT, b"\x01")], 7) == [(250_000, "")]
+    assert estimate_many(Web3(node), [(VAULT, VAULT, b"\x01")], 7) == [GasMeasure(gas_used=250_000)]
     assert node.asked == ["eth_createAccessList"]
 
 
