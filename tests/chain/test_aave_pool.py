@@ -143,8 +143,9 @@ def test_borrow_is_capped_at_the_ltv_and_withdraw_at_health_one(aave: Aave) -> N
 def test_liquidation_call_pays_the_bonus_within_the_close_factor(
     aave: Aave, drop_bps: int, close_factor_bps: int
 ) -> None:
-    """HF in [0.95, 1): half the debt may be repaid; under 0.95: all of it. The liquidator gets
-    the debt's worth of collateral plus the 5% bonus, less the protocol's 10% of that bonus."""
+    """HF in (0.95, 1): half the debt may be repaid; at or under 0.95: all of it. The liquidator
+    gets the debt's worth of collateral plus the 5% bonus, less the protocol's 10% of that
+    bonus."""
     w3, m = aave.w3, aave.market
     user, liquidator = w3.eth.accounts[7], w3.eth.accounts[9]
     aave.supply(user, "WETH", 10 * E18)
@@ -154,7 +155,7 @@ def test_liquidation_call_pays_the_bonus_within_the_close_factor(
     price = m.prices_e8["WETH"] * (10_000 - drop_bps) // 10_000
     set_feed(w3, m, "WETH", price)
     hf = aave.account(user)[5]
-    assert (0.95e18 <= hf < E18) if close_factor_bps == 5_000 else hf < 0.95e18
+    assert (0.95e18 < hf < E18) if close_factor_bps == 5_000 else hf <= 0.95e18
     usdc = chain.at(w3, "MockERC20", m.tokens["USDC"].address)
     weth = chain.at(w3, "WETH9", m.tokens["WETH"].address)
     chain.transact(usdc.functions.mint(liquidator, 10**12), liquidator)

@@ -124,11 +124,11 @@ def test_keeper_running_the_same_crash_ends_without_liquidation(crash: Crash) ->
 def _report() -> None:
     rows = [
         "| keeper | liquidations | vault loss to liquidations | min health factor after a move "
-        "| keeper collateral transactions |",
+        "| keeper transactions |",
         "|---|---:|---:|---:|---|",
     ]
     for name, o in RESULTS.items():
-        txs = ", ".join(f"{k} {v}" for k, v in sorted(o.keeper_txs.items())) or "none"
+        txs = ", ".join(f"{v} {k}" for k, v in sorted(o.keeper_txs.items())) or "none"
         rows.append(
             f"| {name} | {len(o.liquidations)} | ${o.loss_e8 / 1e8:,.0f} "
             f"({o.loss_e8 * 10_000 / o.start_value_e8:.0f} bps) | "
