@@ -239,7 +239,7 @@ def deploy_aave(
     for s in symbols:
         lay.before_listing(configurator.address, s)
         _list(w3, d, provider.address, configurator, impls, tokens[s], s, treasury)
-    a_tokens, debt_tokens = _token_addresses(data, {s: tokens[s][0] for s in symbols})
+    a_tokens, debt_tokens = reserve_tokens(data, {s: tokens[s][0] for s in symbols})
     return AaveMarket(
         provider=provider.address,
         pool=pool.address,
@@ -334,9 +334,10 @@ def _list(
         chain.transact(call, d)
 
 
-def _token_addresses(
+def reserve_tokens(
     data: Contract, tokens: dict[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
+    """(aToken, variable debt token) of each symbol -> underlying, from the data provider."""
     a_tokens, debt = {}, {}
     for symbol, address in tokens.items():
         a_token, _stable, variable = data.functions.getReserveTokensAddresses(address).call()

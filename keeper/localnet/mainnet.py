@@ -209,10 +209,7 @@ def read_aave(w3: Web3, tokens: dict[str, Token]) -> AaveMarket:
     """The Aave v3 market's addresses, from its PoolAddressesProvider."""
     provider = chain.at(w3, "PoolAddressesProvider", AAVE_PROVIDER).functions
     data = chain.at(w3, "AaveProtocolDataProvider", provider.getPoolDataProvider().call())
-    a_tokens, debt = {}, {}
-    for symbol, token in tokens.items():
-        a_token, _stable, variable = data.functions.getReserveTokensAddresses(token.address).call()
-        a_tokens[symbol], debt[symbol] = str(a_token), str(variable)
+    a_tokens, debt = aave.reserve_tokens(data, {s: t.address for s, t in tokens.items()})
     return AaveMarket(
         provider=AAVE_PROVIDER,
         pool=str(provider.getPool().call()),

@@ -5,6 +5,7 @@ library linking of npm artifacts (Aave's Pool)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -127,3 +128,20 @@ def test_npm_artifacts_are_linked_to_their_libraries() -> None:
     with pytest.raises(ToolchainError, match="needs the libraries BorrowLogic"):
         linked(load("FlashLoanLogic"), {})
     assert isinstance(load("AToken"), Artifact) and load("AToken").links == {}
+
+
+def test_a_replica_off_its_mainnet_addresses_is_refused_by_name() -> None:
+    from keeper.localnet import mainnet
+    from keeper.localnet.deploy import LocalMarket, Token
+
+    tokens = {s: Token(s, a, 18) for s, a in mainnet.TOKEN_ADDRESSES.items()}
+    right = LocalMarket(
+        chain_id=1, deployer=VAULT, tokens=tokens, feeds=dict(mainnet.FEED_ADDRESSES),
+        factory=mainnet.UNISWAP_FACTORY, router=mainnet.SWAP_ROUTER, quoter=mainnet.QUOTER_V2,
+        position_manager=mainnet.POSITION_MANAGER, pools={}, lending_pool=mainnet.AAVE_POOL,
+        multicall3="0xcA11bde05977b3631167028862bE2a173976CA11", prices_e8={},
+    )
+    mainnet.check_addresses(right)
+    wrong = replace(right, router="0x68b3465833fb72A70ecDF485E0e4C7bD8665Fc45")  # SwapRouter02
+    with pytest.raises(ToolchainError, match=r"router at 0x68b3.*not 0xE592427A"):
+        mainnet.check_addresses(wrong)
