@@ -518,7 +518,7 @@ class Sender:
         return True
 
     def _revert_reason(self, tx_hash: str) -> str:
-        """K7: name the revert (the vault's custom error) by replaying the transaction with
+        """Name the revert (the vault's custom error) by replaying the transaction with
         eth_call at its block, which every node has (the callTracer is not: Hardhat and many
         providers refuse it). The block's end state holds whatever made it revert earlier in
         the block (another keeper, a price move); without revert data, the node's message."""
