@@ -69,7 +69,10 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     // ─────────────────────────── storage ───────────────────────────
 
     /// @dev One basket asset in memory. The basket lives in the code of a data contract written by
-    ///      setBasket (abi.encode(Asset[]), read with one EXTCODECOPY instead of 3 slots per asset).
+    ///      setBasket (five words per asset, read with one EXTCODECOPY instead of slots). aToken and
+    ///      debtToken are the lending pool's aToken and variable debt token of the asset, taken from
+    ///      the pool's reserve data when the basket is set (zero without a pool or a listed reserve):
+    ///      their balances are the vault's supply and debt with interest, net of any liquidation.
     struct Asset {
         address token;
         uint16 targetBps;
@@ -81,20 +84,17 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint8 feedDecimals;
         int128 minAnswer;
         int128 maxAnswer;
-    }
-
-    /// @dev What the vault supplied to and borrowed from the lending pool, per asset, raw units.
-    struct Position {
-        uint128 supplied;
-        uint128 borrowed;
+        address aToken;
+        address debtToken;
     }
 
     /// @dev Slot 0: read by every keeper action and every ERC-4626 call, written by the admin setters
-    ///      (and positionMask by collateral actions).
+    ///      (and supplyMask and FLAG_DEBT by collateral actions). The two say which pool balances
+    ///      the NAV reads: none when the vault has no lending position.
     struct Config {
-        address basket; // data contract holding abi.encode(Asset[]); address(0) = no basket
-        uint8 positionMask; // bit i: basket asset i has a supplied or borrowed amount on record
-        uint8 flags; // FLAG_PAUSED | FLAG_TWAP
+        address basket; // data contract holding the basket's words; address(0) = no basket
+        uint8 supplyMask; // bit i: basket asset i is supplied to the lending pool
+        uint8 flags; // FLAG_PAUSED | FLAG_TWAP | FLAG_DEBT
         uint16 maxSlippageBps;
         uint16 lossCapBps;
         uint24 cooldown; // <= MAX_COOLDOWN (7 days < 2^24 s)
@@ -136,14 +136,18 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint256 depositCapRaw; // slot 3
         CollateralParams collateral; // slots 4-5
         TwapGuard twap; // slot 6
-        mapping(address token => Position) positions; // slot 7
-        mapping(address router => bool allowed) isRouter; // slot 8
+        mapping(address router => bool allowed) isRouter; // slot 7
     }
 
     /// @dev Config.flags bit: paused (Pausable's own flag is not used, so one slot answers both).
     uint8 internal constant FLAG_PAUSED = 1;
     /// @dev Config.flags bit: the oracle-vs-TWAP guard is on.
     uint8 internal constant FLAG_TWAP = 2;
+    /// @dev Config.flags bit: the vault borrowed collateral.debtAsset (its debt token is read). Only
+    ///      the debt asset can be borrowed, and it cannot change while this debt is open.
+    uint8 internal constant FLAG_DEBT = 4;
+    /// @dev Words per basket asset in the basket's data contract (see _packAsset).
+    uint256 internal constant WORDS_PER_ASSET = 5;
     /// @dev Loss ring: buckets per lossPeriod, and the fraction unit (1e8 = all of NAV).
     uint256 internal constant LOSS_BUCKETS_PER_PERIOD = 3;
     uint256 internal constant LOSS_UNIT = 1e8;
@@ -215,28 +219,32 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     // ─────────────────────────── shared helpers ───────────────────────────
 
-    /// @dev The basket, decoded from its data contract (empty before setBasket): three words per
-    ///      asset (see _packAsset), ABI-encoded as one uint256[].
+    /// @dev The basket, decoded from its data contract (empty before setBasket): WORDS_PER_ASSET
+    ///      words per asset (see _packAsset), ABI-encoded as one uint256[].
     function _basket(address data) internal view returns (Asset[] memory a) {
         if (data == address(0)) return a;
         uint256[] memory w = abi.decode(data.code, (uint256[]));
-        a = new Asset[](w.length / 3);
+        a = new Asset[](w.length / WORDS_PER_ASSET);
         for (uint256 i; i < a.length; ++i) {
-            a[i] = _unpackAsset(w[3 * i], w[3 * i + 1], w[3 * i + 2]);
+            uint256 k = WORDS_PER_ASSET * i;
+            a[i] = _unpackAsset(w[k], w[k + 1], w[k + 2]);
+            (a[i].aToken, a[i].debtToken) = (address(uint160(w[k + 3])), address(uint160(w[k + 4])));
         }
     }
 
-    /// @dev (token, target, bands, heartbeat, decimals, feed decimals), (feed), (min, max answer).
-    ///      setBasket has checked every field: bounds in (0, 2^127), decimals <= 18.
-    function _packAsset(Asset memory x) internal pure returns (uint256 w0, uint256 w1, uint256 w2) {
-        w0 = uint256(uint160(x.token)) | uint256(x.targetBps) << 160 | uint256(x.innerBandBps) << 176
+    /// @dev Writes `x` into w[k .. k + WORDS_PER_ASSET): (token, target, bands, heartbeat, decimals,
+    ///      feed decimals), (feed), (min, max answer), (aToken), (debt token). setBasket has checked
+    ///      every field: bounds in (0, 2^127), decimals <= 18.
+    function _packAsset(Asset memory x, uint256[] memory w, uint256 k) internal pure {
+        w[k] = uint256(uint160(x.token)) | uint256(x.targetBps) << 160 | uint256(x.innerBandBps) << 176
             | uint256(x.outerBandBps) << 192 | uint256(x.heartbeat) << 208 | uint256(x.decimals) << 240
             | uint256(x.feedDecimals) << 248;
-        w1 = uint256(uint160(x.feed));
-        w2 = uint256(uint128(x.minAnswer)) | uint256(uint128(x.maxAnswer)) << 128;
+        w[k + 1] = uint256(uint160(x.feed));
+        w[k + 2] = uint256(uint128(x.minAnswer)) | uint256(uint128(x.maxAnswer)) << 128;
+        (w[k + 3], w[k + 4]) = (uint256(uint160(x.aToken)), uint256(uint160(x.debtToken)));
     }
 
-    /// @dev The inverse of _packAsset.
+    /// @dev The inverse of _packAsset's first three words.
     function _unpackAsset(uint256 w0, uint256 w1, uint256 w2) internal pure returns (Asset memory x) {
         x.token = address(uint160(w0));
         (x.targetBps, x.innerBandBps, x.outerBandBps) = (uint16(w0 >> 160), uint16(w0 >> 176), uint16(w0 >> 192));
@@ -292,25 +300,38 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         }
     }
 
-    /// @dev NAV in E18 USD as (longs, debts), each asset's held + supplied and borrowed valued at `p`.
-    ///      Strict: checked arithmetic (reverts on overflow). Not strict: saturates at 2^256 - 1.
-    function _longsAndDebts(Asset[] memory a, uint256[] memory p, uint8 mask, bool strict)
+    /// @dev The vault's lending position as the pool holds it, per basket asset, raw: `lent` is the
+    ///      aToken balance (supply with interest, less what liquidations took), `owed` the variable
+    ///      debt token balance (debt with interest, less what liquidations repaid). Reads only the
+    ///      assets supplyMask and FLAG_DEBT name, so a vault without a position reads nothing.
+    function _lending(Asset[] memory a, Config memory cfg)
+        internal
+        view
+        returns (uint256[] memory lent, uint256[] memory owed)
+    {
+        lent = new uint256[](a.length);
+        owed = new uint256[](a.length);
+        if (cfg.supplyMask == 0 && cfg.flags & FLAG_DEBT == 0) return (lent, owed);
+        address debtAsset = cfg.flags & FLAG_DEBT != 0 ? _vs().collateral.debtAsset : address(0);
+        for (uint256 i; i < a.length; ++i) {
+            if (cfg.supplyMask & (1 << i) != 0) lent[i] = IERC20(a[i].aToken).balanceOf(address(this));
+            if (a[i].token == debtAsset) owed[i] = IERC20(a[i].debtToken).balanceOf(address(this));
+        }
+    }
+
+    /// @dev NAV in E18 USD as (longs, debts) for the views: each asset's wallet + aToken balance, and
+    ///      its debt token balance, valued at `p`, saturating at 2^256 - 1 (never reverts).
+    function _longsAndDebts(Asset[] memory a, uint256[] memory p, Config memory cfg)
         internal
         view
         returns (uint256 longs, uint256 debts)
     {
+        (uint256[] memory lent, uint256[] memory owed) = _lending(a, cfg);
         for (uint256 i; i < a.length; ++i) {
-            Position memory pos;
-            if (mask & (1 << i) != 0) pos = _vs().positions[a[i].token];
-            uint256 held = IERC20(a[i].token).balanceOf(address(this));
-            if (strict) {
-                longs += OracleLib.valueE18(held + pos.supplied, p[i], a[i].decimals);
-                if (pos.borrowed != 0) debts += OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals);
-            } else {
-                uint256 long = Math.saturatingAdd(held, pos.supplied);
-                longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
-                debts = Math.saturatingAdd(debts, _mulDivSat(pos.borrowed, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
-            }
+            uint256 unit = OracleLib.unit(a[i].decimals);
+            uint256 long = Math.saturatingAdd(IERC20(a[i].token).balanceOf(address(this)), lent[i]);
+            longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], unit, Math.Rounding.Floor));
+            debts = Math.saturatingAdd(debts, _mulDivSat(owed[i], p[i], unit, Math.Rounding.Floor));
         }
     }
 
