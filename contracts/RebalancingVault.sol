@@ -203,12 +203,12 @@ contract RebalancingVault is VaultBase {
         _checkCooldown(st.lastCollateralTs, cfg.cooldown);
         if (address(lendingPool) == address(0)) revert LendingDisabled();
         if (amount == 0) revert ZeroAmount();
-        (Asset memory x, uint256 i) = _checkNotional(cfg, asset, amount);
+        uint256 i = _checkNotional(cfg, asset, amount);
         st.lastCollateralTs = block.timestamp.toUint40();
         ++st.epoch;
         _vs().state = st;
-        (uint256 done, uint256 ltv, uint256 hf) = _collateralStep(action, x, amount, i);
-        emit CollateralAdjusted(st.epoch, action, x.token, done, ltv, hf);
+        (uint256 done, uint256 ltv, uint256 hf) = _collateralStep(action, asset, amount, i);
+        emit CollateralAdjusted(st.epoch, action, asset, done, ltv, hf);
     }
 
     /// @notice Emergency deleverage, open only while the LTV is at or above ripcordLtvBps. No cooldown,
@@ -241,7 +241,7 @@ contract RebalancingVault is VaultBase {
         uint256 repaid;
         if (repayAmount != 0) {
             uint256 d = _indexOf(before.a, col.debtAsset);
-            repaid = _repay(before.a[d], repayAmount, before.owed[d]);
+            repaid = _repay(col.debtAsset, repayAmount, before.owed[d]);
             before.held[d] = IERC20(col.debtAsset).balanceOf(address(this));
         }
         // the pool position after the withdrawals and the repay, read again; the config read before
@@ -631,7 +631,7 @@ contract RebalancingVault is VaultBase {
         if (r.debtAsset == address(0) || b.lent[i] < amount - b.held[i]) {
             revert InsufficientBalance(token, b.held[i], amount);
         }
-        b.lent[i] -= _withdrawCollateral(b.a[i], amount - b.held[i], i, b.lent[i]);
+        b.lent[i] -= _withdrawCollateral(token, amount - b.held[i], i, b.lent[i]);
         heldAfter = IERC20(token).balanceOf(address(this));
         if (heldAfter < amount) revert InsufficientBalance(token, heldAfter, amount);
     }
@@ -650,20 +650,13 @@ contract RebalancingVault is VaultBase {
 
     // ─────────────────────────── collateral ───────────────────────────
 
-    /// @dev Reverts unless every feed is good (the pool values the whole position from them), the
-    ///      pool lists the asset and the oracle value of `amount` is under the trade cap; returns the
-    ///      asset and its basket index.
-    function _checkNotional(Config memory cfg, address asset, uint256 amount)
-        internal
-        view
-        returns (Asset memory x, uint256 i)
-    {
+    /// @dev Reverts unless every feed is good (the pool values the whole position from them) and the
+    ///      oracle value of `amount` is under the trade cap; returns the asset's basket index.
+    function _checkNotional(Config memory cfg, address asset, uint256 amount) internal view returns (uint256 i) {
         Asset[] memory a = _basket(cfg.basket);
         (uint256[] memory p,) = _prices(a, true);
         i = _indexOf(a, asset);
-        x = a[i];
-        if (x.aToken == address(0)) revert ReserveNotListed(asset);
-        uint256 notional = OracleLib.valueE18(amount, p[i], x.decimals);
+        uint256 notional = OracleLib.valueE18(amount, p[i], a[i].decimals);
         uint256 cap = _vs().caps.maxTradeE18;
         if (notional > cap) revert TradeTooLarge(notional, cap);
     }
@@ -671,23 +664,25 @@ contract RebalancingVault is VaultBase {
     /// @dev Applies the action, then the health guard. Supply and Repay may also pass by strictly
     ///      lowering an out-of-band LTV, so the keeper is never stuck between maxLtvBps and the
     ///      ripcord trigger; Borrow and Withdraw must end in band.
-    function _collateralStep(CollateralAction action, Asset memory x, uint256 amount, uint256 i)
+    function _collateralStep(CollateralAction action, address asset, uint256 amount, uint256 i)
         internal
         returns (uint256 done, uint256 ltv, uint256 hf)
     {
         uint256 ltvBefore;
         if (action == CollateralAction.Supply || action == CollateralAction.Repay) (ltvBefore,,) = _ltvNow();
-        done = _applyCollateral(action, x, amount, i);
+        done = _applyCollateral(action, asset, amount, i);
         (ltv, hf) = _checkHealth(ltvBefore);
     }
 
-    /// @dev One pool call. Withdraw and Repay read the pool's own balances (aToken, debt token) first
-    ///      and never ask for more than them, whatever interest or a liquidation did since.
-    function _applyCollateral(CollateralAction action, Asset memory x, uint256 amount, uint256 i)
+    /// @dev One pool call on basket asset `i`, which the pool must list. Withdraw and Repay read the
+    ///      pool's own balances (aToken, debt token) first and never ask for more than them, whatever
+    ///      interest or a liquidation did since.
+    function _applyCollateral(CollateralAction action, address token, uint256 amount, uint256 i)
         internal
         returns (uint256)
     {
-        address token = x.token;
+        (address aToken, address debtToken) = _poolTokens(_vs().config.basket, i);
+        if (aToken == address(0)) revert ReserveNotListed(token);
         if (action == CollateralAction.Supply) {
             uint256 held = IERC20(token).balanceOf(address(this));
             if (held < amount) revert InsufficientBalance(token, held, amount);
@@ -697,7 +692,7 @@ contract RebalancingVault is VaultBase {
             return amount;
         }
         if (action == CollateralAction.Withdraw) {
-            return _withdrawCollateral(x, amount, i, IERC20(x.aToken).balanceOf(address(this)));
+            return _withdrawCollateral(token, amount, i, IERC20(aToken).balanceOf(address(this)));
         }
         if (token != _vs().collateral.debtAsset) revert NotDebtAsset(token, _vs().collateral.debtAsset);
         if (action == CollateralAction.Borrow) {
@@ -705,31 +700,31 @@ contract RebalancingVault is VaultBase {
             _vs().config.flags |= FLAG_DEBT;
             return amount;
         }
-        return _repay(x, amount, IERC20(x.debtToken).balanceOf(address(this)));
+        return _repay(token, amount, IERC20(debtToken).balanceOf(address(this)));
     }
 
     /// @dev Withdraws min(amount, lent) of basket asset `i`, where `lent` is the aToken balance now;
     ///      all of it goes as type(uint256).max, which leaves no aToken dust, and clears the asset's
     ///      supply bit (with nothing left, as after a liquidation took it all, that is all it does).
-    function _withdrawCollateral(Asset memory x, uint256 amount, uint256 i, uint256 lent)
+    function _withdrawCollateral(address token, uint256 amount, uint256 i, uint256 lent)
         internal
         returns (uint256 done)
     {
         uint256 amt = Math.min(amount, lent);
-        if (amt != 0) done = lendingPool.withdraw(x.token, amt == lent ? type(uint256).max : amt, address(this));
+        if (amt != 0) done = lendingPool.withdraw(token, amt == lent ? type(uint256).max : amt, address(this));
         if (amt == lent) _vs().config.supplyMask &= ~uint8(1 << i);
     }
 
     /// @dev Repays min(amount, owed, wallet) of the debt asset, where `owed` is the debt token balance
     ///      now; repaying all of it clears FLAG_DEBT (with no debt left, as after a liquidation
     ///      repaid it all, that is all it does).
-    function _repay(Asset memory x, uint256 amount, uint256 owed) internal returns (uint256 done) {
-        uint256 amt = Math.min(Math.min(amount, owed), IERC20(x.token).balanceOf(address(this)));
+    function _repay(address token, uint256 amount, uint256 owed) internal returns (uint256 done) {
+        uint256 amt = Math.min(Math.min(amount, owed), IERC20(token).balanceOf(address(this)));
         if (amt == 0 && owed != 0) revert ZeroAmount();
         if (amt != 0) {
-            IERC20(x.token).forceApprove(address(lendingPool), amt);
-            done = lendingPool.repay(x.token, amt, VARIABLE_RATE, address(this));
-            IERC20(x.token).forceApprove(address(lendingPool), 0);
+            IERC20(token).forceApprove(address(lendingPool), amt);
+            done = lendingPool.repay(token, amt, VARIABLE_RATE, address(this));
+            IERC20(token).forceApprove(address(lendingPool), 0);
         }
         if (done == owed) _vs().config.flags &= ~FLAG_DEBT;
     }

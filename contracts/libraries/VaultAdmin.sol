@@ -43,15 +43,15 @@ contract VaultAdmin is VaultBase {
     /// @notice Replace the basket. Targets must sum to 10,000 bps, with no duplicates and the deposit
     ///         asset included; an asset may only leave the basket with no balance and no position.
     ///         The basket is written once into the code of a data contract (read with one
-    ///         EXTCODECOPY by every keeper action and ERC-4626 call), with each asset's aToken and
-    ///         variable debt token from the lending pool's reserve data, so that valuing the
-    ///         position never asks the pool where they are.
+    ///         EXTCODECOPY by every keeper action and ERC-4626 call), followed by each asset's
+    ///         aToken and variable debt token from the lending pool's reserve data, so that valuing
+    ///         the position never asks the pool where they are.
     /// @param configs The new basket.
     function setBasket(AssetConfig[] calldata configs) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint256 n = configs.length;
         if (n == 0 || n > MAX_ASSETS) revert BasketSizeInvalid(n, MAX_ASSETS);
         uint8 mask = _carryPositions(configs);
-        uint256[] memory words = new uint256[](WORDS_PER_ASSET * n);
+        uint256[] memory words = new uint256[](5 * n); // 3n basket words, then 2n pool token words
         uint256 sum;
         bool hasDepositAsset;
         for (uint256 i; i < n; ++i) {
@@ -61,14 +61,22 @@ contract VaultAdmin is VaultBase {
             }
             sum += c.targetBps;
             hasDepositAsset = hasDepositAsset || c.token == asset();
-            _packAsset(_validated(c), words, WORDS_PER_ASSET * i);
+            (words[3 * i], words[3 * i + 1], words[3 * i + 2]) = _packAsset(_validated(c));
+            _putPoolTokens(words, 3 * n + 2 * i, c.token);
             emit AssetConfigured(
                 c.token, c.feed, c.targetBps, c.innerBandBps, c.outerBandBps, c.heartbeat, c.minAnswer, c.maxAnswer
             );
         }
         if (sum != BPS) revert WeightsSumInvalid(sum, BPS);
         if (!hasDepositAsset) revert DepositAssetMissing(asset());
-        _vs().config.basket = _writeData(abi.encode(words));
+        bytes memory data = abi.encode(words);
+        // the encoded length says 3n: abi.decode in _basket reads the basket words and stops there,
+        // and _poolTokens finds the pool token words after them
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            mstore(add(data, 64), mul(3, n))
+        }
+        _vs().config.basket = _writeData(data);
         _vs().config.supplyMask = mask;
         emit BasketSet(n);
     }
@@ -294,12 +302,13 @@ contract VaultAdmin is VaultBase {
         }
     }
 
-    /// @dev The pool's aToken and variable debt token of `token` (zero without a pool; zero too for
-    ///      an asset the pool does not list, which then cannot be supplied or borrowed).
-    function _reserveTokens(address token) internal view returns (address aToken, address debtToken) {
-        if (address(lendingPool) == address(0)) return (address(0), address(0));
+    /// @dev Writes the lending pool's aToken and variable debt token of `token` into w[k], w[k + 1]:
+    ///      zero without a pool, and zero too for an asset the pool does not list (which then cannot
+    ///      be supplied or borrowed: ReserveNotListed).
+    function _putPoolTokens(uint256[] memory w, uint256 k, address token) internal view {
+        if (address(lendingPool) == address(0)) return;
         uint256[15] memory r = lendingPool.getReserveData(token);
-        return (address(uint160(r[RESERVE_A_TOKEN_WORD])), address(uint160(r[RESERVE_DEBT_TOKEN_WORD])));
+        (w[k], w[k + 1]) = (uint160(r[RESERVE_A_TOKEN_WORD]), uint160(r[RESERVE_DEBT_TOKEN_WORD]));
     }
 
     /// @dev Deploys a data contract whose code is `data` (the SSTORE2 pattern). `data` is an ABI
@@ -328,7 +337,6 @@ contract VaultAdmin is VaultBase {
         if (tokenDecimals > 18) revert DecimalsInvalid(c.token, tokenDecimals);
         uint8 feedDecimals = IAggregatorV3(c.feed).decimals();
         if (feedDecimals > 18) revert DecimalsInvalid(c.feed, feedDecimals);
-        (address aToken, address debtToken) = _reserveTokens(c.token);
         x = Asset(
             c.token,
             c.targetBps,
@@ -339,9 +347,7 @@ contract VaultAdmin is VaultBase {
             c.feed,
             feedDecimals,
             int128(c.minAnswer),
-            int128(c.maxAnswer),
-            aToken,
-            debtToken
+            int128(c.maxAnswer)
         );
     }
 

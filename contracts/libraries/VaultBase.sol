@@ -69,10 +69,8 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     // ─────────────────────────── storage ───────────────────────────
 
     /// @dev One basket asset in memory. The basket lives in the code of a data contract written by
-    ///      setBasket (five words per asset, read with one EXTCODECOPY instead of slots). aToken and
-    ///      debtToken are the lending pool's aToken and variable debt token of the asset, taken from
-    ///      the pool's reserve data when the basket is set (zero without a pool or a listed reserve):
-    ///      their balances are the vault's supply and debt with interest, net of any liquidation.
+    ///      setBasket (three words per asset, read with one EXTCODECOPY instead of slots; see
+    ///      _basket and _poolTokens for the layout).
     struct Asset {
         address token;
         uint16 targetBps;
@@ -84,8 +82,6 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint8 feedDecimals;
         int128 minAnswer;
         int128 maxAnswer;
-        address aToken;
-        address debtToken;
     }
 
     /// @dev Slot 0: read by every keeper action and every ERC-4626 call, written by the admin setters
@@ -146,8 +142,9 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     /// @dev Config.flags bit: the vault borrowed collateral.debtAsset (its debt token is read). Only
     ///      the debt asset can be borrowed, and it cannot change while this debt is open.
     uint8 internal constant FLAG_DEBT = 4;
-    /// @dev Words per basket asset in the basket's data contract (see _packAsset).
-    uint256 internal constant WORDS_PER_ASSET = 5;
+    /// @dev The basket's data contract: abi.encode(uint256[3n]) (64 + 96n bytes), then n pairs of
+    ///      (aToken, variable debt token) words (64n bytes): 160 bytes per asset after the first 64.
+    uint256 internal constant BASKET_HEAD_BYTES = 64;
     /// @dev Loss ring: buckets per lossPeriod, and the fraction unit (1e8 = all of NAV).
     uint256 internal constant LOSS_BUCKETS_PER_PERIOD = 3;
     uint256 internal constant LOSS_UNIT = 1e8;
@@ -219,32 +216,48 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     // ─────────────────────────── shared helpers ───────────────────────────
 
-    /// @dev The basket, decoded from its data contract (empty before setBasket): WORDS_PER_ASSET
-    ///      words per asset (see _packAsset), ABI-encoded as one uint256[].
+    /// @dev The basket, decoded from its data contract (empty before setBasket): three words per
+    ///      asset (see _packAsset), ABI-encoded as one uint256[]. The pool token words after that
+    ///      encoding are not decoded here (abi.decode ignores them): _poolTokens reads them, and only
+    ///      for an asset with a lending position.
     function _basket(address data) internal view returns (Asset[] memory a) {
         if (data == address(0)) return a;
         uint256[] memory w = abi.decode(data.code, (uint256[]));
-        a = new Asset[](w.length / WORDS_PER_ASSET);
+        a = new Asset[](w.length / 3);
         for (uint256 i; i < a.length; ++i) {
-            uint256 k = WORDS_PER_ASSET * i;
-            a[i] = _unpackAsset(w[k], w[k + 1], w[k + 2]);
-            (a[i].aToken, a[i].debtToken) = (address(uint160(w[k + 3])), address(uint160(w[k + 4])));
+            a[i] = _unpackAsset(w[3 * i], w[3 * i + 1], w[3 * i + 2]);
         }
     }
 
-    /// @dev Writes `x` into w[k .. k + WORDS_PER_ASSET): (token, target, bands, heartbeat, decimals,
-    ///      feed decimals), (feed), (min, max answer), (aToken), (debt token). setBasket has checked
-    ///      every field: bounds in (0, 2^127), decimals <= 18.
-    function _packAsset(Asset memory x, uint256[] memory w, uint256 k) internal pure {
-        w[k] = uint256(uint160(x.token)) | uint256(x.targetBps) << 160 | uint256(x.innerBandBps) << 176
-            | uint256(x.outerBandBps) << 192 | uint256(x.heartbeat) << 208 | uint256(x.decimals) << 240
-            | uint256(x.feedDecimals) << 248;
-        w[k + 1] = uint256(uint160(x.feed));
-        w[k + 2] = uint256(uint128(x.minAnswer)) | uint256(uint128(x.maxAnswer)) << 128;
-        (w[k + 3], w[k + 4]) = (uint256(uint160(x.aToken)), uint256(uint160(x.debtToken)));
+    /// @dev The lending pool's aToken and variable debt token of basket asset `i`, from the words
+    ///      setBasket appended after the basket (taken from the pool's reserve data; zero without a
+    ///      pool or for an asset the pool does not list). One warm EXTCODECOPY of two words.
+    function _poolTokens(address data, uint256 i) internal view returns (address aToken, address debtToken) {
+        // the pairs start after 64 + 96n bytes, where 160n = the code's length - 64 (exact)
+        uint256 at = BASKET_HEAD_BYTES + (data.code.length - BASKET_HEAD_BYTES) * 3 / 5 + 64 * i;
+        uint256 w0;
+        uint256 w1;
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            // scratch space (0x00-0x3f) holds the two words
+            extcodecopy(data, 0, at, 64)
+            w0 := mload(0)
+            w1 := mload(32)
+        }
+        (aToken, debtToken) = (address(uint160(w0)), address(uint160(w1)));
     }
 
-    /// @dev The inverse of _packAsset's first three words.
+    /// @dev (token, target, bands, heartbeat, decimals, feed decimals), (feed), (min, max answer).
+    ///      setBasket has checked every field: bounds in (0, 2^127), decimals <= 18.
+    function _packAsset(Asset memory x) internal pure returns (uint256 w0, uint256 w1, uint256 w2) {
+        w0 = uint256(uint160(x.token)) | uint256(x.targetBps) << 160 | uint256(x.innerBandBps) << 176
+            | uint256(x.outerBandBps) << 192 | uint256(x.heartbeat) << 208 | uint256(x.decimals) << 240
+            | uint256(x.feedDecimals) << 248;
+        w1 = uint256(uint160(x.feed));
+        w2 = uint256(uint128(x.minAnswer)) | uint256(uint128(x.maxAnswer)) << 128;
+    }
+
+    /// @dev The inverse of _packAsset.
     function _unpackAsset(uint256 w0, uint256 w1, uint256 w2) internal pure returns (Asset memory x) {
         x.token = address(uint160(w0));
         (x.targetBps, x.innerBandBps, x.outerBandBps) = (uint16(w0 >> 160), uint16(w0 >> 176), uint16(w0 >> 192));
@@ -314,8 +327,11 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         if (cfg.supplyMask == 0 && cfg.flags & FLAG_DEBT == 0) return (lent, owed);
         address debtAsset = cfg.flags & FLAG_DEBT != 0 ? _vs().collateral.debtAsset : address(0);
         for (uint256 i; i < a.length; ++i) {
-            if (cfg.supplyMask & (1 << i) != 0) lent[i] = IERC20(a[i].aToken).balanceOf(address(this));
-            if (a[i].token == debtAsset) owed[i] = IERC20(a[i].debtToken).balanceOf(address(this));
+            bool supplied = cfg.supplyMask & (1 << i) != 0;
+            if (!supplied && a[i].token != debtAsset) continue;
+            (address aToken, address debtToken) = _poolTokens(cfg.basket, i);
+            if (supplied) lent[i] = IERC20(aToken).balanceOf(address(this));
+            if (a[i].token == debtAsset) owed[i] = IERC20(debtToken).balanceOf(address(this));
         }
     }
 
