@@ -40,6 +40,12 @@ class Market:
     outlook: list[GasOutlook]  # what the gas history up to each hour says (keeper.forecast.gas)
     eth_e18: list[int]
     fit_note: str
+    # the same numbers as arrays, for the replay's screen over many hours (keeper/backtest/fast.py)
+    px: NDArray[np.float64]  # (T, N)
+    vol: NDArray[np.float64]  # (T, N)
+    gas_wei_f: NDArray[np.float64]  # float(gas_wei[t])
+    typical_wei_f: NDArray[np.float64]  # float(outlook[t].typical_wei)
+    eth_e18_f: NDArray[np.float64]  # float(eth_e18[t])
 
     def index(self, ts: int) -> int:
         return int(np.searchsorted(self.ts, ts))
@@ -81,13 +87,21 @@ def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: NDArray[np.fl
     eth_col = prices.symbols.index("ETH")
     eth = prices.prices[:, eth_col]
     corr = vol.cov_to_corr(cov)
-    return Market(ts=prices.ts, symbols=symbols, px_rows=all_px.tolist(),
-                  vol_rows=[tuple(r) for r in vols.tolist()], vol_lr=tuple(lr), cov=cov,
+    gas_wei = _wei(gs.gwei)
+    outlook = [ol.at(t) for t in range(prices.ts.size)]
+    eth_e18 = [int(x * ONE_E18) for x in eth]
+    px_rows = all_px.tolist()
+    vol_rows = vols.tolist()
+    return Market(ts=prices.ts, symbols=symbols, px_rows=px_rows,
+                  vol_rows=[tuple(r) for r in vol_rows], vol_lr=tuple(lr), cov=cov,
                   corr=corr, corr_rows=[tuple(map(tuple, c)) for c in corr.tolist()],
                   horizon_h=float(horizon_h),
-                  gas_gwei=gs.gwei, gas_source=gs.source, gas_wei=_wei(gs.gwei),
-                  outlook=[ol.at(t) for t in range(prices.ts.size)],
-                  eth_e18=[int(x * ONE_E18) for x in eth], fit_note=note)
+                  gas_gwei=gs.gwei, gas_source=gs.source, gas_wei=gas_wei,
+                  outlook=outlook, eth_e18=eth_e18, fit_note=note,
+                  px=np.array(px_rows, dtype=float), vol=np.array(vol_rows, dtype=float),
+                  gas_wei_f=np.array([float(g) for g in gas_wei]),
+                  typical_wei_f=np.array([float(o.typical_wei) for o in outlook]),
+                  eth_e18_f=np.array([float(e) for e in eth_e18]))
 
 
 def from_files(prices_path: str, gas_paths: list[str], symbols: tuple[str, ...], *,

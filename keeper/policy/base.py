@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from keeper.costs import CostInputs, trade_cost_usd
+import numpy as np
+from numpy.typing import NDArray
+
+from keeper.costs import CostInputs, CostModel, trade_cost_usd
 from keeper.errors import ConfigError
 from keeper.models import CASH_SYMBOLS, Action, Decision, Forecast, VaultState
 from keeper.units import BPS, ONE_E18
@@ -30,6 +34,11 @@ class Policy(Protocol):
     uses_forecast: bool
 
     def decide(self, state: VaultState, forecast: Forecast, costs: CostInputs) -> Decision: ...
+
+    def screen(self, view: ScreenView) -> NDArray[np.bool_]:
+        """Per hour of `view`: True where `decide()` provably holds (its own first test, on the
+        same numbers), so a replay may skip calling it. All False is always correct."""
+        ...
 
 
 # ---------------------------------------------------------------- state helpers
@@ -302,3 +311,33 @@ def make_policy(name: str, params: dict[str, Any] | None = None) -> Policy:
         raise ConfigError(f"policy '{name}' has no parameter(s) {bad}; allowed: {sorted(allowed)}",
                           key="params")
     return cls(**(params or {}))  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- the screen over many hours
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ScreenView:
+    """What a policy would see over a span of hours in which the vault does not trade (the
+    backtester's fast path): per hour the state's deviations, the forecast's vols and
+    correlation, the gas and ETH price as floats, and the NAV as `nav_usd(state)` reads it."""
+
+    dev_bps: NDArray[np.int64]  # (T, N)
+    now_ts: NDArray[np.int64]  # (T,)
+    vols: NDArray[np.float64]  # (T, N)
+    long_run_vols: tuple[float, ...]
+    corr: NDArray[np.float64]  # (T, N, N)
+    gas_now: NDArray[np.float64]  # wei
+    gas_typical: NDArray[np.float64]  # wei
+    eth_e18: NDArray[np.float64]
+    nav: NDArray[np.float64]
+    targets_bps: tuple[int, ...]
+    outer_bps: tuple[int, ...]
+    last_rebalance_ts: int
+    model: CostModel
+
+
+def deviation_screen(view: ScreenView, width_bps: int) -> NDArray[np.bool_]:
+    """Hours in which every |deviation| is at most `width_bps` (a band rule's hold)."""
+    held: NDArray[np.bool_] = np.abs(view.dev_bps).max(axis=1) <= width_bps
+    return held

@@ -1,0 +1,77 @@
+"""The replay's fast path: between trades the holdings are constant, so the marks of every hour
+ahead (weights, NAV, the state's deviations in bps) follow from the prices alone and are
+computed for a span of hours at once with numpy. The policy's own screen (`Policy.screen`, the
+first test its `decide()` makes, on the same numbers) then says which of those hours provably
+hold, and the replay skips them without building a state or calling `decide()`.
+
+Exactness: every operation here is the one the hour-by-hour replay makes in Python, element by
+element and in the same order (products, left-to-right sums over assets, division, round half
+to even), and IEEE arithmetic gives the same bits either way. tests/unit/test_backtest_fast.py
+checks the two paths agree on every metric and every trade hour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from keeper.policy.base import Policy, ScreenView
+from keeper.units import BPS, ONE_E18
+
+if TYPE_CHECKING:
+    from keeper.backtest.engine import VaultSpec
+    from keeper.backtest.market import Market
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Marks:
+    """Hours [a, b) at fixed holdings: post-hour weights and NAV as recorded, the state's
+    deviations (bps) and the NAV the policy reads."""
+
+    weights: NDArray[np.float64]
+    nav: NDArray[np.float64]
+    dev_bps: NDArray[np.int64]
+    policy_nav: NDArray[np.float64]
+
+
+def _row_sum(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """sum() over each row, left to right, as Python's sum of a list does (not pairwise)."""
+    out: NDArray[np.float64] = x[:, 0].copy()
+    for j in range(1, x.shape[1]):
+        out = out + x[:, j]
+    return out
+
+
+def marks(mkt: Market, spec: VaultSpec, units: list[float], a: int, b: int) -> Marks:
+    vals = mkt.px[a:b] * np.asarray(units)
+    nav = _row_sum(vals)
+    if spec.hold_nav:
+        vals = vals * spec.nav_usd / nav[:, None]
+        nav = np.full(b - a, spec.nav_usd)
+    weights = vals / nav[:, None]
+    state_nav = _row_sum(vals)  # build_state sums the values again
+    wbps = np.round(vals / state_nav[:, None] * BPS).astype(np.int64)
+    dev = wbps - np.asarray(spec.targets_bps, dtype=np.int64)
+    return Marks(weights=weights, nav=nav, dev_bps=dev,
+                 policy_nav=state_nav * ONE_E18 / ONE_E18)  # nav_usd(state): int(x e18) / e18
+
+
+def view(mkt: Market, spec: VaultSpec, m: Marks, a: int, b: int, last_ts: int) -> ScreenView:
+    outer = tuple(spec.outer_band_bps for _ in spec.symbols)
+    return ScreenView(dev_bps=m.dev_bps, now_ts=mkt.ts[a:b], vols=mkt.vol[a:b],
+                      long_run_vols=mkt.vol_lr, corr=mkt.corr[a:b], gas_now=mkt.gas_wei_f[a:b],
+                      gas_typical=mkt.typical_wei_f[a:b], eth_e18=mkt.eth_e18_f[a:b],
+                      nav=m.policy_nav, targets_bps=spec.targets_bps, outer_bps=outer,
+                      last_rebalance_ts=last_ts, model=spec.cost_model)
+
+
+def held_hours(mkt: Market, spec: VaultSpec, policy: Policy, units: list[float], a: int, b: int,
+               last_ts: int) -> tuple[int, Marks]:
+    """How many hours from `a` the policy provably holds (at most b - a), and their marks."""
+    m = marks(mkt, spec, units, a, b)
+    held = policy.screen(view(mkt, spec, m, a, b, last_ts))
+    n = int(np.argmin(held)) if not held.all() else b - a
+    return n, m
