@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("VAULT_KEEPER_SHARED", ROOT.parent / "shared")) / "data"
 OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 

@@ -76,7 +76,8 @@ def chained_table(rows: dict[str, dict[str, float]]) -> list[str]:
 
 
 def block_params(blocks: list[dict[str, Any]], size: str) -> list[str]:
-    lines = ["| block | train | test | band | threshold | preventative |", "|---|---|---|---|---|---|"]
+    lines = ["| block | train | test | band | threshold | preventative |",
+             "|---|---|---|---|---|---|"]
     for b in blocks:
         sec = b["sizes"][size]["total"]
         cells = [", ".join(f"{k}={v}" for k, v in sec[f]["chosen_params"].items())

@@ -245,8 +245,8 @@ class PreventativePolicy:
         chosen = [i for i in terms if new[i] != dev[i]]
         gain = sum(net.get(i, 0.0) for i in chosen) - fixed
         if not hard and gain <= EARLY_HURDLE * fixed:
-            return hold(f"preventative: acting now ({-gain:.2f} USD short) costs more than "
-                        "waiting")
+            return hold(f"preventative: acting now would gain {gain:.2f} USD, under "
+                        f"{EARLY_HURDLE:g} x its fixed gas ({fixed:.2f} USD): wait", net_usd=gain)
         new[cash] = 0.0
         new[cash] = -sum(new)
         new = drop_small_legs(dev, new, cash, nav, self.min_trade_usd)
