@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from keeper.backtest.fast import held_hours
+from keeper.backtest.fast import held_hours, screen_context
 from keeper.backtest.market import Market
 from keeper.costs import (
     MAX_REQUIRED_COST_BPS,
@@ -111,7 +111,9 @@ def _limits(spec: VaultSpec) -> VaultLimits:
 
 
 def build_state(spec: VaultSpec, values: list[float], last_ts: int, epoch: int,
-                limits: VaultLimits) -> VaultState:
+                limits: VaultLimits, nav_usd: float | None = None) -> VaultState:
+    """The vault as the policy reads it; `nav_usd` (the nominal NAV, when held) is the NAV it
+    reports, and weights are the values' shares of their sum."""
     nav = sum(values)
     inner, outer = spec.inner_band_bps, spec.outer_band_bps
     assets = tuple([
@@ -119,7 +121,8 @@ def build_state(spec: VaultSpec, values: list[float], last_ts: int, epoch: int,
                    value_e18=E18(int(v * ONE_E18)), weight_bps=Bps(round(v / nav * BPS)),
                    target_bps=Bps(tb), inner_band_bps=Bps(inner), outer_band_bps=Bps(outer))
         for s, v, tb in zip(spec.symbols, values, spec.targets_bps, strict=True)])
-    return VaultState(address="backtest", assets=assets, nav_e18=E18(int(nav * ONE_E18)),
+    nav_e18 = E18(int((nav if nav_usd is None else nav_usd) * ONE_E18))
+    return VaultState(address="backtest", assets=assets, nav_e18=nav_e18,
                       epoch=epoch, last_rebalance_ts=last_ts, limits=limits, paused=False)
 
 
@@ -232,12 +235,16 @@ def run(mkt: Market, spec: VaultSpec, policy: Policy, i0: int, i1: int,
                  res_t=[-(10**9)] * n_a)
     out = _Out(gas=np.zeros(n_h), fee=np.zeros(n_h), imp=np.zeros(n_h), nav=np.zeros(n_h),
                weights=np.zeros((n_h, n_a)))
-    skip = fast and not keep_reasons and callable(getattr(policy, "screen", None))
+    skip = fast and not keep_reasons and spec.hold_nav and \
+        callable(getattr(policy, "screen", None))
+    run_view = screen_context(mkt, spec, i0, i1) if skip else None
     t, span, wait, backoff = i0, FIRST_SPAN, 0, 1
     while t <= i1:
         if skip and book.order is None and wait == 0:
             b = min(i1 + 1, t + span)
-            n, m = held_hours(mkt, spec, policy, book.units, t, b, book.last_ts)
+            assert run_view is not None
+            n, m = held_hours(run_view, mkt, spec, policy, book.units, i0, (t - i0, b - i0),
+                              book.last_ts)
             out.weights[t - i0: t - i0 + n] = m.weights[:n]
             out.nav[t - i0: t - i0 + n] = m.nav[:n]
             t += n
@@ -264,7 +271,8 @@ def _hour(mkt: Market, spec: VaultSpec, policy: Policy, book: _Book, t: int, k: 
     scale = nav
     if spec.hold_nav:
         vals, nav = [v * spec.nav_usd / scale for v in vals], spec.nav_usd
-    state = build_state(spec, vals, book.last_ts, book.n_trades, _limits(spec))
+    state = build_state(spec, vals, book.last_ts, book.n_trades, _limits(spec),
+                        spec.nav_usd if spec.hold_nav else None)
     d = policy.decide(state, _forecast(policy, state, mkt, t),
                       _costs(spec, mkt, t, tuple(book.res_ppm)))
     if keep_reasons:

@@ -28,13 +28,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Marks:
-    """Hours [a, b) at fixed holdings: post-hour weights and NAV as recorded, the state's
-    deviations (bps) and the NAV the policy reads."""
+    """Hours [a, b) at fixed holdings: post-hour weights and NAV as recorded, and the state's
+    deviations (bps)."""
 
     weights: NDArray[np.float64]
     nav: NDArray[np.float64]
     dev_bps: NDArray[np.int64]
-    policy_nav: NDArray[np.float64]
 
 
 def _row_sum(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -46,32 +45,39 @@ def _row_sum(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def marks(mkt: Market, spec: VaultSpec, units: list[float], a: int, b: int) -> Marks:
+    """Rows [a, b) of the market at these holdings, NAV held at nominal (the fast path runs
+    only then: the state's NAV is the nominal one, the same every hour)."""
     vals = mkt.px[a:b] * np.asarray(units)
     nav = _row_sum(vals)
-    if spec.hold_nav:
-        vals = vals * spec.nav_usd / nav[:, None]
-        nav = np.full(b - a, spec.nav_usd)
+    vals = vals * spec.nav_usd / nav[:, None]
+    nav = np.full(b - a, spec.nav_usd)
     weights = vals / nav[:, None]
-    state_nav = _row_sum(vals)  # build_state sums the values again
+    state_nav = _row_sum(vals)  # build_state's weights are shares of the values' sum
     wbps = np.round(vals / state_nav[:, None] * BPS).astype(np.int64)
     dev = wbps - np.asarray(spec.targets_bps, dtype=np.int64)
-    return Marks(weights=weights, nav=nav, dev_bps=dev,
-                 policy_nav=state_nav * ONE_E18 / ONE_E18)  # nav_usd(state): int(x e18) / e18
+    return Marks(weights=weights, nav=nav, dev_bps=dev)
 
 
-def view(mkt: Market, spec: VaultSpec, m: Marks, a: int, b: int, last_ts: int) -> ScreenView:
-    outer = tuple(spec.outer_band_bps for _ in spec.symbols)
-    return ScreenView(dev_bps=m.dev_bps, now_ts=mkt.ts[a:b], vols=mkt.vol[a:b],
-                      long_run_vols=mkt.vol_lr, corr=mkt.corr[a:b], gas_now=mkt.gas_wei_f[a:b],
-                      gas_typical=mkt.typical_wei_f[a:b], eth_e18=mkt.eth_e18_f[a:b],
-                      nav=m.policy_nav, targets_bps=spec.targets_bps, outer_bps=outer,
-                      last_rebalance_ts=last_ts, model=spec.cost_model)
+def screen_context(mkt: Market, spec: VaultSpec, i0: int, i1: int) -> ScreenView:
+    """The run's per-hour inputs, once: spans slice it (`ScreenView.at`), and policies keep
+    what they derive from it in its memo."""
+    sl = slice(i0, i1 + 1)
+    return ScreenView(dev_bps=np.zeros((0, len(spec.symbols)), dtype=np.int64), span=(0, 0),
+                      now_ts=mkt.ts[sl], vols=mkt.vol[sl], long_run_vols=mkt.vol_lr,
+                      corr=mkt.corr[sl], gas_now=mkt.gas_wei_f[sl],
+                      gas_typical=mkt.typical_wei_f[sl], eth_e18=mkt.eth_e18_f[sl],
+                      nav=int(spec.nav_usd * ONE_E18) / ONE_E18,  # nav_usd(state), exactly
+                      targets_bps=spec.targets_bps,
+                      outer_bps=tuple(spec.outer_band_bps for _ in spec.symbols),
+                      last_rebalance_ts=0, model=spec.cost_model, memo={})
 
 
-def held_hours(mkt: Market, spec: VaultSpec, policy: Policy, units: list[float], a: int, b: int,
-               last_ts: int) -> tuple[int, Marks]:
-    """How many hours from `a` the policy provably holds (at most b - a), and their marks."""
-    m = marks(mkt, spec, units, a, b)
-    held = policy.screen(view(mkt, spec, m, a, b, last_ts))
+def held_hours(run: ScreenView, mkt: Market, spec: VaultSpec, policy: Policy, units: list[float],
+               i0: int, span: tuple[int, int], last_ts: int) -> tuple[int, Marks]:
+    """How many hours of `span` (offsets into the run, which starts at market row i0) the
+    policy provably holds from its first, and their marks."""
+    a, b = span
+    m = marks(mkt, spec, units, i0 + a, i0 + b)
+    held = policy.screen(run.at(span, m.dev_bps, last_ts))
     n = int(np.argmin(held)) if not held.all() else b - a
     return n, m

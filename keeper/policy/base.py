@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -319,22 +319,35 @@ def make_policy(name: str, params: dict[str, Any] | None = None) -> Policy:
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ScreenView:
     """What a policy would see over a span of hours in which the vault does not trade (the
-    backtester's fast path): per hour the state's deviations, the forecast's vols and
-    correlation, the gas and ETH price as floats, and the NAV as `nav_usd(state)` reads it."""
+    backtester's fast path). The per-hour market inputs cover the whole run and `span` picks
+    this span's rows of them (`rows()`); `dev_bps` is the span's own: the state's deviations.
+    Gas and the ETH price are the floats of the integers `CostInputs` carries, and `nav` is
+    `nav_usd(state)` (the run's nominal NAV). `memo` lives as long as the run: a policy may
+    keep there what it derives from the run's inputs alone."""
 
-    dev_bps: NDArray[np.int64]  # (T, N)
-    now_ts: NDArray[np.int64]  # (T,)
+    dev_bps: NDArray[np.int64]  # (span, N)
+    span: tuple[int, int]  # rows [a, b) of the run
+    now_ts: NDArray[np.int64]  # (T,) the run's hours
     vols: NDArray[np.float64]  # (T, N)
     long_run_vols: tuple[float, ...]
     corr: NDArray[np.float64]  # (T, N, N)
     gas_now: NDArray[np.float64]  # wei
     gas_typical: NDArray[np.float64]  # wei
     eth_e18: NDArray[np.float64]
-    nav: NDArray[np.float64]
+    nav: float
     targets_bps: tuple[int, ...]
     outer_bps: tuple[int, ...]
     last_rebalance_ts: int
     model: CostModel
+    memo: dict[Any, Any]
+
+    def at(self, span: tuple[int, int], dev_bps: NDArray[np.int64], last_ts: int
+           ) -> ScreenView:
+        """The same run, another span."""
+        return replace(self, span=span, dev_bps=dev_bps, last_rebalance_ts=last_ts)
+
+    def rows(self, x: NDArray[Any]) -> NDArray[Any]:
+        return x[self.span[0]: self.span[1]]
 
 
 def deviation_screen(view: ScreenView, width_bps: int) -> NDArray[np.bool_]:

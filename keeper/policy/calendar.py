@@ -49,5 +49,6 @@ class CalendarPolicy:
 
     def screen(self, view: ScreenView) -> NDArray[np.bool_]:
         """`decide()` holds until the period has elapsed since the last rebalance."""
-        held: NDArray[np.bool_] = view.now_ts < view.last_rebalance_ts + self.period_h * HOUR_S
+        held: NDArray[np.bool_] = view.rows(view.now_ts) < (view.last_rebalance_ts
+                                                            + self.period_h * HOUR_S)
         return held

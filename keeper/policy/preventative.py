@@ -22,10 +22,16 @@ rebalance's fixed gas. Outside the trigger it always acts (required). With const
 acts only at the trigger (smooth pasting); what makes it act earlier is gas cheaper now than
 typical, and, with `gas_timing`, it waits when the gas outlook expects a cheaper hour soon.
 
-The screen: acting requires some asset to clear its cost with a share of the fixed gas under an
-upper bound of its value, a quadratic in d, so below that quadratic's root `act_edges` every
-hour provably holds. `decide()` applies it first; the backtester evaluates the same function
-on whole spans of hours at once and skips the hours it holds (keeper/backtest/fast.py).
+An early trade must clear its fixed gas EARLY_HURDLE times over (on top of paying it): the
+value above is a one-asset approximation, and on the training years early trades on thinner
+margins lost money (docs/backtest.md), so without a clear gas discount the lever stays off.
+
+The screen (`early_gain`): the gain of acting early, each asset's value less its fee, impact
+and leg gas with no residual displacement counted (so at least the gain `_choose` finds), less
+the fixed gas. Where it is under EARLY_HURDLE x the fixed gas, the hour holds. `decide()`
+applies it first; the backtester evaluates the same function on whole spans of hours at once
+(the same operations on the same numbers, so the same bits) and skips the hours it holds
+(keeper/backtest/fast.py).
 
 Collateral: the shared reactive rule first; inside the band, when the forecast gives the LTV
 more than `ltv_act_prob` of reaching an edge of its band within the horizon, the policy moves
@@ -80,7 +86,8 @@ class AssetTerms:
     big_a: Any  # g / v: value per unit (d^2 - r^2)
     fee: Any  # NAV x fee (USD per unit d)
     leg_now: Any  # gas of this asset's leg at this hour's price (USD)
-    edge: Any  # the screen: below it, this asset alone cannot make the vault act
+    fee_ppm: Any  # int
+    depth: Any  # float
 
 
 def _tx_units(m: CostModel) -> int:
@@ -96,7 +103,7 @@ def _usd_gas(units: float, gas_wei: Any, eth_e18: Any) -> Any:
 def asset_terms(*, w: Any, b: Any, rel_var: Any, vol: Any, nav: Any, fee_frac: float,
                 depth: float, fixed_units: float, leg_units: float, tx_units: float,
                 gas_now: Any, gas_typ: Any,
-                eth_e18: Any, gamma: float, ret_scale: float, n_risky: int,
+                eth_e18: Any, gamma: float, ret_scale: float,
                 sqrt: Callable[[Any], Any], lo: Callable[[Any, Any], Any],
                 hi: Callable[[Any, Any], Any]) -> AssetTerms:
     """The renewal terms of one asset (module docstring), in + - x / and sqrt only, so floats
@@ -116,10 +123,35 @@ def asset_terms(*, w: Any, b: Any, rel_var: Any, vol: Any, nav: Any, fee_frac: f
     pen = a * (b2 * b2 - r2 * r2) / (6.0 * v)
     span = hi((b2 - r2) / v, 1e-12)
     big_a = (c_forced + pen) / span / v
-    leg_now = _usd_gas(leg_units, gas_now, eth_e18)
-    c0 = leg_now + _usd_gas(fixed_units, gas_now, eth_e18) / n_risky
-    edge = (fee + sqrt(fee * fee + 4.0 * big_a * (big_a * r2 - fee * r + c0))) / (2.0 * big_a)
-    return AssetTerms(b=b, r=r, v=v, a=a, big_a=big_a, fee=fee, leg_now=leg_now, edge=edge)
+    return AssetTerms(b=b, r=r, v=v, a=a, big_a=big_a, fee=fee,
+                      leg_now=_usd_gas(leg_units, gas_now, eth_e18),
+                      fee_ppm=round(fee_frac * PPM), depth=depth)
+
+
+def _fields(t: AssetTerms) -> dict[str, Any]:
+    return {f: getattr(t, f) for f in AssetTerms.__dataclass_fields__}
+
+
+def early_gain(dev: Sequence[Any], terms: dict[int, AssetTerms], nav: Any, fixed: Any,
+               pick: Callable[[Any, Any, Any], Any]) -> Any:
+    """What acting early would gain at most (module docstring): floats, or per-hour arrays
+    with `pick` = numpy.where; the same operations either way."""
+    total: Any = 0.0
+    for i, t in terms.items():
+        d = dev[i]
+        aq = abs((_copysign(t.r, d) - d) * nav)
+        var = aq * t.fee_ppm / PPM + aq * aq / (2.0 * t.depth + aq)
+        net = _value(d, t) - var - t.leg_now
+        total = total + pick((abs(d) > t.r) & (net > 0.0), net, 0.0)
+    return total - fixed
+
+
+def _copysign(x: Any, y: Any) -> Any:
+    return np.copysign(x, y) if isinstance(y, np.ndarray) else math.copysign(x, y)
+
+
+def _pick(cond: bool, x: float, y: float) -> float:
+    return x if cond else y
 
 
 def rel_var(i: int, w: Sequence[float], vols: Sequence[Any], corr: Any) -> Any:
@@ -156,10 +188,15 @@ class PreventativePolicy:
         terms = self.terms(state, forecast, costs)
         dev = deviations(state)
         hard = [i for i, a in enumerate(state.assets) if abs(a.deviation_bps) > self._width(a)]
-        if not hard and (not self.early or all(abs(dev[i]) <= t.edge  # the screen
-                                               for i, t in terms.items())):
-            return hold(f"preventative: every deviation inside its act edge "
-                        f"(max {state.max_abs_deviation_bps} bps)")
+        if not hard:
+            if not self.early:
+                return hold("preventative: every weight inside its trigger (early action off)")
+            fixed = _usd_gas(costs.model.gas.rebalance_fixed, float(self._gas_now(costs)),
+                             float(costs.eth_usd_e18))
+            gain = early_gain(dev, terms, nav_usd(state), fixed, _pick)
+            if gain <= EARLY_HURDLE * fixed:  # the screen
+                return hold(f"preventative: acting now would gain at most {gain:.2f} USD, "
+                            f"under {EARLY_HURDLE:g} x its fixed gas ({fixed:.2f} USD)")
         return self._choose(state, dev, terms, costs, hard)
 
     # ------------------------------------------------------------ per-asset terms
@@ -177,7 +214,6 @@ class PreventativePolicy:
         vols = forecast.vol_per_h_frac if self.vol_scaling else forecast.long_run_vol_per_h_frac
         w = [a.target_bps / BPS for a in state.assets]
         m, nav = costs.model, nav_usd(state)
-        n_risky = sum(1 for p in m.pools if p is not None)
         tx = _tx_units(m)
         out: dict[int, AssetTerms] = {}
         for i, (a, pool) in enumerate(zip(state.assets, m.pools, strict=True)):
@@ -189,39 +225,57 @@ class PreventativePolicy:
                 fixed_units=m.gas.rebalance_fixed, leg_units=m.gas.rebalance_units([pool.hops])
                 - m.gas.rebalance_fixed, tx_units=tx, gas_now=float(self._gas_now(costs)),
                 gas_typ=float(costs.gas_typical_wei), eth_e18=float(costs.eth_usd_e18),
-                gamma=m.tracking_gamma, ret_scale=self.ret_scale, n_risky=n_risky,
-                sqrt=math.sqrt, lo=min, hi=max)
+                gamma=m.tracking_gamma, ret_scale=self.ret_scale, sqrt=math.sqrt, lo=min, hi=max)
         return out
 
     def screen(self, view: ScreenView) -> NDArray[np.bool_]:
-        """`decide()`'s own first test over many hours: `asset_terms` on per-hour arrays (the
-        same operations on the same numbers as `terms`, so the same bits)."""
+        """`decide()`'s own first test over a span of hours: `asset_terms` and `early_gain` on
+        per-hour arrays (the same operations on the same numbers as `terms` and `decide`, so
+        the same bits). The terms depend on the run's inputs alone: computed once per run."""
+        key = ("preventative terms", self.width_bps, self.ret_scale, self.vol_scaling,
+               self.gas_timing)
+        run_terms = view.memo.get(key)
+        if run_terms is None:
+            run_terms = view.memo[key] = self._run_terms(view)
+        terms = {i: AssetTerms(**{f: view.rows(x) if isinstance(x, np.ndarray) else x
+                                  for f, x in _fields(t).items()})
+                 for i, t in run_terms.items()}
+        n, m = len(view.targets_bps), view.model
+        held: NDArray[np.bool_] = np.ones(view.dev_bps.shape[0], dtype=bool)
+        for i in range(n):
+            held &= np.abs(view.dev_bps[:, i]) <= min(self.width_bps, view.outer_bps[i] - 1)
+        if self.early:
+            devs = [view.dev_bps[:, j] / BPS for j in range(n)]
+            gas_now = view.rows(view.gas_now if self.gas_timing else view.gas_typical)
+            fixed = _usd_gas(m.gas.rebalance_fixed, gas_now, view.rows(view.eth_e18))
+            held &= early_gain(devs, terms, view.nav, fixed, np.where) <= EARLY_HURDLE * fixed
+        return held
+
+    def _run_terms(self, view: ScreenView) -> dict[int, AssetTerms]:
         m, n = view.model, len(view.targets_bps)
         w = [t / BPS for t in view.targets_bps]
         vols: list[Any] = [view.vols[:, j] for j in range(n)] if self.vol_scaling else \
             list(view.long_run_vols)
         corr = [[view.corr[:, x, y] for y in range(n)] for x in range(n)]
         gas_now = view.gas_now if self.gas_timing else view.gas_typical
-        n_risky = sum(1 for p in m.pools if p is not None)
         tx = _tx_units(m)
-        held: NDArray[np.bool_] = np.ones(view.dev_bps.shape[0], dtype=bool)
+        out: dict[int, AssetTerms] = {}
         for i, pool in enumerate(m.pools):
-            width = min(self.width_bps, view.outer_bps[i] - 1)
-            dev = np.abs(view.dev_bps[:, i])
-            held &= dev <= width
             if pool is None:
                 continue
-            t = asset_terms(
-                w=w[i], b=width / BPS, rel_var=rel_var(i, w, vols, corr), vol=vols[i],
-                nav=view.nav, fee_frac=pool.fee_ppm / PPM, depth=pool.depth_e18 / ONE_E18,
+            out[i] = asset_terms(
+                w=w[i], b=min(self.width_bps, view.outer_bps[i] - 1) / BPS,
+                rel_var=rel_var(i, w, vols, corr), vol=vols[i], nav=view.nav,
+                fee_frac=pool.fee_ppm / PPM, depth=pool.depth_e18 / ONE_E18,
                 fixed_units=m.gas.rebalance_fixed, leg_units=m.gas.rebalance_units([pool.hops])
                 - m.gas.rebalance_fixed, tx_units=tx, gas_now=gas_now,
-                gas_typ=view.gas_typical,
-                eth_e18=view.eth_e18, gamma=m.tracking_gamma, ret_scale=self.ret_scale,
-                n_risky=n_risky, sqrt=np.sqrt, lo=np.minimum, hi=np.maximum)
-            if self.early:
-                held &= dev / BPS <= t.edge
-        return held
+                gas_typ=view.gas_typical, eth_e18=view.eth_e18, gamma=m.tracking_gamma,
+                ret_scale=self.ret_scale, sqrt=np.sqrt, lo=np.minimum, hi=np.maximum)
+            # a constant-vol asset gives scalars: make every field per hour
+            out[i] = AssetTerms(**{f: np.broadcast_to(x, view.now_ts.shape)
+                                   if not isinstance(x, int) else x
+                                   for f, x in _fields(out[i]).items()})
+        return out
 
     # ------------------------------------------------------------ the choice
 
@@ -319,10 +373,10 @@ def _cash_back(dev: list[float], terms: dict[int, AssetTerms], cash: int) -> lis
     return new
 
 
-def _value(d: float, t: AssetTerms) -> float:
+def _value(d: Any, t: AssetTerms) -> Any:
     """h(d) - h(r): what moving this asset from d back to r is worth (module docstring)."""
     d2, r2 = d * d, t.r * t.r
-    return float(t.big_a * (d2 - r2) - t.a * (d2 * d2 - r2 * r2) / (6.0 * t.v))
+    return t.big_a * (d2 - r2) - t.a * (d2 * d2 - r2 * r2) / (6.0 * t.v)
 
 
 def _ltv_move(action: Action, to: float, ltv: float, edge: float, p: float, h: float
