@@ -91,9 +91,9 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"needs {DATA}")
     keeper = str(ROOT / ".venv" / "bin" / "keeper")
-    one = [keeper, "backtest", "--prices", str(PRICES), *sum((["--gas", str(g)] for g in GAS),
-                                                             []),
-           "--policy", "preventative", "--nav-usd", "100000", "--json"]
+    gas = [arg for g in GAS for arg in ("--gas", str(g))]
+    one = [keeper, "backtest", "--prices", str(PRICES), *gas, "--policy", "preventative",
+           "--nav-usd", "100000", "--json"]
     lines = [f"whole process, one 5-year preventative run (keeper backtest --json): "
              f"{_best(one)}",
              "whole process, 50-point preventative sweep, 5 years, 2 workers: "
