@@ -145,7 +145,7 @@ def plots(results: dict[str, Any]) -> list[str]:
     for size in SIZES:
         name = f"backtest_frontier_{study_report.slug(size)}.png"
         sec = results["main"]["sizes"][size]
-        tested = [{"label": f, **sec["total"][f]["test"]} for f in FAMILIES]
+        tested = [{**sec["total"][f]["test"], "label": f} for f in FAMILIES]
         report.frontier_plot(sec["train_frontier"], OUT / name, tested=tested,
                              title=f"{size} vault: cost against time outside +-5 pp")
         names.append(name)

@@ -124,6 +124,8 @@ def frontier_plot(points: list[dict[str, Any]], out: str | Path,
         ax.set_xlabel("% hours with a weight outside target +- 5 pp")
         ax.set_ylabel("total cost (bps of NAV over the window)")
         ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=0.01)  # most tuned points sit at or near 0%
+        ax.set_xlim(left=-0.001)
         ax.set_title(what, fontsize=9)
         ax.legend(fontsize=7)
     if title:
