@@ -21,6 +21,19 @@ from keeper.policy import make_policy
 HEADER = "timestamp,eth_usdt_close,btc_usdt_close\n"
 
 
+def _cli() -> typer.Typer:
+    """A typer app with `backtest` and a no-op second command (multi-command mode, as in
+    keeper/cli.py)."""
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def noop() -> None:
+        """Keeps typer in multi-command mode."""
+
+    return app
+
+
 def _csv(tmp_path: Path, body: str, header: str = HEADER) -> Path:
     p = tmp_path / "p.csv"
     p.write_text(header + body)
@@ -146,13 +159,7 @@ def test_sweep_tunes_on_train_and_reports_test(tmp_path: Path) -> None:
 
 
 def test_cli_backtest_json_and_bad_input(tmp_path: Path) -> None:
-    app = typer.Typer()
-    register(app)
-
-    @app.command()
-    def noop() -> None:
-        """Keeps typer in multi-command mode, as in keeper/cli.py."""
-
+    app = _cli()
     p = write_prices(tmp_path / "p.csv", n=1000)
     r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--policy", "band+split",
                                  "--params", "width_bps=300", "--start", "2021-01-20", "--json",
@@ -204,13 +211,7 @@ def test_loan_replay_reactive_rule_avoids_liquidation(tmp_path: Path) -> None:
 
 
 def test_cli_sweep_reports_train_test_and_chosen_params(tmp_path: Path) -> None:
-    app = typer.Typer()
-    register(app)
-
-    @app.command()
-    def noop() -> None:
-        """Keeps typer in multi-command mode."""
-
+    app = _cli()
     p = write_prices(tmp_path / "p.csv", n=1300)
     r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--policy", "threshold",
                                  "--sweep", "--split", "2021-02-10", "--json", "--workers", "1"])
@@ -255,13 +256,7 @@ def test_loan_gas_comes_from_the_gas_table_rows(tmp_path: Path) -> None:
 
 
 def test_cli_collateral_reports_the_loan_keys_and_crash_days(tmp_path: Path) -> None:
-    app = typer.Typer()
-    register(app)
-
-    @app.command()
-    def noop() -> None:
-        """Keeps typer in multi-command mode."""
-
+    app = _cli()
     p = write_prices(tmp_path / "p.csv", n=1300)
     r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--collateral", "--policy",
                                  "preventative", "--params", "ltv_act_prob=0.1", "--start",
