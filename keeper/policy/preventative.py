@@ -38,8 +38,9 @@ more than `ltv_act_prob` of reaching an edge of its band within the horizon, the
 it back to where that probability is a quarter of `ltv_act_prob`: small, early trades, which
 cost less than the reactive rule's large ones because price impact is convex.
 
-Levers (for the decomposition): `vol_scaling` (off: long-run vol), `gas_timing` (off: no
-waiting for a cheaper hour, typical gas for acting now), `split` (off: one clip).
+Levers (for the decomposition): `early` (off: act only past the trigger), `vol_scaling` (off:
+long-run vol), `gas_timing` (off: no waiting for a cheaper hour, and "now" priced at typical
+gas, so no early action either), `split` (off: one clip).
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ class AssetTerms:
     v: Any  # variance rate of the deviation per hour
     a: Any  # penalty per hour per unit d^2 (USD)
     big_a: Any  # g / v: value per unit (d^2 - r^2)
-    fee: Any  # NAV x fee (USD per unit d)
     leg_now: Any  # gas of this asset's leg at this hour's price (USD)
     fee_ppm: Any  # int
     depth: Any  # float
@@ -123,7 +123,7 @@ def asset_terms(*, w: Any, b: Any, rel_var: Any, vol: Any, nav: Any, fee_frac: f
     pen = a * (b2 * b2 - r2 * r2) / (6.0 * v)
     span = hi((b2 - r2) / v, 1e-12)
     big_a = (c_forced + pen) / span / v
-    return AssetTerms(b=b, r=r, v=v, a=a, big_a=big_a, fee=fee,
+    return AssetTerms(b=b, r=r, v=v, a=a, big_a=big_a,
                       leg_now=_usd_gas(leg_units, gas_now, eth_e18),
                       fee_ppm=round(fee_frac * PPM), depth=depth)
 
