@@ -37,6 +37,10 @@ class Rows(Generic[T]):
         self._cache: dict[int, T] = {}
 
     def __getitem__(self, t: int) -> T:
+        if t < 0:
+            t += self._n
+        if not 0 <= t < self._n:
+            raise IndexError(f"hour {t} outside the market's {self._n} rows")
         row = self._cache.get(t)
         if row is None:
             row = self._cache[t] = self._make(t)
