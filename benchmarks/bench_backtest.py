@@ -5,7 +5,7 @@
   (`python -m benchmarks.bench_backtest --sweep-child`: load, fit, 50 runs);
 - for reference, in one process: each family's run with the fast path and hour by hour.
 
-Needs ../shared/data (or VAULT_KEEPER_SHARED). Goals: one run under 2 s, the sweep under 10 s,
+Needs ../shared/data (or VAULT_SHARED_DATA). Goals: one run under 2 s, the sweep under 10 s,
 on 2 cores. Wall time and the CPU time of the process (user + sys) are both reported: the
 machine is shared, so wall time includes waiting for a core. Writes
 benchmarks/results/bench_backtest.txt.
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("VAULT_KEEPER_SHARED", ROOT.parent / "shared")) / "data"
+DATA = Path(os.environ.get("VAULT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "benchmarks" / "results" / "bench_backtest.txt"
 sys.path.insert(0, str(ROOT))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("VAULT_KEEPER_SHARED", ROOT.parent / "shared")) / "data"
+DATA = Path(os.environ.get("VAULT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 

@@ -98,8 +98,8 @@ __all__ = ["move_market", "set_feed"]
 
 
 def _shared_data() -> Path:
-    """../shared/data beside the checkout (CI has it); VAULT_KEEPER_SHARED points elsewhere."""
-    return Path(os.environ.get("VAULT_KEEPER_SHARED", ROOT.parent / "shared")) / "data"
+    """../shared/data beside the checkout (CI has it), or where VAULT_SHARED_DATA points."""
+    return Path(os.environ.get("VAULT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
