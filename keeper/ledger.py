@@ -19,21 +19,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection, CursorResult, Row
 
 from keeper.errors import LedgerError
-from keeper.store import leases
-from keeper.store.engine import (
-    DB_ERRORS,
-    StoreUrl,
-    open_engine,
-    parse_store,
-    prepare_sqlite,
-    store_error,
-)
+from keeper.store import leases, open_store
+from keeper.store.engine import DB_ERRORS, StoreUrl, parse_store, store_error
 from keeper.store.leases import LeaseView
-from keeper.store.migrate import LEGACY_USER_VERSION, upgrade
+from keeper.store.migrate import LEGACY_USER_VERSION
 from keeper.store.schema import attempts, epoch_locks, nonces, tx_events, txs
 from keeper.store.schema import ticks as ticks_t
 
@@ -191,7 +184,7 @@ class Ledger:
                     "finished_ts": t.finished_ts or now,
                     "details": t.details,
                 }
-                ids.append(int(c.execute(insert(ticks_t).values(**values)).inserted_primary_key[0]))
+                ids.append(_new_id(c.execute(insert(ticks_t).values(**values))))
         return ids
 
     def recent_decisions(self, vault: str | None = None, limit: int = 20) -> list[TickRecord]:
@@ -228,7 +221,7 @@ class Ledger:
             "updated_ts": now,
             "owner": new.owner,
         }
-        tx_id = int(c.execute(insert(txs).values(**values)).inserted_primary_key[0])
+        tx_id = _new_id(c.execute(insert(txs).values(**values)))
         self._event(c, tx_id, "created", f"nonce={new.nonce}")
         return tx_id
 
@@ -265,7 +258,7 @@ class Ledger:
             .where(tx_events.c.tx_id == tx_id)
             .order_by(tx_events.c.id)
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(str(r.kind), str(r.detail)) for r in rows]
 
     def set_tx_status(
         self, tx_id: int, status: TxStatus, *, error: str | None = None, **receipt: Any
@@ -466,20 +459,10 @@ class Ledger:
             raise store_error(self.store, err, self.busy_timeout_s) from err
 
 
-def open_store(store: StoreUrl, busy_timeout_s: float = 5.0) -> Engine:
-    """An engine on `store`, checked and migrated to this keeper's schema."""
-    engine = open_engine(store, busy_timeout_s)
-    try:
-        if store.kind == "sqlite":
-            prepare_sqlite(engine, store, busy_timeout_s)
-        upgrade(engine, store)
-    except LedgerError:
-        engine.dispose()
-        raise
-    except DB_ERRORS as err:
-        engine.dispose()
-        raise store_error(store, err, busy_timeout_s) from err
-    return engine
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _put_nonce(c: Connection, chain_id: int, address: str, next_nonce: int) -> None:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import and_, func, insert, select, text, update
+from sqlalchemy import ColumnElement, and_, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from keeper.store.schema import epoch_locks
@@ -76,9 +77,8 @@ def _is_zombie(pid: int) -> bool:
 
 def db_now(conn: Connection) -> float:
     if conn.dialect.name == "postgresql":
-        return float(conn.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one())
-    import time
-
+        now = conn.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one()
+        return float(now)
     return time.time()
 
 
@@ -141,14 +141,15 @@ def renew(
     return result.rowcount == 1
 
 
-def _key(vault: str, epoch: str) -> object:
+def _key(vault: str, epoch: str) -> ColumnElement[bool]:
     return and_(epoch_locks.c.vault == vault, epoch_locks.c.epoch == epoch)
 
 
 def orphans(conn: Connection, now: float) -> list[tuple[str, str, str]]:
     """Unfinished leases whose owner is gone: expired, or a dead process of this host."""
     rows = conn.execute(
-        select(epoch_locks.c.vault, epoch_locks.c.epoch, epoch_locks.c.owner, epoch_locks.c.expires_ts)
-        .where(epoch_locks.c.done == 0)
+        select(
+            epoch_locks.c.vault, epoch_locks.c.epoch, epoch_locks.c.owner, epoch_locks.c.expires_ts
+        ).where(epoch_locks.c.done == 0)
     ).all()
     return [(r[0], r[1], r[2]) for r in rows if r[3] <= now or owner_is_dead(r[2])]
