@@ -96,4 +96,4 @@ def chain_snapshot(w3: Web3) -> Iterator[None]:
 __all__ = ["move_market", "pg_server", "set_feed", "store_url"]
 
 
-from tests.pgserver import pg_server, store_url  # noqa: E402, F401 - fixtures for every test
+from tests.pgserver import pg_server, store_url  # noqa: E402 - fixtures for every test

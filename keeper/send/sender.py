@@ -20,6 +20,7 @@ from web3 import Web3
 from web3.types import TxParams
 from web3.types import Wei as Web3Wei
 
+import keeper.send.lease as leases
 from keeper.chain.rpc import failover_of
 from keeper.errors import (
     FeeCapExceeded,
@@ -29,7 +30,6 @@ from keeper.errors import (
     SendError,
 )
 from keeper.ledger import Ledger, NewTx, TxRow, TxStatus
-from keeper.send import lease as leases
 from keeper.send.classify import SendFailure, classify
 from keeper.send.fees import Fees, replacement_fees, suggest_fees
 from keeper.send.flight import Flight, hex0x
