@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -140,7 +141,7 @@ def test_zero_tip_on_an_idle_chain_rises_across_bumps() -> None:
     tip (nodes require both fields to rise), from the configured floor up."""
     got = ladder(F(10 * GWEI, 0), "12.5", cap_wei=100 * GWEI, steps=3)
     tips = [f.priority_fee_wei for f in got]
-    assert tips[0] == 0 and all(b > a for a, b in zip(tips, tips[1:], strict=False))
+    assert tips[0] == 0 and all(b > a for a, b in itertools.pairwise(tips))
     floor = bump(F(10 * GWEI, 0), "12.5", None, min_tip_wei=GWEI // 100)
     assert floor.priority_fee_wei == GWEI // 100
     nxt = replacement_fees(floor, F(1, 0), "12.5", None, min_tip_wei=GWEI // 100)
