@@ -99,8 +99,11 @@ class Metrics:
     def pending_age(self, vault: str | None, blocks: int) -> None:
         self.pending_age_blocks.labels(self.label(vault)).set(blocks)
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int) -> Any:
+        """Serve /metrics on `port` (0: a free one); returns the server (`.server_port`,
+        `.shutdown()`)."""
+        server, _thread = start_http_server(port, registry=self.registry)
+        return server
 
 
 class JsonFormatter(logging.Formatter):

@@ -59,7 +59,7 @@ class Runtime:
     stop_event: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: Callable[[], float] = time.monotonic
-    backoff_cap_s: float = BACKOFF_CAP_S
+    backoff_cap_s: float | None = None  # default: 8 ticks, at most BACKOFF_CAP_S
 
     def __post_init__(self) -> None:
         self.scheduler = BackgroundScheduler(
@@ -149,14 +149,15 @@ class Runtime:
         log.warning("%s: failure %d in a row: %s", vault, n, why)
         pause = 0.0
         if n >= MAX_FAILURES_IN_A_ROW:
-            doubling = 2 ** (n - MAX_FAILURES_IN_A_ROW)
-            pause = min(self._interval_s(vault) * doubling, self.backoff_cap_s)
+            interval = self._interval_s(vault)
+            cap = self.backoff_cap_s or min(BACKOFF_CAP_S, 8 * interval)
+            pause = min(interval * 2 ** (n - MAX_FAILURES_IN_A_ROW), cap)
             self.retry_at[vault] = self.clock() + pause
             if n == MAX_FAILURES_IN_A_ROW:
                 log.error(
                     "ALERT %s: %d failures in a row (last: %s); backing off, up to %g s between "
                     "tries; it resumes by itself when the fault heals",
-                    vault, n, why, self.backoff_cap_s,
+                    vault, n, why, cap,
                 )
         self._gauges(vault, n, pause)
 
