@@ -87,3 +87,8 @@ class LeaseLost(SendError):
 
 class WrongChain(ChainError):
     """Every answering RPC endpoint reports another chain id than the config's."""
+
+
+class EpochTaken(SendError):
+    """Another live keeper holds this vault epoch's lease, or the epoch was executed: an
+    expected outcome when keepers run side by side, not a failure."""

@@ -450,6 +450,27 @@ class Ledger:
         except DB_ERRORS as err:
             raise store_error(self.store, err, self.busy_timeout_s) from err
 
+    def release_orphaned_leases(self) -> int:
+        """Free the leases whose owner is gone (expired, or a dead process of this host) and
+        that left no open transaction to resume (those are taken over by recovery instead).
+        Returns how many were freed."""
+        freed = 0
+        with self._tx() as c:
+            for vault, epoch, owner in leases.orphans(c, leases.db_now(c)):
+                if _open_tx_under(c, vault, epoch):
+                    continue
+                leases.lock_vault(c, vault)
+                c.execute(
+                    delete(epoch_locks).where(
+                        epoch_locks.c.vault == vault,
+                        epoch_locks.c.epoch == epoch,
+                        epoch_locks.c.owner == owner,
+                        epoch_locks.c.done == 0,
+                    )
+                )
+                freed += 1
+        return freed
+
     def orphaned_leases(self) -> list[tuple[str, str, str]]:
         """Unfinished leases whose owner is gone: (vault, epoch, owner)."""
         try:
@@ -457,6 +478,19 @@ class Ledger:
                 return leases.orphans(c, leases.db_now(c))
         except DB_ERRORS as err:
             raise store_error(self.store, err, self.busy_timeout_s) from err
+
+
+def _open_tx_under(c: Connection, vault: str, epoch: str) -> bool:
+    """An open transaction driven under the (vault, epoch) lease (or account:/nonce: lease)."""
+    if vault.startswith("account:") and epoch.startswith("nonce:"):
+        where = (
+            func.lower(txs.c.sender) == vault.removeprefix("account:"),
+            txs.c.nonce == int(epoch.removeprefix("nonce:")),
+        )
+    else:
+        where = (txs.c.vault == vault, txs.c.epoch_key == epoch)
+    query = select(func.count()).select_from(txs).where(*where, txs.c.status.in_(_OPEN))
+    return bool(c.execute(query).scalar())
 
 
 def _new_id(result: CursorResult[Any]) -> int:

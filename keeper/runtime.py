@@ -28,13 +28,28 @@ from apscheduler.triggers.interval import IntervalTrigger
 from keeper.app import Keeper, Mode, TickResult
 from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, ScheduleConfig
-from keeper.errors import Halt, KeeperError
+from keeper.errors import EpochTaken, Halt, KeeperError
 
 log = logging.getLogger("keeper.runtime")
 MAX_FAILURES_IN_A_ROW = 5  # then back off: the pause doubles per failure up to the cap
 BACKOFF_CAP_S = 60.0  # a healed fault is noticed within a minute
 # Jobs are stored by reference and find their Keeper here (a job store cannot pickle a Keeper).
 _KEEPERS: dict[str, Runtime] = {}
+
+
+def release_leases_job(runtime_id: str) -> None:
+    """The scheduled lease janitor: frees leases a dead keeper left without a transaction, so
+    another keeper takes the epoch as soon as the lease expires (not when it next acts)."""
+    rt = _KEEPERS.get(runtime_id)
+    if rt is None or rt.stop_event.is_set():
+        return
+    try:
+        freed = rt.keeper.deps.ledger.release_orphaned_leases()
+    except KeeperError as err:
+        log.warning("lease janitor: %s", err)
+        return
+    if freed:
+        log.warning("freed %d lease(s) left by a keeper that is gone", freed)
 
 
 def run_vault_job(runtime_id: str, vault: str) -> None:
@@ -88,6 +103,14 @@ class Runtime:
                 args=[self.runtime_id, v.name],
                 replace_existing=True,
             )
+        if self.mode == Mode.SEND:
+            self.scheduler.add_job(
+                release_leases_job,
+                trigger=IntervalTrigger(seconds=max(self.cfg.lease_s / 2, 0.25)),
+                id="leases",
+                args=[self.runtime_id],
+                replace_existing=True,
+            )
 
     def run_once(self, vault: str) -> None:
         if vault in self.halted or self.stop_event.is_set():
@@ -124,7 +147,7 @@ class Runtime:
     def _after(self, vault: str, r: TickResult) -> None:
         if r.verdict == "halted":
             self._halt(vault, r.reason)
-        elif r.verdict in ("error", "failed", "skipped"):
+        elif r.verdict in ("error", "failed", "skipped") and not expected(r):
             self._count_failure(vault, r.reason)
         else:
             self._recovered(vault)
@@ -209,6 +232,11 @@ class Runtime:
         while not self.stop_event.wait(0.5):
             pass
         self.stop()
+
+
+def expected(r: TickResult) -> bool:
+    """Another keeper holds or executed this epoch: keepers side by side, not a fault."""
+    return r.reason.startswith(EpochTaken.__name__)
 
 
 def _trigger(s: ScheduleConfig) -> IntervalTrigger | CronTrigger:

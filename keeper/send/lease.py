@@ -13,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from keeper.errors import LeaseLost, LedgerError, SendError
+from keeper.errors import EpochTaken, LeaseLost, LedgerError
 from keeper.ledger import Ledger, TxRow
 
 log = logging.getLogger("keeper.send")
@@ -90,12 +90,12 @@ def take(ledger: Ledger, key: tuple[str, str], owner: str, ttl_s: float) -> Leas
     return Lease(ledger, key[0], key[1], owner, token, ttl_s).start()
 
 
-def refused(ledger: Ledger, key: tuple[str, str]) -> SendError:
+def refused(ledger: Ledger, key: tuple[str, str]) -> EpochTaken:
     held = ledger.lease(*key)
     if held is not None and held.done:
         what = "was already executed"
     else:
         what = f"is being executed by another keeper instance ({held.owner if held else '?'})"
-    return SendError(
+    return EpochTaken(
         f"epoch {key[1]} of vault {key[0]} {what}: not sending", vault=key[0], key="epoch"
     )

@@ -23,6 +23,7 @@ from web3.types import Wei as Web3Wei
 import keeper.send.lease as leases
 from keeper.chain.rpc import failover_of
 from keeper.errors import (
+    EpochTaken,
     FeeCapExceeded,
     Halt,
     LeaseLost,
@@ -201,6 +202,7 @@ class Sender(Tracker):
         it); never re-sign a new nonce for them. Returns their final results."""
         results = self.fill_gaps() if fill_gaps else []
         rows = self.ledger.pending_txs(self.settings.chain_id, self.address)
+        unsigned = 0
         for row in rows:
             lease = self._take_row_lease(row)
             if lease is None:
@@ -210,9 +212,13 @@ class Sender(Tracker):
             except BaseException:
                 lease.release(done=False)
                 raise
-            if result is not None:
+            if result is None:
+                unsigned += 1
+            else:
                 results.append(result)
-        if rows or fill_gaps:
+        if unsigned and not fill_gaps:  # its nonce may now hold up later transactions
+            results.extend(self.fill_gaps())
+        elif rows or fill_gaps:
             self.nonces.sync()
         return results
 
@@ -292,7 +298,7 @@ class Sender(Tracker):
                 key="epoch",
             )
         if live and live[-1].status == TxStatus.CONFIRMED:
-            raise SendError(
+            raise EpochTaken(
                 f"epoch {req.epoch_key} of vault {req.vault} was already executed "
                 f"(tx {live[-1].mined_hash})",
                 vault=req.vault,

@@ -97,11 +97,11 @@ class RpcProxy:
 
     def _stale(self, req: dict[str, Any]) -> Any:
         method = req.get("method")
-        block = self.stale_block
-        if self.lag_blocks is not None:
+        block, lag = self.stale_block, self.lag_blocks  # read once: another thread may reset
+        if lag is not None:
             real = self._forward({**req, "method": "eth_blockNumber", "params": []})
             head = int(real["result"], 16)
-            block = max(head - self.lag_blocks, 0)
+            block = max(head - lag, 0)
         if method == "eth_blockNumber":
             return {"jsonrpc": "2.0", "id": req.get("id"), "result": hex(block)}
         resp = self._forward(_pin_latest(req, block))

@@ -248,3 +248,18 @@ def test_unreachable_postgresql_is_one_clear_error_without_the_password() -> Non
     msg = info.value.message
     assert msg.startswith("store postgresql+psycopg://keeper:***@127.0.0.1:1/keeper is unreachable")
     assert "s3cret" not in str(info.value) and "retries with backoff" in msg
+
+
+def test_leases_left_without_a_transaction_are_freed_and_those_with_one_kept(
+    store_url: str,
+) -> None:
+    with Ledger(store_url) as led:
+        gone = "other-host/abcd:1:x"
+        led.take_lease("main", "1", gone, ttl_s=60, now_ts=1000)  # expired, nothing written
+        led.take_lease("main", "2", gone, ttl_s=60, now_ts=1000)  # expired, tx left open
+        led.create_tx(new_tx(epoch_key="2"))
+        led.take_lease("main", "3", gone, ttl_s=600)  # still live
+        assert led.release_orphaned_leases() == 1
+        assert led.lease("main", "1") is None
+        assert led.lease("main", "2") is not None and led.lease("main", "3") is not None
+        assert led.take_lease("main", "2", owner_id("me"), ttl_s=60) > 0  # recovery's turn
