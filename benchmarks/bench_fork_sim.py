@@ -9,7 +9,7 @@ from web3 import Web3
 
 from benchmarks._common import RESULTS, counting_keeper, stack
 from keeper.app import Mode
-from keeper.localnet.anvil import Anvil
+from keeper.chain.anvil import Anvil
 from keeper.localnet.market import move_market
 
 REPEATS = 5

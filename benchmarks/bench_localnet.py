@@ -8,7 +8,7 @@ import time
 from web3 import Web3
 
 from benchmarks._common import RESULTS
-from keeper.localnet.anvil import Anvil
+from keeper.chain.anvil import Anvil
 from keeper.localnet.deploy import deploy_market
 
 REPEATS = 3

@@ -39,10 +39,10 @@ from web3 import Web3
 
 from benchmarks._common import RESULTS, stack
 from keeper.chain import raw
+from keeper.chain.anvil import Anvil
 from keeper.chain.contracts import _type_str, fn_abi
 from keeper.demo import DemoSettings, hourly_returns_bps
 from keeper.ledger import Ledger
-from keeper.localnet.anvil import Anvil
 from keeper.localnet.deploy import LocalMarket
 from keeper.localnet.market import feed_answer, move_market, set_feed
 from keeper.read import ReadTarget, read_snapshot

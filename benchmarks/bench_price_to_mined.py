@@ -13,8 +13,8 @@ from web3 import Web3
 
 from benchmarks._common import RESULTS, stack
 from keeper.app import Mode
+from keeper.chain.anvil import Anvil
 from keeper.config import load_config
-from keeper.localnet.anvil import Anvil
 from keeper.localnet.market import move_market
 from keeper.wiring import build_keeper
 

@@ -28,16 +28,16 @@ from web3 import Web3
 
 from benchmarks._common import RESULTS, stack
 from keeper.app import Keeper, KeeperDeps, Mode
+from keeper.chain.anvil import Anvil
 from keeper.chain.rpc import RpcSettings
 from keeper.config import load_config
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger
-from keeper.localnet.anvil import Anvil
 from keeper.localnet.deploy import LocalMarket
 from keeper.localnet.market import feed_answer, move_market, set_feed
 from keeper.read import ReadTarget, read_snapshot
 from keeper.send.sender import Sender, SenderSettings
-from keeper.wiring import connect, unlock
+from keeper.wiring import connect, policies_for, unlock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.faults.proxy import RpcProxy
@@ -193,6 +193,7 @@ def build(tmp: Path, anvil_url: str) -> tuple[Soak, Path]:
             ledger=ledger,
             history=PriceHistory(tmp / "h.sqlite"),
             keeper_address=account.address,
+            policies=policies_for(cfg),
             sender=sender,
         ),
     )

@@ -16,40 +16,45 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+import numpy as np
 from web3 import Web3
 
 from keeper import batchplan, guards
-from keeper import collateral as col
 from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, VaultConfig
-from keeper.costs import (
-    MAINNET_POOL_COSTS,
-    UNKNOWN_POOL_COST,
-    CostInputs,
-    CostModel,
-    PoolCost,
-)
+from keeper.costs import CostInputs, CostModel, cost_inputs, cost_model_for, eth_usd_e18_of
 from keeper.errors import ChainError, Halt, KeeperError, SnapshotRejected
-from keeper.forecast import build_forecast, forecast_from_history
-from keeper.history import PriceHistory
-from keeper.ledger import Ledger, TickRecord
+from keeper.forecast.gas import outlook_now
+from keeper.forecast.live import Forecaster
+from keeper.history import PriceHistory, hour_of
+from keeper.ledger import Ledger
 from keeper.metrics import Metrics
-from keeper.models import Action, Decision, Forecast, MarketSnapshot, VaultState
-from keeper.plan import Market, PlanContext, RebalancePlan
-from keeper.policy.base import Policy, make_policy
-from keeper.read import ReadTarget, read_snapshot_with
+from keeper.models import (
+    Action,
+    Decision,
+    Forecast,
+    GasHour,
+    GasOutlook,
+    MarketSnapshot,
+    NoPlan,
+    PlanOutcome,
+    RebalancePlan,
+    SimulationReport,
+    TickRecord,
+    TickResult,
+    VaultState,
+)
+from keeper.plan import PlanContext, market_from_config
+from keeper.policy.base import Policy
+from keeper.read import GasAsk, ReadTarget, read_snapshot_with
 from keeper.send.sender import Sender, TxRequest
-from keeper.simulate import SimLimits, SimulationReport, simulate
+from keeper.simulate import SimLimits, simulate
+from keeper.summaries import plan_details, report_details
 from keeper.units import ONE_E18, WEI_PER_GWEI
 
 log = logging.getLogger("keeper.app")
-
-# Forecast fallbacks until the price history holds MIN_HISTORY_H hours (hourly vol, fractions).
-DEFAULT_VOL_PER_H = {"WETH": 0.0075, "WBTC": 0.0060, "LINK": 0.0110, "USDC": 0.0}
-DEFAULT_VOL_OTHER = 0.01
-MIN_HISTORY_H = 240  # the vol fit needs >= 200 hourly returns
-CASH = ("USDC",)
-MAX_GAS = 3_000_000  # no rebalance tx may plan more gas than this
+DEFAULT_TIP_WEI = WEI_PER_GWEI  # the tip a trade is expected to pay before any gas history
+MAX_FEE_HISTORY_BLOCKS = 1024  # eth_feeHistory's usual cap
 
 
 class Mode(StrEnum):
@@ -58,29 +63,14 @@ class Mode(StrEnum):
     SEND = "send"  # + send
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TickResult:
-    vault: str
-    name: str
-    action: str
-    reason: str
-    verdict: str  # hold | planned | simulated | rejected | sent | failed | error
-    block: int | None = None
-    weights_bps: tuple[int, ...] = ()
-    targets_bps: tuple[int, ...] = ()
-    symbols: tuple[str, ...] = ()
-    tx_hash: str | None = None
-    cost_usd: float | None = None
-    gas_used: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass(slots=True)
 class KeeperDeps:
     w3: Web3
     ledger: Ledger
     history: PriceHistory
     keeper_address: str
+    policies: dict[str, Policy]  # by vault name
+    forecaster: Forecaster = field(default_factory=Forecaster)
     sender: Sender | None = None
     metrics: Metrics | None = None
     fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
@@ -89,23 +79,34 @@ class KeeperDeps:
 
 
 class Keeper:
-    """One network's keeper: all configured vaults, one snapshot per tick."""
+    """One network's keeper: all configured vaults, one snapshot per tick. Building one has no
+    side effects; `recover()` resolves transactions a previous run left pending."""
 
     def __init__(self, cfg: KeeperConfig, deps: KeeperDeps) -> None:
         self.cfg = cfg
         self.deps = deps
-        self.policies: dict[str, Policy] = {
-            v.name: make_policy(v.policy.name, v.policy.params) for v in cfg.vaults
-        }
         self.last_block: int | None = None
-        self.market = _market(cfg)
+        self.market = market_from_config(cfg.contracts)
         self.refs = (
             guards.ref_pools(dict(cfg.contracts.pools), self.market.tokens)
             if "USDC" in self.market.tokens
             else []
         )
+        overrides = {s: pc.as_pool_cost() for s, pc in cfg.network.pool_costs.items()}
+        self.cost_models: dict[str, CostModel] = {
+            v.name: cost_model_for([a.symbol for a in v.assets], overrides) for v in cfg.vaults
+        }
         self.pool_prices: dict[str, guards.PoolPrice] = {}
+        self.gas_outlook: GasOutlook | None = None
+        self.gas_sampled_hour = -1
+        self.last_ts = 0
+        self.tip_wei = DEFAULT_TIP_WEI
         self._halts: list[Halt] = []
+
+    def recover(self) -> None:
+        """Resolve the transactions a previous run left pending (never send twice)."""
+        if self.deps.sender is not None:
+            self.deps.sender.recover_pending()
 
     # ------------------------------------------------------------ the tick
 
@@ -119,7 +120,6 @@ class Keeper:
             snap = self._read(vaults)
         except ChainError as err:  # RPC down, lagging or wrong chain: skip, record, retry later
             return self._skipped(vaults, err, started)
-        self.deps.history.record_many(list(snap.vaults), snap.block_ts)
         pairs = list(zip(vaults, snap.vaults, strict=True))
         steps = [self._guarded(snap, v, s, partial(self._early, snap, v, s)) for v, s in pairs]
         acting = [
@@ -129,8 +129,8 @@ class Keeper:
         results = []
         for (v, s), step in zip(pairs, steps, strict=True):
             if isinstance(step, Decision):
-                p, why = planned[v.name]
-                step = self._guarded(snap, v, s, partial(self._act, mode, snap, v, s, step, p, why))
+                p = planned[v.name]
+                step = self._guarded(snap, v, s, partial(self._act, mode, snap, v, s, step, p))
             assert isinstance(step, TickResult)
             results.append(step)
         self._record(snap, results, started)
@@ -170,24 +170,29 @@ class Keeper:
         return results
 
     def _read(self, vaults: list[VaultConfig]) -> MarketSnapshot:
+        """One round trip: every vault's view, the reference pools and, once an hour, the
+        chain's gas (for the forecast's gas outlook)."""
         symbols = {t.address.lower(): s for s, t in self.cfg.contracts.tokens.items()}
         targets = [ReadTarget(address=str(v.address), symbols=symbols) for v in vaults]
         extra = guards.pool_calls(self.refs, self.deps.twap_s)
         try:
-            snap, pools = self._read_once(targets, extra)
+            snap, pools, gas = self._read_once(targets, extra)
         except SnapshotRejected as err:
             rpc = failover_of(self.deps.w3)
             if rpc is None or err.context.get("block") is None:
                 raise
-            rpc.mark_lagging(err.message)  # K9: that node is behind; read again from another
-            snap, pools = self._read_once(targets, extra)
+            rpc.mark_lagging(err.message)  # that node is behind: read again from another
+            snap, pools, gas = self._read_once(targets, extra)
         self.pool_prices = guards.pool_prices(self.refs, pools, self.deps.twap_s)
         self.last_block = snap.block_number
+        self._learn(snap, gas)
         return snap
 
     def _read_once(
         self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
-    ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
+    ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]], GasHour | None]:
+        blocks = min(MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s)))
+        ask = GasAsk(blocks=blocks, tip_percentile=self.cfg.gas.priority_fee_percentile)
         return read_snapshot_with(
             self.deps.w3,
             self.cfg.contracts.multicall3,
@@ -195,6 +200,30 @@ class Keeper:
             chain_id=self.cfg.network.chain_id,
             last_block=self.last_block,
             extra=extra,
+            gas=ask if self._gas_due() else None,
+        )
+
+    def _gas_due(self) -> bool:
+        """Sample the chain's gas once per hour of block time (the hour of the last snapshot)."""
+        return self.gas_outlook is None or self.gas_sampled_hour != hour_of(self.last_ts)
+
+    def _learn(self, snap: MarketSnapshot, gas: GasHour | None) -> None:
+        """Record the history the forecast learns from: every vault's prices each hour and the
+        chain's gas once an hour; then the gas outlook for the ticks of this hour."""
+        history, chain = self.deps.history, snap.chain_id
+        self.last_ts = snap.block_ts
+        history.record_many(list(snap.vaults), snap.block_ts)
+        if gas is None and self.gas_outlook is not None:
+            return
+        if gas is not None:
+            history.record_gas(chain, [gas])
+            self.gas_sampled_hour = hour_of(snap.block_ts)
+        hours = history.gas_history(chain)
+        if hours:
+            self.tip_wei = hours[-1].tip_wei
+        self.gas_outlook = outlook_now(
+            np.array([g.hour_ts for g in hours], dtype=np.int64),
+            np.array([g.price_wei / WEI_PER_GWEI for g in hours], dtype=float),
         )
 
     def _guarded(
@@ -251,80 +280,55 @@ class Keeper:
         vcfg: VaultConfig,
         state: VaultState,
         decision: Decision,
-        rplan: RebalancePlan | None,
-        why: str,
+        outcome: PlanOutcome,
     ) -> TickResult:
-        if rplan is None:
-            if guards.role_revoked(why):  # F38: no retry loop; the operator must re-grant
-                raise Halt(f"keeper role revoked on vault {state.address}: {why}", vault=vcfg.name)
-            return _result(vcfg, state, snap, decision.action.value, why, "hold")
-        return self._execute(mode, snap, vcfg, state, decision, rplan)
+        if isinstance(outcome, NoPlan):
+            if outcome.revert and guards.role_revoked(outcome.revert):  # a human must re-grant
+                why = f"keeper role revoked on vault {state.address}: {outcome.revert}"
+                raise Halt(why, vault=vcfg.name)
+            return _result(vcfg, state, snap, decision.action.value, outcome.reason, "hold")
+        return self._execute(mode, snap, vcfg, state, decision, outcome)
 
     # ------------------------------------------------------------ stages
 
     def decide(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState) -> Decision:
-        urgent = col.collateral_decision(state)
-        if urgent is not None:
-            return urgent
-        forecast = self.forecast(snap, vcfg, state)
-        return self.policies[vcfg.name].decide(state, forecast, self.cost_inputs(snap, state))
+        """The vault's policy on this snapshot: the same `decide()` the backtester calls, fed
+        the same kind of forecast and cost inputs."""
+        policy = self.deps.policies[vcfg.name]
+        return policy.decide(state, self.forecast(snap, vcfg, state), self.cost_inputs(snap, vcfg,
+                                                                                       state))
 
     def forecast(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState) -> Forecast:
-        horizon = float(vcfg.policy.params.get("horizon_h", 24))
-        series = self.deps.history.series(state.address, len(state.assets))
-        if len(series) >= MIN_HISTORY_H:
-            return forecast_from_history(
-                state, series, horizon_h=horizon, now_ts=snap.block_ts, model="ewma"
-            )
-        vols = [DEFAULT_VOL_PER_H.get(a.symbol, DEFAULT_VOL_OTHER) for a in state.assets]
-        n = len(vols)
-        corr = [[1.0 if i == j else 0.5 for j in range(n)] for i in range(n)]
-        return build_forecast(
-            state, vol_per_h=vols, corr=corr, horizon_h=horizon, now_ts=snap.block_ts
-        )
+        horizon = float(getattr(self.deps.policies[vcfg.name], "horizon_h", 24))
+        history = self.deps.history.oracle_history(state.address, len(state.assets))
+        return self.deps.forecaster.forecast(state, history, horizon_h=horizon,
+                                             now_ts=snap.block_ts)
 
-    def cost_inputs(self, snap: MarketSnapshot, state: VaultState) -> CostInputs:
-        pools = tuple(
-            None if a.symbol in CASH else pool_cost_for(self.cfg, a.symbol) for a in state.assets
-        )
-        gas = self.gas_price_wei(snap)
-        return CostInputs(
-            model=CostModel(pools=pools),
-            gas_price_wei=gas,
-            gas_typical_wei=gas,
-            gas_min_ahead_wei=gas,
-            hours_to_min_ahead=0,
-            eth_usd_e18=_eth_usd_e18(state),
-        )
+    def cost_inputs(self, snap: MarketSnapshot, vcfg: VaultConfig, state: VaultState
+                    ) -> CostInputs:
+        return cost_inputs(self.cost_models[vcfg.name], gas_price_wei=self.gas_price_wei(snap),
+                           outlook=self.gas_outlook, eth_usd_e18=eth_usd_e18_of(state))
 
     def gas_price_wei(self, snap: MarketSnapshot) -> int:
-        """Expected effective price: base fee plus a 1 gwei tip, capped by the config."""
-        return min(snap.base_fee_wei + WEI_PER_GWEI, int(self.cfg.gas.max_fee_wei))
+        """Expected effective price: base fee plus the tip of the last hour, capped by config."""
+        return min(snap.base_fee_wei + self.tip_wei, int(self.cfg.gas.max_fee_wei))
 
     def _plan_all(
         self, snap: MarketSnapshot, items: list[tuple[VaultConfig, VaultState, Decision]]
-    ) -> dict[str, tuple[RebalancePlan | None, str]]:
+    ) -> dict[str, PlanOutcome]:
         return batchplan.plan_all(self.deps.w3, self.market, self._plan_context(snap), items)
 
     def _plan_context(self, snap: MarketSnapshot) -> PlanContext:
         price = self.gas_price_wei(snap)
-        eth = _eth_usd_e18(snap.vaults[0]) if snap.vaults else 3000 * ONE_E18
+        eth = eth_usd_e18_of(snap.vaults[0]) if snap.vaults else 3000 * ONE_E18
         return PlanContext(
             keeper=self.deps.keeper_address,
             block=snap.block_number,
             block_ts=snap.block_ts,
             gas_price_wei=price,
             eth_usd_e18=eth,
-            gas_budget=self._gas_budget(price),
+            gas_budget=self.cfg.gas.budget_units(price),
         )
-
-    def _gas_budget(self, gas_price_wei: int | None = None) -> int:
-        """Gas units one rebalance may use: the wei budget at today's price, at most MAX_GAS."""
-        budget = self.cfg.gas.budget_wei
-        if not budget:
-            return MAX_GAS
-        price = max(gas_price_wei or int(self.cfg.gas.max_fee_wei), 1)
-        return min(int(budget // price), MAX_GAS)
 
     def _execute(
         self,
@@ -335,14 +339,14 @@ class Keeper:
         decision: Decision,
         plan: RebalancePlan,
     ) -> TickResult:
-        details = _plan_details(plan)
+        details = plan_details(plan)
         base: dict[str, Any] = {"cost_usd": plan.cost.total_e18 / ONE_E18, "details": details}
         if mode == Mode.CHECK:
             return _result(
                 vcfg, state, snap, decision.action.value, decision.reason, "planned", **base
             )
         report = self._simulate(snap, state, plan)
-        details["simulation"] = _report_details(report)
+        details["simulation"] = report_details(report)
         if not report.ok:
             why = "simulation rejected: " + "; ".join(report.reasons)
             return _result(vcfg, state, snap, decision.action.value, why, "rejected", **base)
@@ -362,7 +366,7 @@ class Keeper:
             or (failover.current_url() if failover else self.cfg.network.rpc_urls[0])
         )
         limits = SimLimits(
-            gas_budget=self._gas_budget(self.gas_price_wei(snap)),
+            gas_budget=self.cfg.gas.budget_units(self.gas_price_wei(snap)),
             max_slippage_bps=int(state.limits.max_slippage_bps),
         )
         next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
@@ -479,65 +483,3 @@ def _result(
         symbols=tuple(a.symbol for a in state.assets),
         **kw,
     )
-
-
-def pool_cost_for(cfg: KeeperConfig, symbol: str) -> PoolCost:
-    """The cost model's pool for `symbol`: the network's pool_costs, else mainnet's."""
-    got = cfg.network.pool_costs.get(symbol)
-    if got is not None:
-        return PoolCost(fee_ppm=got.fee_ppm, depth_e18=int(got.depth_usd) * ONE_E18)
-    return MAINNET_POOL_COSTS.get(symbol, UNKNOWN_POOL_COST)
-
-
-def _eth_usd_e18(state: VaultState) -> int:
-    for a in state.assets:
-        if a.symbol in ("WETH", "ETH") and a.feed.answer > 0:
-            return int(a.feed.answer * ONE_E18 // 10**a.feed.decimals)
-    return 3000 * ONE_E18  # no ETH feed in this basket: a conservative gas-cost price
-
-
-def _market(cfg: KeeperConfig) -> Market:
-    c = cfg.contracts
-    pools = tuple((k.split("/")[0], k.split("/")[1], int(k.split("/")[2])) for k in c.pools)
-    return Market(
-        tokens={s: (t.address, t.decimals) for s, t in c.tokens.items()},
-        pools=pools,
-        router=c.routers[0],
-        quoter=str(c.quoter),
-        multicall=c.multicall3,
-    )
-
-
-def _plan_details(plan: RebalancePlan) -> dict[str, Any]:
-    return {
-        "kind": plan.kind,
-        "epoch": plan.epoch,
-        "gas_limit": plan.gas_limit,
-        "legs": [
-            {
-                "sell": leg.sell,
-                "buy": leg.buy,
-                "fee_ppm": leg.fee_ppm,
-                "hops": max(1, len(leg.path) // 23),
-                "notional_usd": leg.notional_e18 / ONE_E18,
-            }
-            for leg in plan.legs
-        ],
-        "cost": {
-            "gas_usd": plan.cost.gas_e18 / ONE_E18,
-            "fee_usd": plan.cost.fee_e18 / ONE_E18,
-            "impact_usd": plan.cost.impact_e18 / ONE_E18,
-        },
-        "notes": list(plan.notes),
-    }
-
-
-def _report_details(r: SimulationReport) -> dict[str, Any]:
-    return {
-        "ok": r.ok,
-        "reasons": list(r.reasons),
-        "gas_used": r.gas_used,
-        "distance_bps": [r.pre_distance_bps, r.post_distance_bps],
-        "post_weights_bps": list(r.post_weights_bps),
-        "revert": r.revert,
-    }

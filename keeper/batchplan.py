@@ -17,19 +17,28 @@ from keeper import collateral as col
 from keeper import plan
 from keeper.config import VaultConfig
 from keeper.legs import disjoint_legs
-from keeper.models import Action, Decision, VaultState
-from keeper.plan import Leg, Market, PlanContext, PlanCost, QuoteRequest, RebalancePlan
+from keeper.models import (
+    Action,
+    Decision,
+    Leg,
+    NoPlan,
+    PlanOutcome,
+    RebalancePlan,
+    TradeCost,
+    VaultState,
+)
+from keeper.plan import GasMeasure, Market, PlanContext, QuoteRequest
 from keeper.units import ONE_E18
 
 Item = tuple[VaultConfig, VaultState, Decision]
 PlanTx = tuple[VaultConfig, VaultState, Decision, bytes]  # one vault's transaction to price
-Planned = tuple[RebalancePlan | None, str]  # a plan, or why there is none
 LegsAndNotes = tuple[list[Leg], tuple[str, ...]]
-Gas = tuple[int | None, str]
 Quote = tuple[int, int] | None  # (amount out, gas) from QuoterV2, None when the quote failed
 
 
-def plan_all(w3: Web3, market: Market, ctx: PlanContext, items: list[Item]) -> dict[str, Planned]:
+def plan_all(
+    w3: Web3, market: Market, ctx: PlanContext, items: list[Item]
+) -> dict[str, PlanOutcome]:
     """Plans for every acting vault, by vault name."""
     return _Batch(w3, market, ctx).run(items)
 
@@ -40,34 +49,34 @@ class _Batch:
     market: Market
     ctx: PlanContext
 
-    def run(self, items: list[Item]) -> dict[str, Planned]:
-        out: dict[str, Planned] = {}
+    def run(self, items: list[Item]) -> dict[str, PlanOutcome]:
+        out: dict[str, PlanOutcome] = {}
         legs_by = self._quote_all(items, out)
         txs = self._calldata(items, legs_by)
         gases = self._estimate(txs)
         txs, gases = self._untangle(legs_by, txs, gases)
-        for (v, s, d, _data), (gas, why) in zip(txs, gases, strict=True):
-            out[v.name] = self._finish(s, d, legs_by.get(v.name), gas, why)
+        for (v, s, d, _data), measured in zip(txs, gases, strict=True):
+            out[v.name] = self._finish(s, d, legs_by.get(v.name), measured)
         return out
 
     # ------------------------------------------------------------------ quotes
 
-    def _quote_all(self, items: list[Item], out: dict[str, Planned]) -> dict[str, LegsAndNotes]:
+    def _quote_all(self, items: list[Item], out: dict[str, PlanOutcome]) -> dict[str, LegsAndNotes]:
         """Every vault's quotes in one multicall; legs under the oracle floor are re-quoted at a
         smaller size in one more multicall (only when some leg needs it)."""
         swaps = [(v, s, d) for v, s, d in items if d.action == Action.REBALANCE]
         reqs = {v.name: plan.prepare_quotes(s, d, self.market) for v, s, d in swaps}
-        firsts = self._quote_round({n: r for n, r in reqs.items() if not isinstance(r, str)})
+        firsts = self._quote_round({n: r for n, r in reqs.items() if isinstance(r, QuoteRequest)})
         quoted: dict[str, plan.QuotedLegs] = {}
         for v, s, _d in swaps:
             r = reqs[v.name]
             got = (
                 r
-                if isinstance(r, str)
+                if isinstance(r, NoPlan)
                 else plan.legs_from_quotes(s, self.market, r, firsts[v.name])
             )
-            if isinstance(got, str):
-                out[v.name] = (None, got)
+            if isinstance(got, NoPlan):
+                out[v.name] = got
             else:
                 quoted[v.name] = got
         seconds = self._quote_round({n: q.retry for n, q in quoted.items() if q.retry is not None})
@@ -77,8 +86,8 @@ class _Batch:
                 continue
             q = quoted[v.name]
             legs = plan.merge_retry(s, self.market, q, seconds.get(v.name, []))
-            if isinstance(legs, str):
-                out[v.name] = (None, legs)
+            if isinstance(legs, NoPlan):
+                out[v.name] = legs
             else:
                 legs_by[v.name] = (legs, q.notes)
         return legs_by
@@ -107,20 +116,20 @@ class _Batch:
                 txs.append((v, s, d, col.collateral_calldata(s, d, "USDC", deadline)[0]))
         return txs
 
-    def _estimate(self, txs: list[PlanTx]) -> list[Gas]:
+    def _estimate(self, txs: list[PlanTx]) -> list[GasMeasure]:
         sends = [(self.ctx.keeper, s.address, data) for _, s, _, data in txs]
         return plan.estimate_many(self.w3, sends, self.ctx.block)
 
     def _untangle(
-        self, legs_by: dict[str, LegsAndNotes], txs: list[PlanTx], gases: list[Gas]
-    ) -> tuple[list[PlanTx], list[Gas]]:
+        self, legs_by: dict[str, LegsAndNotes], txs: list[PlanTx], gases: list[GasMeasure]
+    ) -> tuple[list[PlanTx], list[GasMeasure]]:
         """A multi-leg rebalance whose measurement reverts is tried once more, in the same batch
         for every such vault, with only the legs that share no pool (quotes are per leg; legs in
         one pool move its price for each other). The rest waits for the next tick. Updates
         `legs_by` for the vaults it retries."""
         redo: dict[int, list[Leg]] = {}
-        for k, ((v, _s, _d, _data), (gas, _why)) in enumerate(zip(txs, gases, strict=True)):
-            if gas is None and v.name in legs_by:
+        for k, ((v, _s, _d, _data), measured) in enumerate(zip(txs, gases, strict=True)):
+            if measured.gas_used is None and v.name in legs_by:
                 fewer = disjoint_legs(legs_by[v.name][0])
                 if len(fewer) < len(legs_by[v.name][0]):
                     redo[k] = fewer
@@ -146,23 +155,23 @@ class _Batch:
         state: VaultState,
         decision: Decision,
         legs: LegsAndNotes | None,
-        gas: int | None,
-        why: str,
-    ) -> Planned:
+        measured: GasMeasure,
+    ) -> PlanOutcome:
         if legs is not None:
-            outcome = plan.finish_plan(state, decision, legs[0], gas, why, self.ctx, notes=legs[1])
-            return outcome.plan, outcome.reason
-        return self._collateral_plan(state, decision, gas, why)
+            return plan.finish_plan(state, decision, legs[0], measured, self.ctx, notes=legs[1])
+        return self._collateral_plan(state, decision, measured)
 
     def _collateral_plan(
-        self, state: VaultState, decision: Decision, gas: int | None, why: str
-    ) -> Planned:
+        self, state: VaultState, decision: Decision, measured: GasMeasure
+    ) -> PlanOutcome:
         ctx = self.ctx
         deadline = ctx.block_ts + ctx.deadline_s
         calldata, what = col.collateral_calldata(state, decision, "USDC", deadline)
+        gas = measured.gas_used
         if gas is None:
-            return None, f"{what}: the vault would revert: {why}"
-        cost = PlanCost(
+            why = f"{what}: the vault would revert: {measured.why}"
+            return NoPlan(reason=why, revert=measured.why)
+        cost = TradeCost(
             gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=0, impact_e18=0
         )
         kind = "ripcord" if decision.urgent else str(decision.action.value)  # de-/releverage
@@ -177,4 +186,4 @@ class _Batch:
             cost=cost,
             benefit_e18=None,
             notes=(what,),
-        ), decision.reason
+        )

@@ -18,12 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keeper.app import Keeper, Mode, TickResult
+from keeper.app import Keeper, Mode
 from keeper.cli_backtest import register as register_backtest
-from keeper.config import KeeperConfig, load_config
+from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, DataError, KeeperError
 from keeper.metrics import Metrics, setup_logging
-from keeper.send.keys import redact
+from keeper.models import TickResult
+from keeper.redact import redact
 
 app = typer.Typer(
     add_completion=False,
@@ -52,7 +53,9 @@ def fail(err: Exception) -> None:
 
 def _load(config: Path, network: str | None) -> KeeperConfig:
     try:
-        cfg = load_config(config, network)
+        from keeper.wiring import load
+
+        cfg = load(config, network)
     except KeeperError as err:
         fail(err)
     setup_logging(cfg.log_format)
@@ -146,6 +149,10 @@ def rebalance(
     """One tick that may send: plans and simulates, asks, then sends."""
     cfg = _load(config, network)
     keeper = _keeper(cfg, can_send=True)
+    try:
+        keeper.recover()  # a transaction a previous run left pending is resolved, never resent
+    except KeeperError as err:
+        fail(err)
     planned = _tick(keeper, Mode.SIMULATE, vault)
     if not as_json:
         console.print(results_table(planned, "plan (simulated)"))

@@ -1,6 +1,6 @@
 """`keeper backtest`: replay a vault on a price file under one policy, or sweep and test.
 
-The lead's keeper/cli.py calls `register(app)`. Output: a rich table, or `--json`.
+keeper/cli.py calls `register(app)`. Output: a rich table, or `--json`.
 """
 
 from __future__ import annotations
@@ -28,22 +28,21 @@ def _parse_params(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _spec(nav_usd: float, gas_units_per_leg: int | None) -> Any:
+def _spec(nav_usd: float) -> Any:
     from keeper.backtest import defaults
 
-    return defaults.vault_spec(nav_usd,
-                               model=defaults.cost_model(gas_units_per_leg=gas_units_per_leg))
+    return defaults.vault_spec(nav_usd)
 
 
 def _single(prices: str, gas: list[str], policy: str, params: dict[str, Any], nav_usd: float,
             start: str | None, end: str | None, profile: bool, fill: str,
-            gas_units: int | None = None) -> tuple[dict[str, Any], Any, Any]:
+            ) -> tuple[dict[str, Any], Any, Any]:
     from keeper.backtest import defaults, engine, market
     from keeper.policy import make_policy
 
     mkt, i0, i1 = market.from_files(prices, gas, defaults.SYMBOLS, start=start, end=end,
                                     fit_before=start, gas_profile=profile, fill=fill)
-    spec = _spec(nav_usd, gas_units)
+    spec = _spec(nav_usd)
     res = engine.run(mkt, spec, make_policy(policy, params), i0, i1, params)
     out = {**engine.metrics(res, spec), "params": params, "fit": mkt.fit_note}
     return out, res, spec
@@ -51,7 +50,7 @@ def _single(prices: str, gas: list[str], policy: str, params: dict[str, Any], na
 
 def _sweep(prices: str, gas: list[str], policy: str, nav_usd: float, start: str | None,
            end: str | None, split: str, profile: bool, fill: str, workers: int,
-           quiet: bool, gas_units: int | None = None) -> dict[str, Any]:
+           quiet: bool) -> dict[str, Any]:
     from keeper.backtest import defaults, market, sweep
 
     mkt, i0, i1 = market.from_files(prices, gas, defaults.SYMBOLS, start=start, end=end,
@@ -60,7 +59,7 @@ def _sweep(prices: str, gas: list[str], policy: str, nav_usd: float, start: str 
 
     s = mkt.index(parse_date(split))
     fams = list(sweep.GRIDS) if policy == "all" else [policy]
-    res = sweep.train_test(mkt, _spec(nav_usd, gas_units), fams, (i0, s - 1), (s, i1),
+    res = sweep.train_test(mkt, _spec(nav_usd), fams, (i0, s - 1), (s, i1),
                            workers=workers, progress=not quiet)
     sec = res["total"][fams[0]] if len(fams) == 1 else res["total"]
     return {"policy": policy, "split": split, **(sec if len(fams) == 1 else {"policies": sec})}
@@ -87,8 +86,6 @@ def register(app: typer.Typer) -> None:
         gas_profile: Annotated[bool, typer.Option(help="impose the intraday gas model")] = False,
         fill: Annotated[str, typer.Option(help="error | ffill (carry prices forward)")] = "error",
         workers: Annotated[int, typer.Option()] = 2,
-        gas_units_per_leg: Annotated[int | None, typer.Option(
-            help="measured gas per swap leg (default 105000)")] = None,
     ) -> None:
         """Replay a vault hour by hour under a policy and report its costs and risk."""
         console = Console()
@@ -98,12 +95,12 @@ def register(app: typer.Typer) -> None:
                 if not split:
                     raise typer.BadParameter("--sweep needs --split DATE")
                 out = _sweep(str(prices), gas_paths, policy, nav_usd, start, end, split,
-                             gas_profile, fill, workers, as_json, gas_units_per_leg)
+                             gas_profile, fill, workers, as_json)
                 _emit(console, out, as_json)
                 return
             name, p = _policy_args(policy, _parse_params(params))
             out, res, spec = _single(str(prices), gas_paths, name, p, nav_usd, start, end,
-                                     gas_profile, fill, gas_units_per_leg)
+                                     gas_profile, fill)
             if plot:
                 from keeper.backtest.report import plot as draw
 

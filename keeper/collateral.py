@@ -1,43 +1,14 @@
-"""The collateral position: a decision rule (pure) and its plan (adjustCollateral or ripcord).
-
-The weight policy handles the basket; this rule keeps the lending position's LTV inside its
-band and pulls the ripcord near liquidation regardless of cost.
-"""
+"""The collateral position's plan: a policy's deleverage, releverage or ripcord decision
+(the rule lives once, in keeper.policy.base.reactive_collateral) as adjustCollateral or ripcord
+calldata."""
 
 from __future__ import annotations
 
 from keeper.chain.contracts import encode_call
-from keeper.models import Action, CollateralState, Decision, VaultState
+from keeper.models import CollateralState, Decision, VaultState
 from keeper.units import ONE_E8
 
 SUPPLY, WITHDRAW, BORROW, REPAY = range(4)
-
-
-def collateral_decision(state: VaultState) -> Decision | None:
-    """DELEVERAGE / RELEVERAGE toward the target LTV when outside the band, else None."""
-    c = state.collateral
-    if c is None or c.target_ltv_bps == 0:
-        return None
-    if c.in_danger:
-        return Decision(
-            action=Action.DELEVERAGE,
-            urgent=True,
-            target_ltv_bps=c.target_ltv_bps,
-            reason=f"ripcord: LTV {c.ltv_bps} bps >= {c.ripcord_ltv_bps} bps",
-        )
-    if c.ltv_bps > c.max_ltv_bps:
-        return Decision(
-            action=Action.DELEVERAGE,
-            target_ltv_bps=c.target_ltv_bps,
-            reason=f"LTV {c.ltv_bps} bps above band max {c.max_ltv_bps} bps",
-        )
-    if c.collateral_e8 > 0 and c.ltv_bps < c.min_ltv_bps:
-        return Decision(
-            action=Action.RELEVERAGE,
-            target_ltv_bps=c.target_ltv_bps,
-            reason=f"LTV {c.ltv_bps} bps below band min {c.min_ltv_bps} bps",
-        )
-    return None
 
 
 def debt_change_e8(c: CollateralState, target_ltv_bps: int) -> int:

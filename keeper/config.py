@@ -18,11 +18,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from keeper.config_file import config_error, read_yaml, substitute, validation_error
+from keeper.costs import PoolCost
 from keeper.errors import ConfigError
-from keeper.policy import make_policy
+from keeper.models import DEFAULT_VOL_MODEL, VolModel
 from keeper.units import BPS, Wei, gwei
 
 DEPLOY_HINT = "run the deploy step (make demo or ape run deploy_local)"
+MAX_GAS = 3_000_000  # no rebalance transaction may plan more gas than this
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _FORBIDDEN_SECRETS = ("passphrase", "password", "private_key")
 _SECRET_HINT = (
@@ -86,6 +88,11 @@ class PoolCostConfig(_Model):
 
     fee_ppm: int = Field(gt=0, lt=1_000_000)  # the route's fee, e.g. 3500 for 0.3% + 0.05%
     depth_usd: float = Field(gt=0)  # effective depth: a trade of q moves the price ~ q / depth
+    hops: int = Field(default=1, ge=1, le=3)  # swaps on the route to the cash asset
+
+    def as_pool_cost(self) -> PoolCost:
+        return PoolCost(fee_ppm=self.fee_ppm, depth_e18=int(self.depth_usd) * 10**18,
+                        hops=self.hops)
 
 
 class ContractsSpec(_Model):
@@ -256,6 +263,20 @@ class GasConfig(_Model):
         gw, wei = self.per_rebalance_budget_gwei, self.per_rebalance_budget_wei
         return Wei(wei) if wei is not None else (None if gw is None else gwei(gw))
 
+    def budget_units(self, gas_price_wei: int | None = None) -> int:
+        """Gas units one rebalance may use: the wei budget at this price, at most MAX_GAS."""
+        if not self.budget_wei:
+            return MAX_GAS
+        price = max(gas_price_wei or int(self.max_fee_wei), 1)
+        return min(int(self.budget_wei // price), MAX_GAS)
+
+
+class ForecastConfig(_Model):
+    """The volatility model the forecast stage fits (the backtester's default is the same)."""
+
+    vol_model: VolModel = DEFAULT_VOL_MODEL
+    refit_h: int = Field(default=168, ge=1)  # refit the model after this many new hours
+
 
 class AccountConfig(_Model):
     keystore: Path | None = None
@@ -318,6 +339,7 @@ class FileModel(_Model):
     account: AccountConfig | None = None
     schedule: ScheduleConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
+    forecast: ForecastConfig = ForecastConfig()
     # where the ledger, leases and history live: a SQLite file (default: ledger.path) or
     # postgresql://... shared by keepers on several machines
     store: StoreValue | None = None
@@ -346,6 +368,7 @@ class KeeperConfig(_Model):
     account: AccountConfig | None
     schedule: ScheduleConfig | None
     ledger: LedgerConfig
+    forecast: ForecastConfig = ForecastConfig()
     metrics_port: int
     log_format: Literal["text", "json"]
     store: str = ""  # a postgresql:// URL or an absolute SQLite path
@@ -477,10 +500,6 @@ def _resolve_vault(
                     f"{where}.assets[{j}].symbol",
                     f"({a.symbol!r}) has no feed in contracts.feeds (known: {known})",
                 )
-    try:  # fail at load time, naming the key, rather than at the first tick
-        make_policy(v.policy.name, v.policy.params)
-    except ConfigError as err:
-        raise config_error(file, f"{where}.policy", err.message) from err
     name = v.name or v.from_deployments or f"vault{i}"
     return v.model_copy(update={"address": address, "name": name})
 
@@ -530,6 +549,7 @@ def load_config(path: str | Path, network: str | None = None) -> KeeperConfig:
         account=account,
         schedule=model.schedule,
         ledger=ledger,
+        forecast=model.forecast,
         metrics_port=model.metrics_port,
         log_format=model.log_format,
         store=_resolve_store(base, model.store, ledger),

@@ -23,14 +23,15 @@ import numpy as np
 from eth_account import Account
 from web3 import Web3
 
-from keeper.app import DEFAULT_VOL_PER_H, TickResult
 from keeper.chain import raw
+from keeper.chain.anvil import Anvil
 from keeper.errors import DataError
-from keeper.localnet.anvil import Anvil
-from keeper.localnet.artifacts import project_root
+from keeper.forecast.live import DEFAULT_VOL_PER_H
 from keeper.localnet.deploy import LocalMarket, deploy_market, write_deployments
 from keeper.localnet.market import move_market, set_feed
 from keeper.localnet.vault import VaultSetup, deploy_vault, deposit_usdc, seed_basket
+from keeper.models import TickResult
+from keeper.paths import project_root
 from keeper.units import BPS
 
 HOUR_S = 3600

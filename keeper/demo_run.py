@@ -10,8 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from keeper.app import Mode, TickResult
-from keeper.config import load_config
+from keeper.app import Mode
 from keeper.demo import (
     DemoSettings,
     DemoStats,
@@ -20,11 +19,12 @@ from keeper.demo import (
     build_world,
     hourly_returns_bps,
 )
-from keeper.localnet.artifacts import project_root
 from keeper.metrics import setup_logging
+from keeper.models import TickResult
+from keeper.paths import project_root
 from keeper.read import ReadTarget, read_snapshot
 from keeper.runtime import Runtime
-from keeper.wiring import build_keeper
+from keeper.wiring import build_keeper, load
 
 
 def run_demo(s: DemoSettings, config: Path, console: Console) -> DemoStats:
@@ -46,7 +46,7 @@ def _run(
     moves: list[dict[str, int]],
 ) -> DemoStats:
     os.environ["LOCAL_RPC"] = world.anvil.url
-    cfg = load_config(config, "local")
+    cfg = load(config, "local")
     setup_logging(cfg.log_format, level=logging.WARNING)  # the demo prints its own lines
     logging.getLogger("apscheduler").setLevel(logging.ERROR)  # skipped overlaps are by design
     stats = DemoStats()

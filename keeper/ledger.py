@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, CursorResult, Row
 
 from keeper.errors import LedgerError
+from keeper.models import TickRecord
 from keeper.store import leases, open_store
 from keeper.store.engine import DB_ERRORS, StoreUrl, parse_store, store_error
 from keeper.store.leases import LeaseView
@@ -56,22 +57,6 @@ _RECEIPT_FIELDS = frozenset(
         "effective_gas_price_wei",
     }
 )
-
-
-@dataclass(**FROZEN)
-class TickRecord:
-    """One tick for one vault: what was decided and why."""
-
-    vault: str
-    decision: str
-    reason: str
-    chain_id: int | None = None
-    block_number: int | None = None
-    verdict: str | None = None
-    tx_id: int | None = None
-    started_ts: float = 0.0
-    finished_ts: float = 0.0
-    details: str = "{}"  # JSON
 
 
 @dataclass(**FROZEN)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from keeper.units import PPM
 
 if TYPE_CHECKING:
-    from keeper.models import VaultState
-    from keeper.plan import Leg
+    from keeper.models import Leg, VaultState
 
 
 def leg_costs(state: VaultState, legs: list[Leg]) -> tuple[int, int]:

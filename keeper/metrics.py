@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from keeper.send.keys import redact
+from keeper.redact import redact
 
 
 class Metrics:

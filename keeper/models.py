@@ -1,4 +1,5 @@
-"""The objects passed between stages: read -> forecast -> decide -> plan -> simulate -> send.
+"""The objects passed between stages: read -> forecast -> decide -> plan -> simulate -> send ->
+record. Every stage imports its inputs and outputs from here, never from another stage.
 
 No web3 types here, so the backtester builds the same objects from CSV files.
 Money is integer (raw token units, E18 USD, E8 feed answers, bps); floats appear only in
@@ -9,10 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
 
 from keeper.units import BPS, E18, Bps, Raw
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
+CASH_SYMBOLS = ("USDC", "USDT", "DAI", "USD")  # the asset that absorbs rounding and pays for trades
+VolModel = Literal["garch", "ewma"]
+VOL_MODELS: tuple[VolModel, ...] = ("garch", "ewma")
+DEFAULT_VOL_MODEL: VolModel = "garch"  # the forecast's default, live and in the backtest
 
 
 @dataclass(**FROZEN)
@@ -139,10 +148,43 @@ class Forecast:
     expected_time_to_breach_h: float  # math.inf when no breach is expected
     ltv_breach_prob: float = 0.0  # probability that the LTV crosses its max within the horizon
     notes: tuple[str, ...] = ()
-    # Added for the policies (issue 5); defaults keep older callers valid.
     now_ts: int = 0  # the hour the forecast is for (UTC seconds): policies read the clock here
     long_run_vol_per_h_frac: tuple[float, ...] = ()  # unconditional vol, for "no vol scaling"
     ltv_vol_per_h_frac: float = 0.0  # vol of log(LTV) per hour (the collateral asset's vol)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class OracleHistory:
+    """One vault's hourly oracle prices, oldest first, columns in the vault's asset order
+    (floats: forecasting only). Arrays: the forecast filters them every tick."""
+
+    hours_ts: NDArray[np.int64]  # (T,)
+    prices: NDArray[np.float64]  # (T, N)
+
+    def __len__(self) -> int:
+        return int(self.hours_ts.size)
+
+
+@dataclass(**FROZEN)
+class GasHour:
+    """One hour of a chain's gas: the median base fee and median tip the keeper saw."""
+
+    hour_ts: int
+    base_fee_wei: int
+    tip_wei: int
+
+    @property
+    def price_wei(self) -> int:
+        return self.base_fee_wei + self.tip_wei
+
+
+@dataclass(**FROZEN)
+class GasOutlook:
+    """What the gas history says at one hour: the typical level, and the cheapest hour ahead."""
+
+    typical_wei: int
+    min_ahead_wei: int
+    hours_to_min_ahead: int
 
 
 class Action(StrEnum):
@@ -162,6 +204,10 @@ class Decision:
     max_trade_e18: int = 0  # ceiling on total traded notional this step
     target_ltv_bps: int | None = None  # for collateral actions
     urgent: bool = False  # collateral in danger: cost checks may be overridden
+    # What acting is worth to the policy (USD E18): the plan stage refuses a trade that costs
+    # more, unless the trade is required (outer band breached, collateral in danger). See
+    # docs/policies.md for how each policy sets it.
+    benefit_e18: int = 0
     details: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -171,3 +217,131 @@ class Decision:
             raise ValueError(
                 f"Decision.target_weights_bps must sum to {BPS}, got {sum(self.target_weights_bps)}"
             )
+
+
+# ---------------------------------------------------------------- plan
+
+
+@dataclass(**FROZEN)
+class TradeCost:
+    """What a trade costs, in USD E18: gas, pool fees and price impact (the cost model's and the
+    planner's estimates share this type)."""
+
+    gas_e18: int
+    fee_e18: int
+    impact_e18: int
+
+    @property
+    def total_e18(self) -> int:
+        return self.gas_e18 + self.fee_e18 + self.impact_e18
+
+
+@dataclass(**FROZEN)
+class Leg:
+    """One swap of a rebalance, as planned: route, amount in and the quote it was sized on."""
+
+    router: str
+    sell: str
+    buy: str
+    token_in: str
+    token_out: str
+    fee_ppm: int  # first hop's fee (single-hop legs)
+    path: bytes  # empty for exactInputSingle
+    amount_in_raw: int
+    notional_e18: int
+    oracle_out_raw: int
+    quoted_out_raw: int
+    quote_gas: int
+
+    def as_tuple(self) -> tuple[object, ...]:
+        return (
+            self.router,
+            self.token_in,
+            self.token_out,
+            self.fee_ppm,
+            self.amount_in_raw,
+            self.path,
+        )
+
+
+@dataclass(**FROZEN)
+class RebalancePlan:
+    """The exact transaction the keeper intends to send for one vault, with its expected cost."""
+
+    vault: str
+    kind: str  # "rebalance" | "deleverage" | "releverage" | "ripcord"
+    epoch: int
+    deadline_ts: int
+    legs: tuple[Leg, ...]
+    calldata: bytes
+    gas_limit: int
+    cost: TradeCost
+    benefit_e18: int | None  # None: required (outer band breached or collateral in danger)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(**FROZEN)
+class NoPlan:
+    """Why a decision produced no transaction: a value, not an exception."""
+
+    reason: str
+    revert: str | None = None  # the vault's revert, when measuring the transaction reverted
+
+
+PlanOutcome = RebalancePlan | NoPlan
+
+
+# ---------------------------------------------------------------- simulate
+
+
+@dataclass(**FROZEN)
+class SimulationReport:
+    """The exact transaction run on a fork of the snapshot block, and the verdict on it."""
+
+    ok: bool
+    reasons: tuple[str, ...]  # empty when ok
+    gas_used: int
+    amounts_out_raw: tuple[int, ...]
+    post_weights_bps: tuple[int, ...]
+    post_distance_bps: int
+    pre_distance_bps: int
+    post_ltv_bps: int | None
+    revert: str | None = None
+
+
+# ---------------------------------------------------------------- record
+
+
+@dataclass(**FROZEN)
+class TickResult:
+    """What one tick did for one vault: the decision, the verdict and the transaction."""
+
+    vault: str
+    name: str
+    action: str
+    reason: str
+    verdict: str  # hold | planned | simulated | rejected | sent | failed | error | halted | skipped
+    block: int | None = None
+    weights_bps: tuple[int, ...] = ()
+    targets_bps: tuple[int, ...] = ()
+    symbols: tuple[str, ...] = ()
+    tx_hash: str | None = None
+    cost_usd: float | None = None
+    gas_used: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(**FROZEN)
+class TickRecord:
+    """One tick for one vault as the ledger stores it: what was decided and why."""
+
+    vault: str
+    decision: str
+    reason: str
+    chain_id: int | None = None
+    block_number: int | None = None
+    verdict: str | None = None
+    tx_id: int | None = None
+    started_ts: float = 0.0
+    finished_ts: float = 0.0
+    details: str = "{}"  # JSON

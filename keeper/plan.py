@@ -7,7 +7,7 @@ Integer money only: E18 USD, raw token units, ppm fee tiers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from eth_abi.abi import decode
@@ -17,10 +17,21 @@ from web3.providers import JSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint
 
 from keeper.chain.contracts import encode_call
-from keeper.costs import TradeCost
+from keeper.chain.errors import name_revert
+from keeper.config import Contracts
+from keeper.costs import MAX_REQUIRED_COST_BPS, cost_gate, required_or_benefit_e18
 from keeper.errors import PlanError
 from keeper.legs import after_fees, leg_costs, path_fees
-from keeper.models import AssetState, Decision, VaultState
+from keeper.models import (
+    AssetState,
+    Decision,
+    Leg,
+    NoPlan,
+    PlanOutcome,
+    RebalancePlan,
+    TradeCost,
+    VaultState,
+)
 from keeper.units import BPS, ONE_E18
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
@@ -45,58 +56,6 @@ class Route:
 
 
 @dataclass(**FROZEN)
-class Leg:
-    router: str
-    sell: str
-    buy: str
-    token_in: str
-    token_out: str
-    fee_ppm: int  # first hop's fee (single-hop legs)
-    path: bytes  # empty for exactInputSingle
-    amount_in_raw: int
-    notional_e18: int
-    oracle_out_raw: int
-    quoted_out_raw: int
-    quote_gas: int
-
-    def as_tuple(self) -> tuple[object, ...]:
-        return (
-            self.router,
-            self.token_in,
-            self.token_out,
-            self.fee_ppm,
-            self.amount_in_raw,
-            self.path,
-        )
-
-
-# A plan's expected cost has the same three parts as the cost model's: one type for both.
-PlanCost = TradeCost
-
-
-@dataclass(**FROZEN)
-class RebalancePlan:
-    vault: str
-    kind: str  # "rebalance" | "ripcord"
-    epoch: int
-    deadline_ts: int
-    legs: tuple[Leg, ...]
-    calldata: bytes
-    gas_limit: int
-    cost: PlanCost
-    benefit_e18: int | None  # None: required (outer band breached or collateral in danger)
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(**FROZEN)
-class PlanOutcome:
-    """A plan, or the reason there is none (a value, not an exception)."""
-
-    plan: RebalancePlan | None
-    reason: str
-
-
-@dataclass(**FROZEN)
 class Market:
     """What the planner needs from config: tokens, pools, router, quoter, multicall."""
 
@@ -108,14 +67,28 @@ class Market:
     hubs: tuple[str, ...] = ("USDC", "WETH")
 
 
+def market_from_config(c: Contracts) -> Market:
+    """The planner's view of a network's contracts: tokens, pools ("A/B/fee" keys), router."""
+    pools = tuple((k.split("/")[0], k.split("/")[1], int(k.split("/")[2])) for k in c.pools)
+    return Market(
+        tokens={s: (t.address, t.decimals) for s, t in c.tokens.items()},
+        pools=pools,
+        router=c.routers[0],
+        quoter=str(c.quoter),
+        multicall=c.multicall3,
+    )
+
+
 # ------------------------------------------------------------------ pure: sizing
 
 
 def trades_for(state: VaultState, decision: Decision) -> list[Trade]:
     """Greedy pairing of over- and under-weight assets, capped at the decision's and vault's max."""
     nav = state.nav_e18
+    # an asset the policy leaves where it is (target == its weight in bps) does not trade: its
+    # exact value differs from the rounded bps by up to half a bp of NAV, which is no trade
     deltas = {
-        a.symbol: nav * t // BPS - a.value_e18
+        a.symbol: 0 if t == a.weight_bps else nav * t // BPS - a.value_e18
         for a, t in zip(state.assets, decision.target_weights_bps, strict=True)
     }
     sells = sorted(((-d, s) for s, d in deltas.items() if d < 0), reverse=True)
@@ -299,7 +272,7 @@ class PlanContext:
     eth_usd_e18: int
     deadline_s: int = 300
     gas_budget: int = 2_000_000  # per rebalance tx, from config
-    max_required_cost_bps: int = 200  # even a required rebalance holds above this cost of NAV
+    max_required_cost_bps: int = MAX_REQUIRED_COST_BPS
 
 
 @dataclass(**FROZEN)
@@ -312,11 +285,11 @@ class QuoteRequest:
     index: tuple[tuple[int, int], ...]
 
 
-def prepare_quotes(state: VaultState, decision: Decision, market: Market) -> QuoteRequest | str:
+def prepare_quotes(state: VaultState, decision: Decision, market: Market) -> QuoteRequest | NoPlan:
     """Trades and their candidate quote calls, or why there is nothing to quote."""
     trades = trades_for(state, decision)
     if not trades:
-        return "no trade above the dust size"
+        return NoPlan(reason="no trade above the dust size")
     return request_for(state, market, trades)
 
 
@@ -344,19 +317,20 @@ class QuotedLegs:
 
 def legs_from_quotes(
     state: VaultState, market: Market, req: QuoteRequest, results: list[tuple[int, int] | None]
-) -> QuotedLegs | str:
+) -> QuotedLegs | NoPlan:
     """The best-quoted route per trade, split on the oracle floor; or why there is no plan."""
     quotes = dict(zip(req.index, results, strict=True))
     legs = build_legs(state, market, list(req.trades), quotes, [list(c) for c in req.candidates])
     if not legs:
-        return "no route with a quote for any trade"
+        return NoPlan(reason="no route with a quote for any trade")
     ok, bad = split_on_floor(state, legs)
     smaller = [shrunk_trade(state, leg) for leg in bad]
     notes = tuple(_shrink_note(leg, t) for leg, t in zip(bad, smaller, strict=True))
     retry_trades = [t for t in smaller if t is not None]
     retry = request_for(state, market, retry_trades) if retry_trades else None
     if not ok and retry is None:
-        return "quote under the vault's oracle floor: " + "; ".join(floor_breaches(state, bad))
+        why = "quote under the vault's oracle floor: " + "; ".join(floor_breaches(state, bad))
+        return NoPlan(reason=why)
     return QuotedLegs(ok=tuple(ok), retry=retry, notes=notes)
 
 
@@ -369,7 +343,7 @@ def _shrink_note(leg: Leg, smaller: Trade | None) -> str:
 
 def merge_retry(
     state: VaultState, market: Market, quoted: QuotedLegs, results: list[tuple[int, int] | None]
-) -> list[Leg] | str:
+) -> list[Leg] | NoPlan:
     """Add the re-quoted smaller legs that now clear the floor (no second shrink)."""
     legs = list(quoted.ok)
     if quoted.retry is not None:
@@ -380,9 +354,8 @@ def merge_retry(
         )
         legs += split_on_floor(state, again)[0]
     if not legs:
-        return "quote under the vault's oracle floor even at a smaller size: " + "; ".join(
-            quoted.notes
-        )
+        why = "quote under the vault's oracle floor even at a smaller size: "
+        return NoPlan(reason=why + "; ".join(quoted.notes))
     return legs
 
 
@@ -412,10 +385,16 @@ def shrunk_trade(state: VaultState, leg: Leg) -> Trade | None:
     return Trade(sell=leg.sell, buy=leg.buy, notional_e18=smaller)
 
 
-def estimate_many(
-    w3: Web3, txs: list[tuple[str, str, bytes]], block: int
-) -> list[tuple[int | None, str]]:
-    """Gas used by every (from, to, data), in one JSON-RPC batch: (gas, "") or (None, why).
+@dataclass(**FROZEN)
+class GasMeasure:
+    """The gas one transaction used at the snapshot block, or why it has no figure."""
+
+    gas_used: int | None  # None: it reverts, or the node gave no figure
+    why: str = ""  # the vault's revert, named when the node returned its data
+
+
+def estimate_many(w3: Web3, txs: list[tuple[str, str, bytes]], block: int) -> list[GasMeasure]:
+    """Gas used by every (from, to, data), in one JSON-RPC batch.
 
     It asks eth_createAccessList, which executes each transaction once and reports the gas it
     used, instead of eth_estimateGas, whose binary search executes it a dozen times (6x slower
@@ -439,15 +418,14 @@ def estimate_many(
     return [_estimate_result(r) for r in responses]
 
 
-def _estimate_result(r: Any) -> tuple[int | None, str]:
-    from keeper.chain.errors import name_revert
-
+def _estimate_result(r: Any) -> GasMeasure:
     result = r.get("result")
     if isinstance(result, dict) and "gasUsed" in result and not result.get("error"):
-        return int(result["gasUsed"], 16), ""
+        return GasMeasure(gas_used=int(result["gasUsed"], 16))
     err = r.get("error") or {"message": (result or {}).get("error", "no gas figure")}
     data = err.get("data")
-    return None, name_revert(data if isinstance(data, str) else None) or str(err.get("message"))
+    named = name_revert(data if isinstance(data, str) else None)
+    return GasMeasure(gas_used=None, why=named or str(err.get("message")))
 
 
 def gas_limit_for(gas_used: int) -> int:
@@ -472,26 +450,26 @@ def finish_plan(
     state: VaultState,
     decision: Decision,
     legs: list[Leg],
-    gas: int | None,
-    why: str,
+    measured: GasMeasure,
     ctx: PlanContext,
     notes: tuple[str, ...] = (),
 ) -> PlanOutcome:
     """Price a quoted plan with its gas estimate and apply the cost-benefit check."""
+    gas = measured.gas_used
     if gas is None:
-        return PlanOutcome(plan=None, reason=f"the vault would revert: {why}")
+        return NoPlan(reason=f"the vault would revert: {measured.why}", revert=measured.why)
     if gas > ctx.gas_budget:
-        return PlanOutcome(plan=None, reason=f"gas {gas} over the budget {ctx.gas_budget}")
+        return NoPlan(reason=f"gas {gas} over the budget {ctx.gas_budget}")
     deadline = ctx.block_ts + ctx.deadline_s
     fee, impact = leg_costs(state, legs)
-    cost = PlanCost(
+    cost = TradeCost(
         gas_e18=gas * ctx.gas_price_wei * ctx.eth_usd_e18 // ONE_E18, fee_e18=fee, impact_e18=impact
     )
-    benefit = plan_benefit_e18(state, decision)
-    verdict = cost_check(state, cost, benefit, ctx.max_required_cost_bps)
-    if verdict:
-        return PlanOutcome(plan=None, reason=verdict)
-    plan = RebalancePlan(
+    benefit = required_or_benefit_e18(state, decision)
+    refused = cost_check(state, cost, benefit, ctx.max_required_cost_bps)
+    if refused is not None:
+        return refused
+    return RebalancePlan(
         vault=state.address,
         kind="rebalance",
         epoch=state.epoch,
@@ -503,28 +481,11 @@ def finish_plan(
         benefit_e18=benefit,
         notes=notes,
     )
-    return PlanOutcome(plan=plan, reason=decision.reason)
 
 
-def plan_benefit_e18(state: VaultState, decision: Decision) -> int | None:
-    """None when acting is required (outer band breached, collateral in danger); otherwise the
-    expected cost of waiting that the policy priced (J_hold), which the trade must not exceed."""
-    if decision.urgent or any(a.outside_outer for a in state.assets):
-        return None
-    j_hold = decision.details.get("j_hold_usd", decision.details.get("benefit_usd"))
-    return int(j_hold * ONE_E18) if j_hold is not None else 0
-
-
-def cost_check(state: VaultState, cost: PlanCost, benefit_e18: int | None, max_bps: int) -> str:
-    """Empty when the plan may go ahead, else why not."""
-    usd = cost.total_e18 / ONE_E18
-    if benefit_e18 is None:
-        cap = state.nav_e18 * max_bps // BPS
-        if cost.total_e18 > cap:
-            return (
-                f"required trade costs {usd:.2f} USD, over {max_bps} bps of NAV: alert, not sending"
-            )
-        return ""
-    if cost.total_e18 > benefit_e18:
-        return f"cost {usd:.2f} USD exceeds the expected benefit {benefit_e18 / ONE_E18:.2f} USD"
-    return ""
+def cost_check(
+    state: VaultState, cost: TradeCost, benefit_e18: int | None, max_bps: int
+) -> NoPlan | None:
+    """None when the plan may go ahead, else why not (the rule lives in keeper.costs)."""
+    why = cost_gate(cost, benefit_e18, state.nav_e18, max_bps)
+    return NoPlan(reason=why) if why else None

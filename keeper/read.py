@@ -8,12 +8,15 @@ are stale or out of bounds, comes back with `feed_problems` set: the keeper must
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
 from eth_abi.abi import decode
+from eth_abi.exceptions import DecodingError
 from web3 import Web3
 from web3.exceptions import Web3Exception
-from web3.types import BlockIdentifier
+from web3.providers import JSONBaseProvider
+from web3.types import BlockIdentifier, RPCEndpoint
 
 from keeper.chain.contracts import decode_output, encode_call
 from keeper.errors import ChainError, SnapshotRejected
@@ -21,6 +24,7 @@ from keeper.models import (
     AssetState,
     CollateralState,
     FeedState,
+    GasHour,
     MarketSnapshot,
     VaultLimits,
     VaultState,
@@ -37,6 +41,13 @@ BLOCK_CALLS = (
 )
 
 
+@lru_cache(maxsize=4096)
+def checksum(address: str) -> str:
+    """EIP-55 form of an address; the same tokens and feeds recur in every vault of every
+    tick, and each conversion hashes (keccak), so they are remembered."""
+    return str(Web3.to_checksum_address(address))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadTarget:
     """One vault to read, with the symbols of its tokens (lower-case address -> symbol)."""
@@ -49,6 +60,14 @@ def build_calls(multicall: str, targets: list[ReadTarget]) -> list[tuple[str, bo
     calls = [(multicall, False, encode_call("Multicall3", fn)) for fn in BLOCK_CALLS]
     calls += [(t.address, True, encode_call("RebalancingVault", "keeperView")) for t in targets]
     return calls
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GasAsk:
+    """Ask for the last hour of gas in the same round trip as the snapshot."""
+
+    blocks: int  # blocks in an hour (eth_feeHistory's blockCount)
+    tip_percentile: float
 
 
 def read_snapshot(
@@ -75,15 +94,16 @@ def read_snapshot_with(
     last_block: int | None = None,
     block: BlockIdentifier = "latest",
     extra: list[tuple[str, bool, bytes]] | None = None,
-) -> tuple[MarketSnapshot, list[tuple[bool, bytes]]]:
-    """read_snapshot plus `extra` Multicall3 calls (allowFailure, same block, same round trip);
-    returns the snapshot and the extra calls' (ok, return data)."""
+    gas: GasAsk | None = None,
+) -> tuple[MarketSnapshot, list[tuple[bool, bytes]], GasHour | None]:
+    """read_snapshot plus `extra` Multicall3 calls (allowFailure, same block) and, with `gas`,
+    the last hour of gas from eth_feeHistory, all in one round trip (a JSON-RPC batch).
+    Returns the snapshot, the extra calls' (ok, return data), and the gas hour (None when not
+    asked for or the node could not give it: the snapshot does not depend on it)."""
     extra = extra or []
     data = encode_call("Multicall3", "aggregate3", (build_calls(multicall, targets) + extra,))
-    try:
-        raw = w3.eth.call({"to": Web3.to_checksum_address(multicall), "data": data}, block)
-    except (Web3Exception, OSError, ValueError) as err:
-        raise ChainError(f"multicall read failed: {err}") from err
+    call = {"to": Web3.to_checksum_address(multicall), "data": data}
+    raw, fee = _call_and_fee_history(w3, call, block, gas)
     results = decode(["(bool,bytes)[]"], raw)[0]
     head = [decode(["uint256"], r[1])[0] if i < 4 else r[1] for i, r in enumerate(results[:5])]
     number, ts, base_fee, got_chain, parent = head
@@ -106,17 +126,45 @@ def read_snapshot_with(
         base_fee_wei=base_fee,
         vaults=vaults,
     )
-    return snap, [(bool(ok), bytes(ret)) for ok, ret in results[n:]]
+    hour = _gas_hour(fee, ts) if fee is not None else None
+    return snap, [(bool(ok), bytes(ret)) for ok, ret in results[n:]], hour
+
+
+def _call_and_fee_history(
+    w3: Web3, call: dict[str, Any], block: BlockIdentifier, gas: GasAsk | None
+) -> tuple[bytes, Any]:
+    """The multicall's return data, and eth_feeHistory's answer when asked (same batch)."""
+    try:
+        if gas is None:
+            return bytes(w3.eth.call(call, block)), None  # type: ignore[arg-type]
+        tag = block if isinstance(block, str) else hex(int(block))
+        reqs = [
+            (RPCEndpoint("eth_call"), [{"to": call["to"], "data": "0x" + call["data"].hex()}, tag]),
+            (RPCEndpoint("eth_feeHistory"), [hex(gas.blocks), tag, [gas.tip_percentile]]),
+        ]
+        got = cast(JSONBaseProvider, w3.provider).make_batch_request(reqs)
+    except (Web3Exception, OSError, ValueError) as err:
+        raise ChainError(f"multicall read failed: {err}") from err
+    if not isinstance(got, list) or len(got) != 2:
+        raise ChainError(f"multicall read failed: the node answered the batch with {got!r:.200}")
+    first = got[0]
+    if not isinstance(first, dict) or "result" not in first:
+        why = first.get("error") if isinstance(first, dict) else first
+        raise ChainError(f"multicall read failed: {why!r:.200}")
+    return bytes.fromhex(str(first["result"]).removeprefix("0x")), got[1]
 
 
 def _vault_state(target: ReadTarget, ok: bool, ret: bytes, block_ts: int) -> VaultState:
     if not ok:
         return _unreadable(target.address, "keeperView reverted")
-
+    if not ret:
+        why = "keeperView returned no data: no vault contract at this address (check the config)"
+        return _unreadable(target.address, why)
     try:
         v = decode_output("RebalancingVault", "keeperView", ret)
-    except (ValueError, TypeError) as err:
-        return _unreadable(target.address, f"keeperView undecodable: {err}")
+    except (DecodingError, ValueError, TypeError) as err:
+        why = f"keeperView returned {len(ret)} bytes that are not a vault's view ({err})"
+        return _unreadable(target.address, why)
     return vault_state_from_view(target, v, block_ts)
 
 
@@ -152,7 +200,7 @@ def vault_state_from_view(target: ReadTarget, v: dict[str, Any], block_ts: int) 
         loss_period_s=v["lossPeriod"],
     )
     return VaultState(
-        address=Web3.to_checksum_address(target.address),
+        address=checksum(target.address),
         assets=assets,
         nav_e18=E18(v["navE18"]),
         epoch=v["epoch"],
@@ -165,9 +213,9 @@ def vault_state_from_view(target: ReadTarget, v: dict[str, Any], block_ts: int) 
 
 
 def _asset(target: ReadTarget, a: dict[str, Any]) -> AssetState:
-    token = Web3.to_checksum_address(a["token"])
+    token = checksum(a["token"])
     feed = FeedState(
-        feed=Web3.to_checksum_address(a["feed"]),
+        feed=checksum(a["feed"]),
         answer=a["answer"],
         decimals=a["feedDecimals"],
         updated_at_ts=a["updatedAt"],
@@ -219,3 +267,19 @@ def _collateral(v: dict[str, Any]) -> CollateralState | None:
         max_ltv_bps=Bps(v["maxLtvBps"]),
         ripcord_ltv_bps=Bps(v["ripcordLtvBps"]),
     )
+
+
+def _gas_hour(answer: Any, block_ts: int) -> GasHour | None:
+    """The hour's median base fee and median tip from an eth_feeHistory answer (None if the
+    node gave none: the keeper then keeps the gas outlook it had)."""
+    result = answer.get("result") if isinstance(answer, dict) else None
+    if not isinstance(result, dict) or not result.get("baseFeePerGas"):
+        return None
+    fees = result["baseFeePerGas"]
+    base = sorted(int(x, 16) for x in (fees[:-1] or fees))  # the last entry is the next block's
+    tips = sorted(int(r[0], 16) for r in result.get("reward") or [] if r)
+    return GasHour(hour_ts=block_ts, base_fee_wei=_median(base), tip_wei=_median(tips))
+
+
+def _median(xs: list[int]) -> int:
+    return xs[len(xs) // 2] if xs else 0

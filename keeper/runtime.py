@@ -25,10 +25,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from keeper.app import Keeper, Mode, TickResult
+from keeper.app import Keeper, Mode
 from keeper.chain.rpc import failover_of
 from keeper.config import KeeperConfig, ScheduleConfig
 from keeper.errors import EpochTaken, Halt, KeeperError
+from keeper.models import TickResult
 
 log = logging.getLogger("keeper.runtime")
 MAX_FAILURES_IN_A_ROW = 5  # then back off: the pause doubles per failure up to the cap
@@ -207,6 +208,8 @@ class Runtime:
             m.halted.labels(vault).set(1)
 
     def start(self) -> None:
+        """Resolve what a previous run left pending, then schedule the ticks."""
+        self.keeper.recover()
         self.schedule()
         self.scheduler.start()
 

@@ -17,30 +17,16 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
 from keeper.chain import raw
+from keeper.chain.anvil import Anvil
 from keeper.chain.contracts import decode_output, encode_call
 from keeper.chain.errors import name_revert
 from keeper.errors import SimulationError, ToolchainError
 from keeper.legs import out_value_e18
-from keeper.localnet.anvil import Anvil
-from keeper.models import VaultState
-from keeper.plan import RebalancePlan
+from keeper.models import RebalancePlan, SimulationReport, VaultState
 from keeper.units import BPS, ONE_E18
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 SWAPPED_TOPIC = keccak(text="Swapped(uint256,address,address,address,uint256,uint256,uint256)")
-
-
-@dataclass(**FROZEN)
-class SimulationReport:
-    ok: bool
-    reasons: tuple[str, ...]  # empty when ok
-    gas_used: int
-    amounts_out_raw: tuple[int, ...]
-    post_weights_bps: tuple[int, ...]
-    post_distance_bps: int
-    pre_distance_bps: int
-    post_ltv_bps: int | None
-    revert: str | None = None
 
 
 @dataclass(**FROZEN)

@@ -1,4 +1,5 @@
-"""Build a Keeper from a config: web3, ledger, history, account and sender. No decisions here."""
+"""Build a Keeper from a config: web3, ledger, history, policies, account and sender. No
+decisions here, and nothing is sent or recovered: `Keeper.recover()` is a step of its own."""
 
 from __future__ import annotations
 
@@ -10,14 +11,36 @@ from web3 import Web3
 
 from keeper.app import Keeper, KeeperDeps
 from keeper.chain.rpc import RpcSettings, connect_urls
-from keeper.config import KeeperConfig
+from keeper.config import KeeperConfig, load_config
+from keeper.config_file import config_error
 from keeper.errors import ConfigError, RpcUnavailable, WrongChain
+from keeper.forecast.live import Forecaster
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger
 from keeper.metrics import Metrics
+from keeper.policy import Policy, make_policy
 from keeper.send.keys import load_account
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
 from keeper.store import parse_store
+
+
+def load(path: str | Path, network: str | None = None) -> KeeperConfig:
+    """`load_config` plus every vault's policy built once, so a bad policy name or parameter
+    fails at load time, naming its key, rather than at the first tick."""
+    cfg = load_config(path, network)
+    policies_for(cfg)
+    return cfg
+
+
+def policies_for(cfg: KeeperConfig) -> dict[str, Policy]:
+    """Each vault's policy by vault name; a bad one is a ConfigError naming file and key."""
+    out: dict[str, Policy] = {}
+    for i, v in enumerate(cfg.vaults):
+        try:
+            out[v.name] = make_policy(v.policy.name, v.policy.params)
+        except ConfigError as err:
+            raise config_error(str(cfg.source.name), f"vaults[{i}].policy", err.message) from err
+    return out
 
 
 def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
@@ -101,7 +124,6 @@ def build_keeper(
             broadcast_w3=private_endpoint(cfg),
             metrics=metrics,
         )
-        sender.recover_pending()
         address: str = account.address
     else:
         address = keeper_address(cfg)
@@ -110,6 +132,8 @@ def build_keeper(
         ledger=ledger,
         history=history,
         keeper_address=address,
+        policies=policies_for(cfg),
+        forecaster=Forecaster(model=cfg.forecast.vol_model, refit_h=cfg.forecast.refit_h),
         sender=sender,
         metrics=metrics,
         fork_rpc=fork_rpc,

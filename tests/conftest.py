@@ -23,8 +23,8 @@ TOOLS = ROOT / ".tools"
 os.environ.setdefault("SOLCX_BINARY_PATH", str(TOOLS / "solcx"))
 os.environ["PATH"] = f"{TOOLS / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
 
+from keeper.chain.anvil import Anvil  # noqa: E402
 from keeper.errors import ToolchainError  # noqa: E402
-from keeper.localnet.anvil import Anvil  # noqa: E402
 from keeper.localnet.deploy import LocalMarket, deploy_market  # noqa: E402
 from keeper.localnet.market import MoveResult, move_market, set_feed  # noqa: E402
 

@@ -12,7 +12,9 @@ from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from keeper.app import Keeper
 from keeper.ledger import Ledger, NewTx
+from keeper.models import RebalancePlan
 
 GWEI = 10**9
 SINK = "0x000000000000000000000000000000000000dEaD"
@@ -116,3 +118,14 @@ def persist_gapped_tx(w3: Web3, ledger: Ledger, account: LocalAccount) -> str:
     ledger.add_attempt(tx_id, tx_hash, 10 * GWEI, GWEI, bytes(signed.raw_transaction))
     w3.eth.send_raw_transaction(signed.raw_transaction)
     return tx_hash
+
+
+def planned_calldata(keeper: Keeper) -> str:
+    """The calldata the keeper would send for its first vault right now (read, decide, plan)."""
+    vcfg = keeper.cfg.vaults[0]
+    snap = keeper._read([vcfg])
+    state = snap.vaults[0]
+    decision = keeper.decide(snap, vcfg, state)
+    outcome = keeper._plan_all(snap, [(vcfg, state, decision)])[vcfg.name]
+    assert isinstance(outcome, RebalancePlan), outcome
+    return "0x" + outcome.calldata.hex()

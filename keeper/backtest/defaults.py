@@ -1,4 +1,4 @@
-"""The default vault and cost model of the study (issue 5), with where each number comes from.
+"""The default vault and cost model of the study, with where each number comes from.
 
 Depths (effective depth D: a swap of q moves the pool mid by ~q/D, pays ~q/(2D)):
 - ETH via USDC/WETH 0.05%: D = $276M, the median over 2024-01-05 of `uniswap_v3/usdc_weth_005_...`
@@ -8,12 +8,13 @@ Depths (effective depth D: a swap of q moves the pool mid by ~q/D, pays ~q/(2D))
 - LINK via LINK/WETH 0.3% then WETH/USDC: fee 3,500 ppm; no pool data in ../data, so D = $10M is
   an ASSUMPTION (a ~$20-40M TVL full-range pool), the weakest number here.
 Pools are held at these depths for the whole 2019-2023 replay (v3 launched May 2021).
+Gas: the vault's measured gas table (keeper/data/vault_gas.json), the one the keeper plans with.
 """
 
 from __future__ import annotations
 
 from keeper.backtest.engine import VaultSpec
-from keeper.costs import MAINNET_POOL_COSTS, CostModel, PoolCost
+from keeper.costs import MAINNET_POOL_COSTS, UNKNOWN_POOL_COST, CostModel
 from keeper.units import ONE_E18
 
 SYMBOLS = ("ETH", "BTC", "LINK", "USDC")
@@ -25,16 +26,14 @@ FEE_PPM = {s: MAINNET_POOL_COSTS[t].fee_ppm for s, t in _TOKEN.items()}
 
 
 def cost_model(symbols: tuple[str, ...] = SYMBOLS, *, recovery: str = "fee_tier",
-               gamma: float | None = None, gas_units_per_leg: int | None = None) -> CostModel:
-    pools = tuple(None if s == "USDC" else PoolCost(fee_ppm=FEE_PPM.get(s, 3000),
-                                                    depth_e18=DEPTH_USD.get(s, 10_000_000)
-                                                    * ONE_E18) for s in symbols)
-    kw: dict[str, object] = {"pools": pools, "recovery": recovery}
-    if gamma is not None:
-        kw["tracking_gamma"] = gamma
-    if gas_units_per_leg is not None:
-        kw["gas_units_per_leg"] = gas_units_per_leg
-    return CostModel(**kw)  # type: ignore[arg-type]
+               gamma: float | None = None) -> CostModel:
+    """The study's cost model: mainnet pools per asset and the vault's measured gas table."""
+    pools = tuple(None if s == "USDC" else MAINNET_POOL_COSTS.get(_TOKEN.get(s, s),
+                                                                  UNKNOWN_POOL_COST)
+                  for s in symbols)
+    if gamma is None:
+        return CostModel(pools=pools, recovery=recovery)
+    return CostModel(pools=pools, recovery=recovery, tracking_gamma=gamma)
 
 
 def vault_spec(nav_usd: float = 10_000_000.0, *, symbols: tuple[str, ...] = SYMBOLS,

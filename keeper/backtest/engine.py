@@ -9,8 +9,10 @@ Conventions (documented in the report):
   NAV at no cost, so "a $10M vault" stays a $10M vault as prices move 10x; costs are in bps of it.
 - Execution: a REBALANCE with `max_trade_e18` below the full trade is a parent order of
   `details["clips"]` clips toward the same targets, one per hour, each at most `max_trade_e18`;
-  the last clip trades whatever remains. A new REBALANCE replaces the order in flight (the
-  policy re-plans every hour); a HOLD lets it continue.
+  the last clip trades whatever remains. A new REBALANCE replaces the order in flight and a
+  HOLD cancels it: the policy re-plans every hour, as it does live.
+- The plan stage's cost rule (`keeper.costs.cost_gate`) applies to every clip, priced with the
+  cost model: a trade that costs more than the decision's benefit is not made, as live.
 - Costs: `keeper.costs` integer formulas; the fee-tier residual applies to a clip in the same
   direction as one in the previous RECOVERY_H hours (`recovery="fee_tier"`).
 - Tracking penalty per hour: 0.5 gamma NAV d' Sigma_t d after trading, Sigma_t the causal EWMA
@@ -26,7 +28,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from keeper.backtest.market import Market
-from keeper.costs import CostInputs, CostModel, next_residual_ppm, trade_cost
+from keeper.costs import (
+    MAX_REQUIRED_COST_BPS,
+    CostInputs,
+    CostModel,
+    cost_gate,
+    cost_inputs,
+    next_residual_ppm,
+    required_or_benefit_e18,
+    trade_cost,
+)
 from keeper.forecast import build_forecast
 from keeper.models import (
     Action,
@@ -34,6 +45,7 @@ from keeper.models import (
     Decision,
     FeedState,
     Forecast,
+    TradeCost,
     VaultLimits,
     VaultState,
 )
@@ -121,17 +133,18 @@ def _forecast(policy: Policy, state: VaultState, mkt: Market, t: int) -> Forecas
 
 
 def _costs(spec: VaultSpec, mkt: Market, t: int, residual: tuple[int, ...]) -> CostInputs:
-    return CostInputs(model=spec.cost_model, gas_price_wei=mkt.gas_wei[t],
-                      gas_typical_wei=mkt.gas_typ_wei[t], gas_min_ahead_wei=mkt.gas_min_wei[t],
-                      hours_to_min_ahead=mkt.hours_to_min[t], eth_usd_e18=mkt.eth_e18[t],
-                      residual_ppm=residual)
+    return cost_inputs(spec.cost_model, gas_price_wei=mkt.gas_wei[t], outlook=mkt.outlook[t],
+                       eth_usd_e18=mkt.eth_e18[t], residual_ppm=residual)
 
 
 # ---------------------------------------------------------------- execution
 
 
 def _accept(book: _Book, d: Decision) -> None:
+    """The hour's decision replaces the order in flight; a hold cancels it (the policy decides
+    afresh every hour, live and here, so a clip goes only while the policy still wants it)."""
     if d.action != Action.REBALANCE:
+        book.order = None
         return
     book.order = [x / BPS for x in d.target_weights_bps]
     book.cap_usd = d.max_trade_e18 / ONE_E18 if d.max_trade_e18 else math.inf
@@ -155,10 +168,14 @@ def _residuals(book: _Book, q: list[float], t: int) -> tuple[int, ...]:
                  for r, d, rt, x in zip(book.res_ppm, book.res_dir, book.res_t, q, strict=True))
 
 
-def _execute(book: _Book, q: list[float], px: list[float], cash: int, spec: VaultSpec,
-             mkt: Market, t: int) -> tuple[int, int, int]:
+def _priced(book: _Book, q: list[float], spec: VaultSpec, mkt: Market, t: int) -> TradeCost:
+    """The model's cost of trading `q` at hour t (the residual of recent same-way clips in)."""
+    return trade_cost([int(x * ONE_E18) for x in q], _costs(spec, mkt, t, _residuals(book, q, t)))
+
+
+def _execute(book: _Book, q: list[float], tc: TradeCost, px: list[float], cash: int,
+             spec: VaultSpec, mkt: Market, t: int) -> tuple[int, int, int]:
     q_e18 = [int(x * ONE_E18) for x in q]
-    tc = trade_cost(q_e18, _costs(spec, mkt, t, _residuals(book, q, t)))
     for i, x in enumerate(q):
         if x and i != cash:
             book.units[i] += x / px[i]
@@ -205,8 +222,15 @@ def run(mkt: Market, spec: VaultSpec, policy: Policy, i0: int, i1: int,
         w = [v / nav for v in vals]
         if book.order is not None:
             q = _clip(book, w, nav, cash)
-            if any(q):
-                g, f, im = _execute(book, q, px, cash, spec, mkt, t)
+            tc = _priced(book, q, spec, mkt, t)
+            refused = cost_gate(tc, required_or_benefit_e18(state, d), state.nav_e18,
+                                MAX_REQUIRED_COST_BPS) if any(q) else ""
+            if refused:  # the plan stage's own rule: the live keeper would not send it either
+                book.order = None
+                if keep_reasons:
+                    reasons[-1] = f"{d.reason}; not sent: {refused}"
+            elif any(q):
+                g, f, im = _execute(book, q, tc, px, cash, spec, mkt, t)
                 out["gas"][k], out["fee"][k], out["imp"][k] = g / ONE_E18, f / ONE_E18, im / ONE_E18
                 trades.append(k)
                 vals = [u * p for u, p in zip(book.units, px, strict=True)]

@@ -6,7 +6,6 @@ Vol models are fitted on [fit_start, fit_end) only (the training window, or the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,9 @@ from keeper.backtest import gas as gasmod
 from keeper.backtest.data import GasData, PriceData
 from keeper.errors import DataError
 from keeper.forecast import vol
+from keeper.forecast.gas import outlook as gas_outlook
+from keeper.forecast.model import fit_vols, vol_paths
+from keeper.models import DEFAULT_VOL_MODEL, GasOutlook
 from keeper.units import ONE_E18, WEI_PER_GWEI
 
 MIN_FIT_H = 720  # 30 days
@@ -35,9 +37,7 @@ class Market:
     gas_gwei: NDArray[np.float64]
     gas_source: NDArray[np.int8]
     gas_wei: list[int]
-    gas_typ_wei: list[int]
-    gas_min_wei: list[int]
-    hours_to_min: list[int]
+    outlook: list[GasOutlook]  # what the gas history up to each hour says (keeper.forecast.gas)
     eth_e18: list[int]
     fit_note: str
 
@@ -45,49 +45,31 @@ class Market:
         return int(np.searchsorted(self.ts, ts))
 
 
-def _vol_fit(r: NDArray[np.float64], fit: slice, horizon_h: int, model: str
-             ) -> tuple[NDArray[np.float64], float, str]:
-    if model == "ewma":
-        p = vol.fit_ewma(r[fit])
-        v_next = vol.ewma_var(r, p.lam, p.var0)
-        return np.sqrt(v_next), math.sqrt(p.var0), f"ewma lam={p.lam:.4f}"
-    g = vol.fit_garch(r[fit])
-    v_next = vol.garch_var(r, g, float(np.var(r[fit])))
-    vh = vol.garch_horizon_var(v_next, g, horizon_h) / horizon_h
-    return np.sqrt(vh), math.sqrt(g.long_run_var), f"garch a={g.alpha:.3f} b={g.beta:.3f}"
-
-
 def _wei(gwei: NDArray[np.float64]) -> list[int]:
     return [int(x) for x in np.round(gwei * WEI_PER_GWEI)]
 
 
 def prepare(prices: PriceData, symbols: tuple[str, ...], *, fit_end: int, gas: GasData | None,
-            profile: NDArray[np.float64] | None = None, horizon_h: int = 24, model: str = "garch",
-            cash: str = "USDC") -> Market:
-    """Build the per-hour market from a validated price window. `fit_end` is a row index."""
+            profile: NDArray[np.float64] | None = None, horizon_h: int = 24,
+            model: str = DEFAULT_VOL_MODEL, cash: str = "USDC") -> Market:
+    """Build the per-hour market from a validated price window. `fit_end` is a row index: the
+    vol model is fitted on rows [0, fit_end) and run over every row (`keeper.forecast.model`,
+    the same functions as the live keeper's forecast)."""
     risky = [s for s in symbols if s != cash]
     cols = [prices.symbols.index(s) for s in risky]
     px = prices.prices[:, cols]
     if np.isnan(px).any():
         raise DataError(f"{prices.source}: NaN prices inside the backtest window for {risky}")
     fit_end = max(fit_end, min(MIN_FIT_H, len(px) - 1))
-    r = vol.log_returns(px)
-    fit = slice(1, fit_end)
-    n = len(symbols)
-    vols, lr, notes = np.zeros((len(px), n)), [0.0] * n, []
-    full = np.zeros((len(px), n))
-    for k, s in enumerate(risky):
-        j = symbols.index(s)
-        vols[:, j], lr[j], note = _vol_fit(r[:, k], fit, horizon_h, model)
-        full[:, j] = r[:, k]
-        notes.append(f"{s}: {note}")
-    lam = vol.fit_ewma(r[fit, 0]).lam
-    cov = vol.ewma_cov(full, lam, np.cov(full[fit].T))
-    all_px = np.ones((len(px), n))
+    all_px = np.ones((len(px), len(symbols)))
     for k, s in enumerate(risky):
         all_px[:, symbols.index(s)] = px[:, k]
-    return _with_gas(prices, symbols, all_px, vols, lr, cov, horizon_h, gas, profile,
-                     f"fit rows [1, {fit_end}); " + "; ".join(notes) + f"; corr ewma lam={lam:.4f}")
+    r = vol.log_returns(all_px)
+    fit = fit_vols(r[:fit_end], model)
+    paths = vol_paths(r, fit, horizon_h)
+    note = f"fit rows [1, {fit_end}), {model}: {fit.note}"
+    return _with_gas(prices, symbols, all_px, paths.vol, list(paths.long_run), paths.cov,
+                     horizon_h, gas, profile, note)
 
 
 def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: NDArray[np.float64],
@@ -95,7 +77,7 @@ def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: NDArray[np.fl
               horizon_h: int, gas: GasData | None,
               profile: NDArray[np.float64] | None, note: str) -> Market:
     gs = gasmod.hourly_gas(prices.ts, gas, profile)
-    ol = gasmod.outlook(prices.ts, gs.gwei)
+    ol = gas_outlook(prices.ts, gs.gwei)
     eth_col = prices.symbols.index("ETH")
     eth = prices.prices[:, eth_col]
     corr = vol.cov_to_corr(cov)
@@ -104,8 +86,7 @@ def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: NDArray[np.fl
                   corr=corr, corr_rows=[tuple(map(tuple, c)) for c in corr.tolist()],
                   horizon_h=float(horizon_h),
                   gas_gwei=gs.gwei, gas_source=gs.source, gas_wei=_wei(gs.gwei),
-                  gas_typ_wei=_wei(ol.typical_gwei), gas_min_wei=_wei(ol.min_ahead_gwei),
-                  hours_to_min=[int(x) for x in ol.hours_to_min],
+                  outlook=[ol.at(t) for t in range(prices.ts.size)],
                   eth_e18=[int(x * ONE_E18) for x in eth], fit_note=note)
 
 

@@ -1,20 +1,18 @@
-"""ABIs (from the project build and the Uniswap npm artifacts) and typed encode/decode helpers."""
+"""Typed encode/decode helpers over the ABIs the keeper ships (keeper/abi)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, cast
 
 from eth_abi.abi import decode, encode
 from eth_typing import ABIFunction
 from eth_utils.abi import function_abi_to_4byte_selector
 
-from keeper.localnet.artifacts import load
+from keeper.abi import load_abi
 
 
-@lru_cache(maxsize=32)
 def abi(name: str) -> tuple[dict[str, Any], ...]:
-    return tuple(load(name).abi)
+    return load_abi(name)
 
 
 def fn_abi(contract: str, fn: str) -> dict[str, Any]:

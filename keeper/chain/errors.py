@@ -9,7 +9,7 @@ from eth_utils.crypto import keccak
 
 from keeper.chain.contracts import _type_str, abi
 
-CONTRACTS = ("RebalancingVault", "MockLendingPool")
+CONTRACTS = ("RebalancingVault",)
 
 
 @lru_cache(maxsize=1)

@@ -38,7 +38,7 @@ from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from keeper.errors import RpcUnavailable, WrongChain
-from keeper.send.keys import RedactingFilter, redact
+from keeper.redact import RedactingFilter, redact
 
 log = logging.getLogger("keeper.rpc")
 # web3 logs every request's full URI at DEBUG: redact those records at the source (F36).

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from keeper.errors import ToolchainError
+from keeper.paths import project_root
 
 UNISWAP = {
     "UniswapV3Factory": (
@@ -31,12 +31,6 @@ class Artifact:
     abi: list[dict[str, Any]]
     bytecode: str
     runtime_bytecode: str
-
-
-def project_root() -> Path:
-    """The checkout root (override with VAULT_KEEPER_ROOT)."""
-    env = os.environ.get("VAULT_KEEPER_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[2]
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,8 @@ from web3.contract import Contract
 from keeper.chain import raw
 from keeper.errors import ToolchainError
 from keeper.localnet import chain
-from keeper.localnet.artifacts import load, project_root
+from keeper.localnet.artifacts import load
+from keeper.paths import project_root
 from keeper.units import ONE_E8, Q96
 
 getcontext().prec = 60

@@ -22,6 +22,7 @@ from keeper.policy.base import (
     project_to_band,
     reactive_collateral,
     rebalance,
+    rule_benefit_usd,
     trade_notionals_usd,
 )
 from keeper.units import BPS
@@ -53,4 +54,5 @@ class BandPolicy:
         clips = best_clips(trade_notionals_usd(dev, new, nav, cash), costs, state) if self.split \
             else 1
         return rebalance(state, new, f"{self.name}: deviation {worst} bps > {self.width_bps} bps, "
-                         f"trade to {self.ret_frac:.0%} into the band", clips=clips)
+                         f"trade to {self.ret_frac:.0%} into the band", clips=clips,
+                         benefit_usd=rule_benefit_usd(state, new, costs, clips))

@@ -16,13 +16,13 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from keeper.costs import CostInputs
+from keeper.costs import CostInputs, trade_cost_usd
 from keeper.errors import ConfigError
-from keeper.models import Action, Decision, Forecast, VaultState
+from keeper.models import CASH_SYMBOLS, Action, Decision, Forecast, VaultState
 from keeper.units import BPS, ONE_E18
 
-CASH_SYMBOLS = ("USDC", "USDT", "DAI", "USD")
 MAX_CLIPS = 12
+RULE_COST_TOLERANCE = 2.0  # see rule_benefit_usd
 
 
 class Policy(Protocol):
@@ -94,9 +94,10 @@ def hold(reason: str, **details: float) -> Decision:
     return Decision(action=Action.HOLD, reason=reason, details=dict(details))
 
 
-def rebalance(state: VaultState, new_dev: Sequence[float], reason: str, *, clips: int = 1,
-              **details: float) -> Decision:
-    """A rebalance to target + new_dev; `clips` > 1 caps each step at 1/clips of the trade."""
+def rebalance(state: VaultState, new_dev: Sequence[float], reason: str, *, benefit_usd: float,
+              clips: int = 1, **details: float) -> Decision:
+    """A rebalance to target + new_dev worth `benefit_usd` to the policy; `clips` > 1 caps each
+    step at 1/clips of the trade."""
     cash = cash_index(state)
     nav = nav_usd(state)
     total = sum(abs(q) for q in trade_notionals_usd(deviations(state), new_dev, nav, cash))
@@ -104,23 +105,38 @@ def rebalance(state: VaultState, new_dev: Sequence[float], reason: str, *, clips
     details["clips"] = float(clips)
     return Decision(action=Action.REBALANCE, reason=reason,
                     target_weights_bps=target_bps(state, new_dev, cash),
-                    max_trade_e18=math.ceil(cap) * ONE_E18, details=details)
+                    max_trade_e18=math.ceil(cap) * ONE_E18,
+                    benefit_e18=max(0, math.floor(benefit_usd * ONE_E18)), details=details)
+
+
+def rule_benefit_usd(state: VaultState, new_dev: Sequence[float], costs: CostInputs,
+                     clips: int = 1) -> float:
+    """What a classic rule's trade is worth to it: a rule has no view of the future, only the
+    premise that the trade is worth what it expects to pay. Its benefit is therefore the cost
+    model's price of the trade at this hour (its first clip when split) times
+    RULE_COST_TOLERANCE: the plan stage refuses a rule's trade only when the quoted cost is more
+    than that multiple of the model's (a pool far thinner, or gas far dearer, than modelled)."""
+    cash, nav = cash_index(state), nav_usd(state)
+    q = trade_notionals_usd(deviations(state), new_dev, nav, cash)
+    first = [x / max(clips, 1) for x in q]
+    return RULE_COST_TOLERANCE * trade_cost_usd(first, costs, costs.gas_price_wei)
 
 
 def reactive_collateral(state: VaultState, who: str) -> Decision | None:
-    """The classic collateral rule every policy shares: ripcord (urgent) at or over the ripcord
-    LTV, deleverage above the band, releverage below it, all back to the target LTV."""
+    """The collateral rule every policy applies first, live and in the backtest: the ripcord
+    (urgent) at or over the ripcord LTV, deleverage above the band, releverage below it, all
+    back to the target LTV. No collateral target configured: no rule."""
     c = state.collateral
-    if c is None or c.debt_e8 == 0:
+    if c is None or c.target_ltv_bps == 0:
         return None
     if c.in_danger:
         return Decision(action=Action.DELEVERAGE, urgent=True, target_ltv_bps=c.target_ltv_bps,
                         reason=f"ripcord: LTV {c.ltv_bps} bps >= {c.ripcord_ltv_bps} bps, "
                         "deleverage regardless of cost")
-    if c.ltv_bps > c.max_ltv_bps:
+    if c.debt_e8 > 0 and c.ltv_bps > c.max_ltv_bps:
         return Decision(action=Action.DELEVERAGE, target_ltv_bps=c.target_ltv_bps,
                         reason=f"{who}: LTV {c.ltv_bps} bps above band {c.max_ltv_bps} bps")
-    if c.ltv_bps < c.min_ltv_bps:
+    if c.collateral_e8 > 0 and c.ltv_bps < c.min_ltv_bps:
         return Decision(action=Action.RELEVERAGE, target_ltv_bps=c.target_ltv_bps,
                         reason=f"{who}: LTV {c.ltv_bps} bps below band {c.min_ltv_bps} bps")
     return None
@@ -223,16 +239,16 @@ def split_cost_usd(q: Sequence[float], n: float, costs: CostInputs) -> float:
     (q/n)^2 / (2D + q/n)), plus the fee-tier residual paid by every clip after the first."""
     m = costs.model
     per_leg = 0.0
-    legs = 0
+    hops: list[int] = []
     for i, qi in enumerate(q):
         pool = m.pools[i]
         if pool is None or qi == 0.0:
             continue
-        legs += 1
+        hops.append(pool.hops)
         a, depth, fee = abs(qi) / n, pool.depth_e18 / ONE_E18, pool.fee_ppm / 1e6
         res = 0.0 if m.recovery == "fresh" else min(a / depth, fee)
         per_leg += n * (a * fee + a * a / (2 * depth + a)) + (n - 1) * a * res
-    units = m.gas_units_overhead + legs * m.gas_units_per_leg if legs else 0
+    units = m.gas.rebalance_units(hops)
     gas = n * units * costs.gas_price_wei * costs.eth_usd_e18 / ONE_E18 / ONE_E18
     return gas + per_leg
 

@@ -15,6 +15,7 @@ from keeper.policy.base import (
     nav_usd,
     reactive_collateral,
     rebalance,
+    rule_benefit_usd,
 )
 
 HOUR_S = 3600
@@ -39,4 +40,5 @@ class CalendarPolicy:
         new = drop_small_legs(dev, [0.0] * len(dev), cash, nav_usd(state), self.min_trade_usd)
         if new == dev:
             return hold("calendar: due, but every leg is under the minimum trade")
-        return rebalance(state, new, f"calendar: {self.period_h} h elapsed, back to target")
+        return rebalance(state, new, f"calendar: {self.period_h} h elapsed, back to target",
+                         benefit_usd=rule_benefit_usd(state, new, costs))

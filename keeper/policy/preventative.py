@@ -37,6 +37,7 @@ from keeper.policy.base import (
     project_to_band,
     reactive_collateral,
     rebalance,
+    rule_benefit_usd,
     trade_notionals_usd,
 )
 from keeper.units import BPS
@@ -74,10 +75,9 @@ class PreventativePolicy:
     uses_forecast: ClassVar[bool] = True
 
     def decide(self, state: VaultState, forecast: Forecast, costs: CostInputs) -> Decision:
-        if state.collateral is not None and state.collateral.debt_e8 > 0:
-            d = self._collateral(state, forecast)
-            if d is not None:
-                return d
+        d = self._collateral(state, forecast)
+        if d is not None:
+            return d
         worst = state.max_abs_deviation_bps
         if worst < SCREEN_FRAC * self.width_bps:
             return hold(f"preventative: deviation {worst} bps, far inside {self.width_bps} bps")
@@ -146,10 +146,14 @@ class PreventativePolicy:
             return hold("preventative: no trade size beats waiting", j_hold_usd=j_hold)
         q = trade_notionals_usd(ctx.dev, new, ctx.nav, ctx.cash)
         clips = best_clips(q, costs, state) if self.split else 1
+        # worth acting while its cost stays under J_hold minus what remains expected after it
+        benefit = j_hold - (j_act - trade_cost_usd(q, costs, gas))
+        if hard:  # past its own width the policy acts like a rule: its trade is required of it
+            benefit = max(benefit, rule_benefit_usd(state, new, costs, clips))
         why = "outside band" if hard else "expected cost of waiting exceeds acting"
         return rebalance(state, new, f"preventative: {why} (J_hold {j_hold:.2f} > J_act "
                          f"{j_act:.2f} USD), edge {edge * BPS:.0f} bps", clips=clips,
-                         j_hold_usd=j_hold, j_act_usd=j_act)
+                         benefit_usd=benefit, j_hold_usd=j_hold, j_act_usd=j_act)
 
     def _optimise(self, ctx: _Ctx, costs: CostInputs, gas: float, hi: float
                   ) -> tuple[float, float]:
@@ -199,10 +203,12 @@ class PreventativePolicy:
     # ------------------------------------------------------------ collateral ripcord
 
     def _collateral(self, state: VaultState, forecast: Forecast) -> Decision | None:
+        """The shared collateral rule first; inside its band, deleverage early when the
+        forecast puts the ripcord within reach of the horizon."""
+        reactive = reactive_collateral(state, self.name)
         c = state.collateral
-        assert c is not None
-        if c.in_danger or c.ltv_bps > c.max_ltv_bps or c.ltv_bps < c.min_ltv_bps:
-            return reactive_collateral(state, self.name)
+        if reactive is not None or c is None or c.debt_e8 == 0 or c.target_ltv_bps == 0:
+            return reactive
         p = ltv_breach_prob(c.ltv_bps / BPS, c.ripcord_ltv_bps / BPS,
                             forecast.ltv_vol_per_h_frac, float(self.horizon_h))
         if p > self.ltv_act_prob:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from keeper.costs import CostInputs
@@ -21,6 +21,6 @@ class ThresholdPolicy:
         inner = BandPolicy(width_bps=self.width_bps, ret_frac=1.0,
                            min_trade_usd=self.min_trade_usd)
         d = inner.decide(state, forecast, costs)
-        return type(d)(action=d.action, reason=d.reason.replace("band", "threshold", 1),
-                       target_weights_bps=d.target_weights_bps, max_trade_e18=d.max_trade_e18,
-                       details=d.details)
+        # every field but the wording is the band rule's: urgency, the collateral target and the
+        # benefit go through unchanged
+        return replace(d, reason=d.reason.replace("band", "threshold", 1))

@@ -1,17 +1,14 @@
-"""Keystore loading and secret redaction. No passphrase or key ever reaches a message.
+"""Keystore loading. No passphrase or key ever reaches a message.
 
 `load_account()` decrypts an eth-account (web3 secret storage) keystore with a passphrase taken
-from an environment variable or a file. `redact()` strips RPC credentials and secrets from any
-text before it is logged; `RedactingFilter` applies it to every log record.
+from an environment variable or a file; the key and passphrase are registered with
+`keeper.redact` so they are masked wherever they might appear.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,63 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from keeper.errors import ConfigError
-
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-
-_URL = re.compile(r"\b((?:https?|wss?)://)([^\s/?#'\"<>]+)([^\s'\"<>]*)", re.IGNORECASE)
-_LABELLED = re.compile(
-    r"(?i)\b(private[_ -]?key|secret|passphrase|password|api[_-]?key|token)(['\"]?\s*[:=]\s*)"
-    r"(['\"]?)[^\s'\",}]+"
-)
-_HEX64 = re.compile(r"\b(0x)?[0-9a-fA-F]{64}\b")
-
-
-def register_secret(value: str) -> None:
-    """Remember a secret (key hex, passphrase) so redact() removes it wherever it appears."""
-    if len(value) >= 6:
-        with _SECRETS_LOCK:
-            _SECRETS.add(value)
-            if value.startswith("0x"):
-                _SECRETS.add(value[2:])
-
-
-def _redact_url(m: re.Match[str]) -> str:
-    scheme, authority, rest = m.group(1), m.group(2), m.group(3)
-    host = authority.rsplit("@", 1)[-1]
-    user = "***@" if "@" in authority else ""
-    tail = "/***" if rest.strip("/") else rest
-    return f"{scheme}{user}{host}{tail}"
-
-
-def redact(text: str, *, hex64: bool = False) -> str:
-    """Remove secrets from `text`.
-
-    - URLs keep scheme and host only: userinfo becomes `***@`, any path or query `/***`
-      (providers put API keys there: /v2/<key>, ?apikey=).
-    - `private_key=...`, `passphrase: ...`, `api_key=...` values become `***`.
-    - registered secrets (the loaded key and passphrase) become `***`.
-    - hex64=True also masks every bare 32-byte hex string. Off by default because tx and block
-      hashes have the same shape and logs need them.
-    """
-    with _SECRETS_LOCK:
-        secrets = sorted(_SECRETS, key=len, reverse=True)
-    for s in secrets:
-        text = text.replace(s, "***")
-    text = _URL.sub(_redact_url, text)
-    text = _LABELLED.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}***", text)
-    if hex64:
-        text = _HEX64.sub("0x***", text)
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's formatted message."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = None
-        return True
+from keeper.redact import register_secret
 
 
 def read_passphrase(*, env: str | None = None, file: Path | None = None) -> str:

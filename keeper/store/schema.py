@@ -109,3 +109,12 @@ price_history = Table(
     Column("hour_ts", BigInteger, primary_key=True),
     Column("prices", Text, nullable=False),
 )
+
+gas_history = Table(
+    "gas_history",
+    metadata,
+    Column("chain_id", BigInteger, primary_key=True),
+    Column("hour_ts", BigInteger, primary_key=True),
+    Column("base_fee_wei", Text, nullable=False),
+    Column("tip_wei", Text, nullable=False),
+)

@@ -17,9 +17,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from keeper.chain.anvil import Anvil
 from keeper.errors import FeeCapExceeded, SendError
 from keeper.ledger import Ledger, TxRow, TxStatus
-from keeper.localnet.anvil import Anvil
 from keeper.send.sender import Sender, SenderSettings, TxRequest
 from tests.txkit import ChainCtl, persist_gapped_tx, sign_transfer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from keeper.localnet.anvil import Anvil, free_port
+from keeper.chain.anvil import Anvil, free_port
 from keeper.localnet.deploy import read_deployments
 from keeper.localnet.market import move_market
 from tests.faults.test_keys import DEMO_CONFIG

@@ -13,9 +13,9 @@ import pytest
 from rich.console import Console
 
 import keeper.demo as demo_mod
+from keeper.chain.anvil import free_port
 from keeper.demo import DemoSettings, archive_previous_run
 from keeper.demo_run import run_demo
-from keeper.localnet.anvil import free_port
 from tests.faults.test_keys import DEMO_CONFIG
 
 

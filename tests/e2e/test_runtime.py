@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from keeper.app import Mode, TickResult
+from keeper.app import Mode
 from keeper.config import load_config
+from keeper.models import TickResult
 from keeper.runtime import Runtime
 from keeper.wiring import build_keeper
 

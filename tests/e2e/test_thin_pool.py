@@ -15,6 +15,7 @@ from keeper.ledger import Ledger
 from keeper.localnet.deploy import LocalMarket, write_deployments
 from keeper.localnet.market import move_market
 from keeper.localnet.vault import VaultSetup, deploy_vault, seed_basket
+from keeper.wiring import policies_for
 from tests.e2e.conftest import make_keystore, write_config
 
 pytestmark = pytest.mark.chain
@@ -36,7 +37,8 @@ def test_a_thin_leg_is_shrunk_and_the_plan_still_simulates(
     move_market(w3, market, "LINK", 6_000)
     keeper = Keeper(cfg, KeeperDeps(w3=w3, ledger=Ledger(tmp_path / "l.sqlite"),
                                     history=PriceHistory(tmp_path / "h.sqlite"),
-                                    keeper_address=keeper_addr))
+                                    keeper_address=keeper_addr,
+                                    policies=policies_for(cfg)))
     (r,) = keeper.tick(Mode.SIMULATE)
     legs, notes = r.details.get("legs", []), r.details.get("notes", [])
     assert r.verdict == "simulated", (r.reason, r.details)

@@ -15,6 +15,7 @@ from keeper.ledger import Ledger
 from keeper.localnet.deploy import LocalMarket, write_deployments
 from keeper.localnet.market import move_market
 from keeper.localnet.vault import VaultSetup, deploy_vault, seed_basket
+from keeper.wiring import policies_for
 from tests.e2e.conftest import make_keystore, write_config
 
 pytestmark = pytest.mark.chain
@@ -54,6 +55,7 @@ def _keeper(
         ledger=Ledger(tmp / "l.sqlite"),
         history=PriceHistory(tmp / "h.sqlite"),
         keeper_address=keeper,
+        policies=policies_for(cfg),
     )
     return Keeper(cfg, deps), provider
 

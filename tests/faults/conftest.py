@@ -22,7 +22,7 @@ from keeper.localnet.market import move_market
 from keeper.metrics import Metrics
 from keeper.read import ReadTarget, read_snapshot
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
-from keeper.wiring import connect, open_stores, unlock
+from keeper.wiring import connect, open_stores, policies_for, unlock
 from tests.e2e.conftest import KeeperEnv, keeper_env  # noqa: F401 - fixture re-export
 from tests.faults.proxy import RpcProxy
 from tests.txkit import DEFAULT_GAS_LIMIT, GWEI, ChainCtl  # noqa: F401 - re-exported to tests
@@ -130,6 +130,7 @@ class Kit:
                 ledger=ledger,
                 history=history,
                 keeper_address=account.address,
+                policies=policies_for(cfg),
                 sender=sender,
                 metrics=metrics,
             ),

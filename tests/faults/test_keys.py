@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 import keeper.demo as demo_mod
 import keeper.demo_run as demo_run_mod
 from keeper.app import Mode
+from keeper.chain.anvil import free_port
 from keeper.chain.contracts import encode_call
 from keeper.cli import app
 from keeper.demo import DemoSettings
 from keeper.demo_run import run_demo
-from keeper.localnet.anvil import free_port
 from keeper.runtime import Runtime
 from tests.e2e.conftest import PASSPHRASE
 from tests.faults.conftest import (
@@ -89,7 +89,7 @@ def test_wrong_or_missing_passphrase_refuses_to_start(kit: Kit, chain: ChainCtl)
 def test_node_on_the_wrong_chain_is_refused_before_signing(
     kit: Kit, chain: ChainCtl, anvil_url: str
 ) -> None:
-    from keeper.localnet.anvil import Anvil
+    from keeper.chain.anvil import Anvil
 
     with Anvil(chain_id=5) as other:
         set_rpc_urls(kit.env, [other.url, anvil_url])

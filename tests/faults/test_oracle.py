@@ -11,12 +11,12 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from keeper.app import Keeper, KeeperDeps, Mode
+from keeper.chain.anvil import Anvil
 from keeper.chain.errors import name_revert
 from keeper.config import load_config
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger
 from keeper.localnet import chain as lchain
-from keeper.localnet.anvil import Anvil
 from keeper.localnet.deploy import sqrt_price_x96
 from keeper.localnet.market import current_prices_e8, feed_answer, move_market, set_feed
 from keeper.models import FeedState
@@ -33,17 +33,9 @@ from tests.faults.conftest import (
     txs,
     vault_view,
 )
+from tests.txkit import planned_calldata
 
 pytestmark = pytest.mark.chain
-
-
-def _planned_calldata(keeper: Keeper) -> str:
-    vcfg = keeper.cfg.vaults[0]
-    snap = keeper._read([vcfg])
-    state = snap.vaults[0]
-    plan, why = keeper._plan_all(snap, [(vcfg, state, keeper.decide(snap, vcfg, state))])[vcfg.name]
-    assert plan is not None, why
-    return "0x" + plan.calldata.hex()
 
 
 def _vault_revert(kit: Kit, data: str) -> str:
@@ -61,7 +53,7 @@ def test_stale_feed_by_its_heartbeat_no_action_and_vault_would_revert(
 ) -> None:
     keeper = kit.keeper()
     push_out_of_band(kit.env)
-    planned = _planned_calldata(keeper)  # what the keeper would send with a fresh feed
+    planned = planned_calldata(keeper)  # what the keeper would send with a fresh feed
     e0 = epoch(kit.env)
     ts = kit.env.w3.eth.get_block("latest")["timestamp"]
     answer, _ = feed_answer(kit.env.w3, kit.env.market, "WBTC")
@@ -79,7 +71,7 @@ def test_zero_or_negative_answer_no_action_and_vault_would_revert(
 ) -> None:
     keeper = kit.keeper()
     push_out_of_band(kit.env)
-    planned = _planned_calldata(keeper)
+    planned = planned_calldata(keeper)
     e0 = epoch(kit.env)
     set_feed(kit.env.w3, kit.env.market, "LINK", answer)
     (r,) = keeper.tick(Mode.SEND)
@@ -119,6 +111,7 @@ def test_oracle_and_pool_twap_disagree_beyond_limit_blocks_the_action(
             ledger=Ledger(kit.env.tmp / "lax.sqlite"),
             history=PriceHistory(kit.env.tmp / "lax-h.sqlite"),
             keeper_address=kit.env.keeper,
+            policies=keeper.deps.policies,
             max_pool_deviation_bps=100_000,
         ),
     )

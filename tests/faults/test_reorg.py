@@ -8,6 +8,7 @@ from web3.exceptions import ContractLogicError
 from keeper.app import Keeper, Mode
 from keeper.chain.errors import name_revert
 from tests.faults.conftest import ChainCtl, Kit, epoch, in_band, push_out_of_band, txs
+from tests.txkit import planned_calldata
 
 pytestmark = pytest.mark.chain
 
@@ -71,16 +72,6 @@ def test_reorg_that_reincludes_our_tx_does_not_duplicate(kit: Kit, chain: ChainC
     assert chain.sent_count(kit.env.keeper) == 1 and epoch(kit.env) == e0 + 1
 
 
-def _stale_calldata(keeper: Keeper) -> str:
-    vcfg = keeper.cfg.vaults[0]
-    snap = keeper._read([vcfg])
-    state = snap.vaults[0]
-    decision = keeper.decide(snap, vcfg, state)
-    plan, why = keeper._plan_all(snap, [(vcfg, state, decision)])[vcfg.name]
-    assert plan is not None, why
-    return "0x" + plan.calldata.hex()
-
-
 def test_reorg_that_undoes_the_price_move_makes_the_keeper_recompute(
     kit: Kit, chain: ChainCtl
 ) -> None:
@@ -90,7 +81,7 @@ def test_reorg_that_undoes_the_price_move_makes_the_keeper_recompute(
     push_out_of_band(kit.env)
     (seen,) = keeper.tick(Mode.CHECK)
     assert seen.action == "rebalance" and seen.verdict == "planned"
-    stale = _stale_calldata(keeper)
+    stale = planned_calldata(keeper)
     moved_to = int(kit.env.w3.eth.block_number)
     chain.rpc("evm_revert", fork_point)  # the blocks with the price move are reorged away
     for _ in range(moved_to - head0 + 1):

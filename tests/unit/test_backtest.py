@@ -15,6 +15,7 @@ from keeper.backtest import defaults, engine, gas, market, sweep
 from keeper.backtest.data import GasData, load_prices, parse_date, usdc_weth_depth_usd, window
 from keeper.cli_backtest import register
 from keeper.errors import DataError
+from keeper.forecast.gas import outlook as gas_outlook
 from keeper.policy import make_policy
 
 HEADER = "timestamp,eth_usdt_close,btc_usdt_close\n"
@@ -84,7 +85,7 @@ def test_gas_outlook_is_causal() -> None:
     g = np.exp(np.sin(np.arange(500) / 3.0)) * 20
     g2 = g.copy()
     g2[300:] *= 10
-    a, b = gas.outlook(ts, g), gas.outlook(ts, g2)
+    a, b = gas_outlook(ts, g), gas_outlook(ts, g2)
     assert np.array_equal(a.min_ahead_gwei[:300], b.min_ahead_gwei[:300])
     assert np.array_equal(a.typical_gwei[:300], b.typical_gwei[:300])
 
@@ -92,7 +93,7 @@ def test_gas_outlook_is_causal() -> None:
 def test_gas_outlook_learns_a_cheap_hour() -> None:
     ts = np.arange(24 * 60) * 3600
     g = np.where((ts // 3600) % 24 == 5, 10.0, 40.0)
-    o = gas.outlook(ts, g)
+    o = gas_outlook(ts, g)
     t = 24 * 59 + 12  # noon on the last day: the cheapest hour ahead is 05:00, 17 h away
     assert o.hours_to_min[t] == 17
     assert o.min_ahead_gwei[t] < 0.5 * o.typical_gwei[t]
@@ -212,8 +213,7 @@ def test_cli_sweep_reports_train_test_and_chosen_params(tmp_path: Path) -> None:
 
     p = write_prices(tmp_path / "p.csv", n=1300)
     r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--policy", "threshold",
-                                 "--sweep", "--split", "2021-02-10", "--json", "--workers", "1",
-                                 "--gas-units-per-leg", "150000"])
+                                 "--sweep", "--split", "2021-02-10", "--json", "--workers", "1"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["grid_size"] == 7 and "width_bps" in out["chosen_params"]

@@ -14,6 +14,7 @@ from eth_utils import to_checksum_address
 
 from keeper.config import load_config
 from keeper.errors import ConfigError
+from keeper.wiring import load
 
 ROOT = Path(__file__).resolve().parents[2]
 A = {k: to_checksum_address("0x" + k * 40) for k in "123456789abcdef"}  # distinct addresses
@@ -94,7 +95,7 @@ def edited(**changes: Any) -> dict[str, Any]:
 
 def error_of(path: str, network: str | None = None) -> str:
     with pytest.raises(ConfigError) as info:
-        load_config(path, network)
+        load(path, network)
     assert str(info.value) == info.value.message  # one line per problem, no context suffix
     return info.value.message
 
@@ -397,17 +398,20 @@ def test_other_networks_may_use_unset_variables(
 
 
 def test_pool_costs_override_the_mainnet_cost_model_per_network(folder: Path) -> None:
-    from keeper.app import pool_cost_for
-    from keeper.costs import MAINNET_POOL_COSTS, UNKNOWN_POOL_COST, PoolCost
+    from keeper.costs import MAINNET_POOL_COSTS, UNKNOWN_POOL_COST, PoolCost, cost_model_for
     from keeper.units import ONE_E18
 
+    def model_of(cfg: Any) -> tuple[PoolCost | None, ...]:
+        over = {s: pc.as_pool_cost() for s, pc in cfg.network.pool_costs.items()}
+        return cost_model_for(["WETH", "WBTC", "UNI", "USDC"], over).pools
+
     plain = load_config(write(folder, edited()))
-    assert pool_cost_for(plain, "WETH") == MAINNET_POOL_COSTS["WETH"]
-    assert pool_cost_for(plain, "UNI") == UNKNOWN_POOL_COST
+    assert model_of(plain) == (MAINNET_POOL_COSTS["WETH"], MAINNET_POOL_COSTS["WBTC"],
+                               UNKNOWN_POOL_COST, None)
     thin = {"WETH": {"fee_ppm": 3000, "depth_usd": 5e6}}
     cfg = load_config(write(folder, edited(**{"networks.local.pool_costs": thin})))
-    assert pool_cost_for(cfg, "WETH") == PoolCost(fee_ppm=3000, depth_e18=5_000_000 * ONE_E18)
-    assert pool_cost_for(cfg, "WBTC") == MAINNET_POOL_COSTS["WBTC"]
+    assert model_of(cfg)[0] == PoolCost(fee_ppm=3000, depth_e18=5_000_000 * ONE_E18)
+    assert model_of(cfg)[1] == MAINNET_POOL_COSTS["WBTC"]
 
 
 def test_store_key_switches_backend_and_min_tip_reaches_the_sender(folder: Path) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from keeper.costs import (
+    GAS_TABLE,
     CostInputs,
     CostModel,
     PoolCost,
@@ -12,12 +16,14 @@ from keeper.costs import (
     fee_cost_e18,
     gas_cost_e18,
     impact_cost_e18,
+    load_gas_table,
     next_residual_ppm,
     price_move_ppm,
     tracking_penalty_usd_per_h,
     trade_cost,
     trade_cost_usd,
 )
+from keeper.errors import ConfigError
 from keeper.units import ONE_E18, Q96, WEI_PER_GWEI
 
 USD = ONE_E18
@@ -31,21 +37,38 @@ def _inputs(gwei: int = 20, eth: int = 2000, residual: tuple[int, ...] = ()) -> 
                       hours_to_min_ahead=1, eth_usd_e18=eth * USD, residual_ppm=residual)
 
 
-@pytest.mark.parametrize(("legs", "gwei", "eth", "usd"), [
-    (1, 20, 2000, 6.6),  # (60k + 105k) gas x 20 gwei x $2000
-    (2, 20, 2000, 10.8),  # (60k + 210k) x 20 gwei x $2000
-    (3, 100, 3000, 112.5),  # 375k x 100 gwei x $3000
-    (0, 100, 3000, 0.0),
+@pytest.mark.parametrize(("hops", "gwei", "eth"), [
+    ([1], 20, 2000),
+    ([1, 1], 20, 2000),
+    ([1, 2, 2], 100, 3000),
+    ([], 100, 3000),
 ])
-def test_gas_cost_table(legs: int, gwei: int, eth: int, usd: float) -> None:
-    units = MODEL.gas_units_overhead + legs * MODEL.gas_units_per_leg if legs else 0
-    assert units * gwei * 1e-9 * eth == pytest.approx(usd, rel=1e-9)
-    got = gas_cost_e18(legs, gwei * WEI_PER_GWEI, eth * USD, MODEL)
+def test_gas_cost_follows_the_vault_gas_table(hops: list[int], gwei: int, eth: int) -> None:
+    g = MODEL.gas
+    units = (g.rebalance_fixed + len(hops) * g.rebalance_per_leg
+             + sum(h - 1 for h in hops) * g.rebalance_per_extra_hop) if hops else 0
+    got = gas_cost_e18(hops, gwei * WEI_PER_GWEI, eth * USD, MODEL)
     assert got == units * gwei * WEI_PER_GWEI * eth
 
 
-def test_gas_cost_one_leg_exact() -> None:
-    assert gas_cost_e18(1, 20 * WEI_PER_GWEI, 2000 * USD, MODEL) == 6_600_000_000_000_000_000
+def test_gas_table_is_the_vault_measurement() -> None:
+    """The shipped table (a least-squares line through the 1-, 2- and 4-leg rows) reproduces
+    the gas report's rows within 3%."""
+    data = json.loads(GAS_TABLE.read_text())
+    rows = {r["call"]: r["gas"] for r in data["rows"]}
+    g = load_gas_table()
+    assert g.rebalance_units([1]) == pytest.approx(rows["rebalance, 1 single-hop swap"], rel=0.03)
+    assert g.rebalance_units([1, 1, 1, 1]) == pytest.approx(
+        rows["rebalance, 4 single-hop swaps"], rel=0.03)
+    assert g.rebalance_units([2]) == pytest.approx(
+        rows["rebalance, 1 two-hop swap (exactInput)"], rel=0.03)
+
+
+def test_gas_table_broken_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "gas.json"
+    bad.write_text('{"rebalance_fixed": 1}')
+    with pytest.raises(ConfigError, match=r"gas table .* is unreadable"):
+        load_gas_table(bad)
 
 
 def test_fee_is_tier_times_notional() -> None:
@@ -76,7 +99,7 @@ def test_price_move_and_fee_tier_recovery() -> None:
 
 def test_trade_cost_adds_legs_and_skips_cash() -> None:
     tc = trade_cost([1_000_000 * USD, -50_000 * USD, 950_000 * USD], _inputs())
-    assert tc.gas_e18 == gas_cost_e18(2, 20 * WEI_PER_GWEI, 2000 * USD, MODEL)
+    assert tc.gas_e18 == gas_cost_e18([1, 1], 20 * WEI_PER_GWEI, 2000 * USD, MODEL)
     assert tc.fee_e18 == 500 * USD + 150 * USD
     assert tc.impact_e18 == impact_cost_e18(1_000_000 * USD, 276_000_000 * USD) + \
         impact_cost_e18(50_000 * USD, 10_000_000 * USD)

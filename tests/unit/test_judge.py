@@ -9,7 +9,7 @@ from dataclasses import replace
 from keeper import simulate
 from keeper.costs import TradeCost
 from keeper.legs import leg_costs
-from keeper.plan import Leg, RebalancePlan
+from keeper.models import Leg, RebalancePlan
 from keeper.units import BPS, ONE_E18
 from tests.unit.test_plan_floor import STATE, _leg
 

@@ -10,7 +10,8 @@ import pytest
 from eth_account import Account
 
 from keeper.errors import ConfigError
-from keeper.send.keys import RedactingFilter, load_account, read_passphrase, redact
+from keeper.redact import RedactingFilter, redact
+from keeper.send.keys import load_account, read_passphrase
 
 # a throwaway key made for this test file only
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from keeper.errors import LedgerError
-from keeper.ledger import SCHEMA_VERSION, Ledger, NewTx, TickRecord, TxStatus
+from keeper.ledger import SCHEMA_VERSION, Ledger, NewTx, TxStatus
+from keeper.models import TickRecord
 from keeper.store.migrate import head_revision
 
 SENDER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from keeper.legs import leg_costs, leg_hops, shared_pool_impact
-from keeper.plan import Leg
+from keeper.models import Leg
 from keeper.units import ONE_E18
 from tests.unit.test_plan_floor import STATE, _leg
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from keeper import plan
-from keeper.models import AssetState, FeedState, VaultLimits, VaultState
-from keeper.plan import Leg, Market, QuotedLegs
+from keeper.models import AssetState, FeedState, Leg, NoPlan, VaultLimits, VaultState
+from keeper.plan import Market, QuotedLegs
 from keeper.units import BPS, ONE_E18
 
 PRICES_E8 = {"WETH": 3_000 * 10**8, "WBTC": 60_000 * 10**8, "LINK": 15 * 10**8, "USDC": 10**8}
@@ -122,7 +122,7 @@ def test_no_plan_when_the_only_leg_cannot_clear_even_smaller() -> None:
         notes=("WBTC->USDC $400,000 quoted under the oracle floor, re-quoted at $200,000",))
     assert quoted.retry is not None
     legs = plan.merge_retry(STATE, MARKET, quoted, [None] * len(quoted.retry.calls))
-    assert isinstance(legs, str) and "even at a smaller size" in legs
+    assert isinstance(legs, NoPlan) and "even at a smaller size" in legs.reason
 
 
 def test_a_leg_that_fees_alone_sink_is_dropped_with_a_reason() -> None:
@@ -130,4 +130,4 @@ def test_a_leg_that_fees_alone_sink_is_dropped_with_a_reason() -> None:
     req = plan.request_for(STATE, MARKET, [plan.Trade(sell="LINK", buy="USDC",
                                                       notional_e18=hopeless.notional_e18)])
     got = plan.legs_from_quotes(STATE, MARKET, req, [(hopeless.quoted_out_raw, 1)] * len(req.calls))
-    assert isinstance(got, str) and "under the vault's oracle floor" in got
+    assert isinstance(got, NoPlan) and "under the vault's oracle floor" in got.reason

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from keeper.chain.anvil import Anvil
 from keeper.errors import ToolchainError
-from keeper.localnet.anvil import Anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 

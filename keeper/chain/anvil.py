@@ -12,7 +12,7 @@ from types import TracebackType
 import requests
 
 from keeper.errors import ToolchainError
-from keeper.localnet.artifacts import project_root
+from keeper.paths import project_root
 
 READY_TIMEOUT_S = 20.0
 KEPT_STATES = 256  # recent block states anvil keeps (eth_call at a pinned block needs them)
