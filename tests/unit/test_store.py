@@ -18,6 +18,7 @@ from sqlalchemy import text
 from keeper.errors import LedgerError
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger, NewTx
+from keeper.models import GasHour
 from keeper.store import open_store, parse_store
 from keeper.store.leases import host_id, owner_id
 from keeper.store.migrate import head_revision
@@ -112,7 +113,9 @@ def test_existing_sqlite_ledger_of_the_first_schema_migrates_and_keeps_its_rows(
                   "prices TEXT NOT NULL, PRIMARY KEY (vault, hour_ts))")
         c.execute("INSERT INTO price_history VALUES ('0xv', 3600, '1.0,2.0')")
     h = PriceHistory(history)
-    assert h.series("0xv", 2) == [[1.0, 2.0]]
+    assert h.oracle_history("0xv", 2).prices.tolist() == [[1.0, 2.0]]
+    h.record_gas(31337, [GasHour(hour_ts=3600, base_fee_wei=10**9, tip_wei=10**8)])
+    assert h.gas_history(31337) == [GasHour(hour_ts=3600, base_fee_wei=10**9, tip_wei=10**8)]
     h.close()
 
 
@@ -226,7 +229,7 @@ def test_keepers_opening_a_new_postgresql_store_together_migrate_it_once(
         assert led.create_tx(new_tx()) == 1
 
 
-def test_price_history_upserts_per_hour_on_both_backends(store_url: str) -> None:
+def test_price_and_gas_history_upsert_per_hour_on_both_backends(store_url: str) -> None:
     from tests.unit.bt_helpers import make_state
 
     state = make_state([4000, 3000, 1000, 2000])
@@ -236,8 +239,15 @@ def test_price_history_upserts_per_hour_on_both_backends(store_url: str) -> None
         h.record_many([state], block_ts=7200 + 5)
         h.record_many([state], block_ts=7200 + 60)  # the same hour: overwritten, not added
         h.record_many([state], block_ts=10_800)
-        assert h.series(state.address, 4) == [prices, prices]
-        assert h.series(state.address, 3) == [] and h.series("0xother", 4) == []
+        got = h.oracle_history(state.address, 4)
+        assert got.prices.tolist() == [prices, prices] and got.hours_ts.tolist() == [7200, 10_800]
+        assert h.oracle_history(state.address, 3).prices.size == 0
+        assert h.oracle_history("0xother", 4).prices.size == 0
+        gas = [GasHour(hour_ts=3600 + i * 3600, base_fee_wei=i, tip_wei=1) for i in (1, 2)]
+        h.record_gas(1, gas)
+        h.record_gas(1, [GasHour(hour_ts=10_800 + 5, base_fee_wei=7, tip_wei=1)])  # upsert
+        assert h.gas_history(1) == [gas[0], GasHour(hour_ts=10_800, base_fee_wei=7, tip_wei=1)]
+        assert h.has_gas_hour(1, 10_800 + 60) and not h.has_gas_hour(2, 10_800)
     finally:
         h.close()
 
