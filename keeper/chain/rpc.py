@@ -1,17 +1,17 @@
 """RPC resilience: several endpoints per network, failover, retry with backoff, lag detection.
 
-`FailoverProvider` is a web3 provider over N HTTP endpoints (checklist K8, A1-A8):
+`FailoverProvider` is a web3 provider over N HTTP endpoints:
 
 - a connection error, a timeout, or an HTTP 429/5xx marks the endpoint down for a cooldown and
   the same request goes to the next endpoint; after a full round it backs off
   (`backoff_s * 2**round`, jittered) and tries again, `rounds` times, then raises
   RpcUnavailable (every endpoint failed). Down endpoints are still tried last, so the provider
   recovers by itself when they return.
-- a retried `eth_sendRawTransaction` (the first try may have propagated, A8) that gets
+- a retried `eth_sendRawTransaction` (the first try may have propagated) that gets
   "already known" or "nonce too low" is success when the hash is ours: the node knows our
   exact signed bytes.
 - an endpoint whose head is behind the best head seen by more than `lag_blocks`, or that served
-  a snapshot older than the last one (`mark_lagging`), is tried after the others (K9). The
+  a snapshot older than the last one (`mark_lagging`), is tried after the others. The
   runtime compares every endpoint's head (and chain id) before each tick (`check_health`), so a
   steady lag is caught at once; an endpoint on another chain is dropped, mid-run as at start.
 - at start (`connect_urls`) the probe is retried with the same backoff: a transient fault does
@@ -41,7 +41,7 @@ from keeper.errors import RpcUnavailable, WrongChain
 from keeper.redact import RedactingFilter, redact
 
 log = logging.getLogger("keeper.rpc")
-# web3 logs every request's full URI at DEBUG: redact those records at the source (F36).
+# web3 logs every request's full URI at DEBUG: redact those records at the source.
 for _name in ("web3.providers.HTTPProvider", "web3._utils.http_session_manager.HTTPSessionManager"):
     logging.getLogger(_name).addFilter(RedactingFilter())
 
@@ -57,7 +57,7 @@ class RpcSettings:
     max_backoff_s: float = 4.0
     jitter_frac: float = 0.2  # +-20%, so many keepers do not retry in step
     cooldown_s: float = 30.0  # a failed endpoint is tried last for this long
-    lag_blocks: int = 3  # ~3 blocks behind the best head = lagging (K9)
+    lag_blocks: int = 3  # ~3 blocks behind the best head = lagging
     health_interval_s: float = 60.0  # compare every endpoint's head this often (0: never)
 
 
@@ -292,7 +292,7 @@ class FailoverProvider(JSONBaseProvider):
         self._mark_behind()
 
     def _reconcile_send(self, ep: Endpoint, params: Any, resp: Any) -> Any:
-        """A8: the retry of a send that may have propagated: 'already known' / 'nonce too low'
+        """The retry of a send that may have propagated: 'already known' / 'nonce too low'
         for our own bytes means the first try got through."""
         error = resp.get("error") if isinstance(resp, dict) else None
         if not error:

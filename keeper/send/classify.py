@@ -1,5 +1,5 @@
-"""Send-error taxonomy: a node's `eth_sendRawTransaction` error -> a class with one reaction
-(checklist K7, B10-B17). Matching is on lower-cased message fragments used by geth, erigon,
+"""Send-error taxonomy: a node's `eth_sendRawTransaction` error -> a class with one reaction.
+Matching is on lower-cased message fragments used by geth, erigon,
 nethermind, reth and anvil.
 """
 

@@ -24,7 +24,7 @@ class Flight:
     mined: tuple[str, int, str] | None = None  # (hash, block, block hash)
     cancel_hashes: set[str] = field(default_factory=set)
     lost_checks: int = 0
-    private: bool = False  # broadcasting through the private endpoint (K11)
+    private: bool = False  # broadcasting through the private endpoint
     private_only: bool = False  # swap-bearing: never fall back to the public mempool
     first_sent_block: int | None = None
     deadline_ts: int | None = None  # past it the call would revert: cancel by NOOP instead

@@ -1,7 +1,7 @@
 """Nonce manager: one owner per (chain_id, address) in this process; nonces claimed in the store
 together with their transaction row (so keepers sharing an account and a store never hand out one
 nonce twice), resynced from the node's `pending` count on start and after nonce errors, with gap
-detection (K1, K2; checklist B12, B13).
+detection.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class NonceManager:
         resync_interval_s: float = 300.0,
     ) -> None:
         self.ledger = ledger
-        self.resync_interval_s = resync_interval_s  # K2: resync every N minutes as well
+        self.resync_interval_s = resync_interval_s  # resync every N minutes as well
         self._synced_at = 0.0
         self.chain_id = chain_id
         self.address = address
@@ -123,7 +123,7 @@ class NonceManager:
             self.ledger.release_nonce(self.chain_id, self.address, nonce)
 
     def check_unused(self, nonce: int) -> None:
-        """Raise NonceError if `nonce` is already mined (checklist B13: reuse caught before
+        """Raise NonceError if `nonce` is already mined (reuse is caught before
         broadcast)."""
         latest = self._count("latest")
         if nonce < latest:

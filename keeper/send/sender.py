@@ -2,9 +2,9 @@
 
 Order of every attempt: sign -> persist (nonce, hash, fees, raw bytes) in the ledger -> broadcast.
 A restart therefore finds every attempt it may have sent and `recover_pending()` resolves them
-instead of sending twice (K3). Replacements keep the nonce and raise both fee fields by
->= 12.5% (K4) every `replace_after_blocks` (K5) until the cap, then raise FeeCapExceeded and
-leave the tx pending (B14). Block waits go through an injectable `wait_for_block(target) -> head`
+instead of sending twice. Replacements keep the nonce and raise both fee fields by
+>= 12.5% every `replace_after_blocks` until the cap, then raise FeeCapExceeded and
+leave the tx pending. Block waits go through an injectable `wait_for_block(target) -> head`
 so tests can drive a chain with automine off.
 """
 
@@ -92,7 +92,7 @@ class Sender(Tracker):
         """Sign, persist, broadcast and track `req` until confirmed (or raise SendError).
 
         With `vault` and `epoch_key` set, the ledger's epoch lock makes sure only one keeper
-        instance (sharing the ledger) executes that epoch (G39); an open tx for the epoch is
+        instance (sharing the ledger) executes that epoch; an open tx for the epoch is
         resumed, a confirmed one refused."""
         self._check_chain()
         with self._epoch_lease(req) as lease:
@@ -156,7 +156,7 @@ class Sender(Tracker):
             self.metrics.count(what, vault)
 
     def cancel(self, tx_id: int) -> ExecutionResult:
-        """B15: replace a pending tx by a 0-value self-transfer at the same nonce (bumped)."""
+        """Replace a pending tx by a 0-value self-transfer at the same nonce (bumped)."""
         self._check_chain()
         row = self.ledger.get_tx(tx_id)
         if row.status not in (TxStatus.PENDING,) or not row.attempts:
@@ -176,7 +176,7 @@ class Sender(Tracker):
             raise
 
     def fill_gaps(self) -> list[ExecutionResult]:
-        """B12: a 0-value self-transfer (NOOP) at every nonce gap the resync found."""
+        """A 0-value self-transfer (NOOP) at every nonce gap the resync found."""
         self._check_chain()
         results = []
         for nonce in self.nonces.sync().gaps:
@@ -241,7 +241,7 @@ class Sender(Tracker):
     # ------------------------------------------------------------ setup helpers
 
     def _check_chain(self) -> None:
-        """K9/F37: refuse to sign for a node on another chain."""
+        """Refuse to sign for a node on another chain."""
         got = int(self.w3.eth.chain_id)
         rpc = failover_of(self.w3)
         if got != self.settings.chain_id and rpc is not None:
@@ -281,7 +281,7 @@ class Sender(Tracker):
             ) from err
 
     def _existing_for_epoch(self, req: TxRequest) -> TxRow | None:
-        """K14/G39: one tx per (vault, epoch): resume an open one, refuse after a final one."""
+        """One tx per (vault, epoch): resume an open one, refuse after a final one."""
         if not (req.vault and req.epoch_key):
             return None
         rows = self.ledger.txs_for_epoch(req.vault, req.epoch_key)
@@ -321,7 +321,7 @@ class Sender(Tracker):
 
     def _open(self, req: TxRequest, gas_limit: int, cap: int, nonce: int | None = None) -> Flight:
         """Reserve a nonce (or take `nonce`), persist the tx row, and make sure the nonce is
-        not already mined (B13) before anything is signed; one retry after a resync."""
+        not already mined before anything is signed; one retry after a resync."""
         for _ in range(2):
             if nonce is None:
                 n, tx_id = self.nonces.reserve_tx(lambda k: self._new_tx(req, k, gas_limit))
@@ -444,7 +444,7 @@ class Sender(Tracker):
             try:
                 fresh = self._market_fees(None, strict=False)
             except SendError:
-                fresh = None  # D25: fee data unavailable -> the bump alone
+                fresh = None  # fee data unavailable -> the bump alone
         try:
             return replacement_fees(
                 flight.fees,
@@ -476,7 +476,7 @@ class Sender(Tracker):
         endpoint = self._broadcast_w3 if flight.private else self.w3
         try:
             endpoint.eth.send_raw_transaction(raw)
-        except _NETWORK_ERRORS as err:  # A8: it may have propagated; tracking reconciles
+        except _NETWORK_ERRORS as err:  # it may have propagated; tracking reconciles
             self.ledger.add_event(flight.tx_id, "broadcast_unsure", f"{tx_hash}: {err}")
             flight.accepted = True
             return None
@@ -525,6 +525,6 @@ class Sender(Tracker):
 
 
 def private_endpoint(cfg: Any) -> Web3 | None:
-    """The private send endpoint of a KeeperConfig's network (K11), for `broadcast_w3`."""
+    """The private send endpoint of a KeeperConfig's network, for `broadcast_w3`."""
     url = cfg.network.private_rpc_url
     return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10})) if url else None

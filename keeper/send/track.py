@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # a used nonce with none of our receipts on any endpoint is lost only after this many looks:
 # a node a few blocks behind shows the receipt late
 LOST_AFTER_CHECKS = 4
-# RpcUnavailable: every endpoint failed the send; it may still have propagated (A8)
+# RpcUnavailable: every endpoint failed the send; it may still have propagated
 NETWORK_ERRORS = (requests.RequestException, OSError, TimeoutError, RpcUnavailable)
 RPC_ERRORS = (Web3Exception, ValueError)
 
@@ -137,7 +137,7 @@ class Tracker:
         return int(self.w3.eth.get_block(head)["timestamp"]) > flight.deadline_ts
 
     def _cancel_expired(self, flight: Flight) -> None:
-        """K6/B15: the call's deadline passed, so it can only revert: replace it by a 0-value
+        """The call's deadline passed, so it can only revert: replace it by a 0-value
         self-transfer at the same nonce (bumped), which frees the nonce for 21,000 gas."""
         self.ledger.add_event(flight.tx_id, "deadline_passed", f"deadline {flight.deadline_ts}")
         flight.fields = self._fields(TxRequest(to=self.address), flight.nonce, 21_000)
@@ -174,7 +174,7 @@ class Tracker:
         return True
 
     def _revert_reason(self, tx_hash: str) -> str:
-        """K7: name the revert (the vault's custom error) from the node's call tracer; nodes
+        """Name the revert (the vault's custom error) from the node's call tracer; nodes
         without debug_traceTransaction give 'receipt status 0'."""
         from keeper.chain.errors import name_revert
 
@@ -188,7 +188,7 @@ class Tracker:
         return name_revert(output) or "receipt status 0"
 
     def _on_reorg(self, flight: Flight, why: str) -> None:
-        """C19: a reorg removed our receipt: back to pending and rebroadcast the landed bytes."""
+        """A reorg removed our receipt: back to pending and rebroadcast the landed bytes."""
         assert flight.mined is not None
         mined_hash = flight.mined[0]
         flight.mined = None
@@ -221,7 +221,7 @@ class Tracker:
         )
 
     def _fallback_due(self, flight: Flight, head: int) -> bool:
-        """K11: a tx without a swap may go public after `private_fallback_blocks`."""
+        """A tx without a swap may go public after `private_fallback_blocks`."""
         first = flight.first_sent_block if flight.first_sent_block is not None else head
         return not flight.private_only and head - first >= self.settings.private_fallback_blocks
 
@@ -233,7 +233,7 @@ class Tracker:
         return True
 
     def _rebroadcast(self, flight: Flight, why: str) -> None:
-        """B11: the node forgot the tx: send the same signed bytes again (bump if refused)."""
+        """The node forgot the tx: send the same signed bytes again (bump if refused)."""
         self.ledger.add_event(flight.tx_id, "rebroadcast", f"{flight.last_hash}: {why}")
         kind = self._broadcast(flight, flight.raws[flight.last_hash], flight.last_hash)
         if kind in (SendFailure.UNDERPRICED, SendFailure.REPLACEMENT_UNDERPRICED):

@@ -22,8 +22,8 @@ class TxRequest:
     vault: str | None = None
     epoch_key: str | None = None  # idempotency: one tx per (vault, epoch_key)
     emergency: bool = False  # collateral-protecting: uses the emergency fee cap
-    private_only: bool = False  # swap-bearing: private endpoint only, no public fallback (K11)
-    deadline_ts: int | None = None  # the call's on-chain deadline: past it, cancel by NOOP (K6)
+    private_only: bool = False  # swap-bearing: private endpoint only, no public fallback
+    deadline_ts: int | None = None  # the call's on-chain deadline: past it, cancel by NOOP
 
 
 @dataclass(**FROZEN)
