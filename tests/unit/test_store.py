@@ -17,13 +17,12 @@ from sqlalchemy import text
 
 from keeper.errors import LedgerError
 from keeper.history import PriceHistory
-from keeper.ledger import Ledger, NewTx
+from keeper.ledger import Ledger
 from keeper.models import GasHour
 from keeper.store import open_store, parse_store
 from keeper.store.leases import host_id, owner_id
 from keeper.store.migrate import head_revision
-
-SENDER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+from tests.unit.test_ledger import SENDER, new_tx
 
 # The schema the first (SQLite-only) keeper wrote, verbatim: such a file must migrate in place.
 V1_SCHEMA = """
@@ -55,19 +54,6 @@ CREATE TABLE epoch_locks (
   vault TEXT NOT NULL, epoch TEXT NOT NULL, owner TEXT NOT NULL, expires_ts REAL NOT NULL,
   done INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (vault, epoch));
 """
-
-
-def new_tx(nonce: int = 0, **kw: Any) -> NewTx:
-    base: dict[str, Any] = {
-        "chain_id": 31337,
-        "sender": SENDER,
-        "nonce": nonce,
-        "purpose": "rebalance",
-        "gas_limit": 300_000,
-        "vault": "main",
-        "epoch_key": "7",
-    }
-    return NewTx(**{**base, **kw})
 
 
 def _v1_ledger(path: Path) -> None:
