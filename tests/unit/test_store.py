@@ -167,27 +167,29 @@ def test_keepers_racing_for_one_epoch_get_one_lease(store_url: str) -> None:
     assert sorted(tokens) == [0, 0, 0, 0, 0, 1]
 
 
-def _claim_many(url: str, n: int, out: Any) -> None:
-    with Ledger(url) as led:
-        for _ in range(n):
-            nonce, _tx = led.claim_nonce(31337, SENDER, 0, lambda k: new_tx(nonce=k, vault=None))
-            out.put(nonce)
-
-
 def test_keepers_sharing_an_account_never_claim_one_nonce_twice(store_url: str) -> None:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_many, args=(store_url, 10, out)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
-    got = sorted(out.get() for _ in range(30))
-    assert got == list(range(30))
-    with Ledger(store_url) as led:
-        assert sorted(r.nonce for r in led.pending_txs()) == list(range(30))
-        assert led.load_nonce(31337, SENDER) == 30
+    """Three keepers (each its own connection pool, as separate processes have) claim nonces
+    and write their rows at once."""
+    ledgers = [Ledger(store_url) for _ in range(3)]
+    got: list[int] = []
+
+    def claim(led: Ledger) -> None:
+        for _ in range(10):
+            nonce, _tx = led.claim_nonce(31337, SENDER, 0, lambda k: new_tx(nonce=k, vault=None))
+            got.append(nonce)
+
+    threads = [threading.Thread(target=claim, args=(led,)) for led in ledgers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    try:
+        assert sorted(got) == list(range(30))
+        assert sorted(r.nonce for r in ledgers[0].pending_txs()) == list(range(30))
+        assert ledgers[0].load_nonce(31337, SENDER) == 30
+    finally:
+        for led in ledgers:
+            led.close()
 
 
 def _open_new(url: str, barrier: Any, errors: Any) -> None:
