@@ -494,8 +494,12 @@ class Sender(Tracker):
             return kind
         if kind in (SendFailure.UNDERPRICED, SendFailure.REPLACEMENT_UNDERPRICED):
             return kind
-        if kind == SendFailure.NONCE_TOO_LOW and self._find_receipt(flight) is not None:
-            return kind  # one of our earlier attempts landed: tracking records it
+        mined_anyway = (SendFailure.NONCE_TOO_LOW, SendFailure.UNKNOWN)
+        if kind in mined_anyway and self._find_receipt(flight) is not None:
+            # one of our attempts is mined (an earlier one; or this one, which Hardhat's
+            # automine mines and then answers with an error when it reverts): tracking records it
+            flight.accepted = True
+            return kind
         if kind == SendFailure.NONCE_TOO_LOW and flight.accepted:
             # an earlier attempt may have landed where a lagging node cannot show it yet:
             # keep tracking every hash (on every endpoint) instead of abandoning the tx

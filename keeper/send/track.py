@@ -174,18 +174,29 @@ class Tracker:
         return True
 
     def _revert_reason(self, tx_hash: str) -> str:
-        """Name the revert (the vault's custom error) from the node's call tracer; nodes
-        without debug_traceTransaction give 'receipt status 0'."""
-        from keeper.chain.errors import name_revert
+        """Name the revert (the vault's custom error) by replaying the transaction with
+        eth_call at its block, which every node has (the callTracer is not: Hardhat and many
+        providers refuse it). The block's end state holds whatever made it revert earlier in
+        the block (another keeper, a price move); without revert data, the node's message."""
+        from keeper.chain.errors import name_revert, revert_data
 
         try:
+            tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            call = {
+                "from": tx["from"],
+                "to": tx["to"],
+                "data": hex0x(tx["input"]),
+                "value": hex(tx["value"]),
+                "gas": hex(tx["gas"]),
+            }
             resp = self.w3.provider.make_request(
-                RPCEndpoint("debug_traceTransaction"), [tx_hash, {"tracer": "callTracer"}])
-        except (*NETWORK_ERRORS, *RPC_ERRORS):
+                RPCEndpoint("eth_call"), [call, hex(tx["blockNumber"])])
+        except (*NETWORK_ERRORS, *RPC_ERRORS, TransactionNotFound):
             return "receipt status 0"
-        trace = resp.get("result") or {}
-        output = trace.get("output") if isinstance(trace, dict) else None
-        return name_revert(output) or "receipt status 0"
+        error = resp.get("error")
+        if error is None:
+            return "receipt status 0; the call no longer reverts at its block"
+        return name_revert(revert_data(error)) or str(error.get("message", "receipt status 0"))
 
     def _on_reorg(self, flight: Flight, why: str) -> None:
         """A reorg removed our receipt: back to pending and rebroadcast the landed bytes."""
