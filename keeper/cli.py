@@ -12,19 +12,21 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from keeper.app import Keeper, Mode
 from keeper.cli_backtest import register as register_backtest
-from keeper.config import KeeperConfig
 from keeper.errors import ConfigError, DataError, KeeperError
-from keeper.metrics import Metrics, setup_logging
 from keeper.models import TickResult
 from keeper.redact import redact
+
+if TYPE_CHECKING:  # the keeper (web3, pydantic, the stages) loads on first use: `backtest`
+    from keeper.app import Keeper  # needs none of it
+    from keeper.config import KeeperConfig
+    from keeper.metrics import Metrics
 
 app = typer.Typer(
     add_completion=False,
@@ -52,6 +54,8 @@ def fail(err: Exception) -> None:
 
 
 def _load(config: Path, network: str | None) -> KeeperConfig:
+    from keeper.metrics import setup_logging
+
     try:
         from keeper.wiring import load
 
@@ -72,9 +76,17 @@ def _keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None
     raise AssertionError("unreachable")
 
 
-def _tick(keeper: Keeper, mode: Mode, vault: str | None) -> list[TickResult]:
+def _mode(name: str) -> Any:
+    from keeper.app import Mode
+
+    return Mode(name)
+
+
+def _tick(keeper: Keeper, mode: str, vault: str | None) -> list[TickResult]:
+    from keeper.app import Mode
+
     try:
-        return keeper.tick(mode, only=vault)
+        return keeper.tick(Mode(mode), only=vault)
     except KeeperError as err:
         fail(err)
     raise AssertionError("unreachable")
@@ -123,7 +135,7 @@ def check(
 ) -> None:
     """One dry tick: snapshot, decision and plan. Sends nothing."""
     cfg = _load(config, network)
-    emit(_tick(_keeper(cfg, can_send=False), Mode.CHECK, vault), as_json, "keeper check (dry)")
+    emit(_tick(_keeper(cfg, can_send=False), "check", vault), as_json, "keeper check (dry)")
 
 
 @app.command()
@@ -135,7 +147,7 @@ def simulate(
 ) -> None:
     """`check` plus the fork simulation of every plan. Sends nothing."""
     cfg = _load(config, network)
-    emit(_tick(_keeper(cfg, can_send=False), Mode.SIMULATE, vault), as_json, "keeper simulate")
+    emit(_tick(_keeper(cfg, can_send=False), "simulate", vault), as_json, "keeper simulate")
 
 
 @app.command()
@@ -153,7 +165,7 @@ def rebalance(
         keeper.recover()  # a transaction a previous run left pending is resolved, never resent
     except KeeperError as err:
         fail(err)
-    planned = _tick(keeper, Mode.SIMULATE, vault)
+    planned = _tick(keeper, "simulate", vault)
     if not as_json:
         console.print(results_table(planned, "plan (simulated)"))
     if not any(r.verdict == "simulated" for r in planned):
@@ -164,7 +176,7 @@ def rebalance(
     keeper.last_block = None  # the send tick takes a fresh snapshot at a newer block
     from keeper.runtime import expected
 
-    results = _tick(keeper, Mode.SEND, vault)
+    results = _tick(keeper, "send", vault)
     emit(results, as_json, "keeper rebalance")
     failed = [r for r in results if r.verdict in FAILED_VERDICTS and not expected(r)]
     if failed:
@@ -198,6 +210,7 @@ def run(
     dry: Annotated[bool, typer.Option("--dry", help="simulate only, never send")] = False,
 ) -> None:
     """Start the scheduler (one job per vault) until SIGINT/SIGTERM."""
+    from keeper.metrics import Metrics
     from keeper.runtime import Runtime
 
     cfg = _load(config, network)
@@ -208,7 +221,7 @@ def run(
     rt = Runtime(
         cfg,
         keeper,
-        Mode.SIMULATE if dry else Mode.SEND,
+        _mode("simulate" if dry else "send"),
         on_result=lambda r: console.print(_line(r)),
     )
     console.print(
