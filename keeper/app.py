@@ -76,6 +76,9 @@ class KeeperDeps:
     fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
     max_pool_deviation_bps: int = guards.DEFAULT_DEVIATION_BPS  # oracle vs pool TWAP/spot
     twap_s: int = guards.DEFAULT_TWAP_S
+    # blocks the hourly gas sample spans (default: an hour of blocks at the network's block time);
+    # a replay, whose chain mines one block per hour carrying that hour's gas, samples that block
+    gas_sample_blocks: int | None = None
 
 
 class Keeper:
@@ -191,7 +194,9 @@ class Keeper:
     def _read_once(
         self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
     ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]], GasHour | None]:
-        blocks = min(MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s)))
+        blocks = self.deps.gas_sample_blocks or min(
+            MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s))
+        )
         ask = GasAsk(blocks=blocks, tip_percentile=self.cfg.gas.priority_fee_percentile)
         return read_snapshot_with(
             self.deps.w3,

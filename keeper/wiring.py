@@ -73,7 +73,12 @@ def keeper_address(cfg: KeeperConfig) -> str:
 
 
 def unlock(cfg: KeeperConfig) -> LocalAccount:
-    assert cfg.account is not None
+    if cfg.account is None:
+        raise ConfigError(
+            f"{cfg.source.name}: account is not set, and sending needs a signing key. Fix: add "
+            "account.keystore and account.passphrase_env (or passphrase_file) to the config",
+            key="account",
+        )
     return load_account(
         cfg.account.keystore_path,
         passphrase_env=cfg.account.passphrase_env,

@@ -55,6 +55,13 @@ class Forecaster:
                               now_ts=now_ts, long_run_vol_per_h=paths.long_run,
                               ltv_vol_per_h=collateral_vol(state, vols, corr))
 
+    def prime(self, vault: str, history: OracleHistory) -> None:
+        """Fit on `history` now, as the backtester fits on the rows before its window: a replay
+        starts the live keeper from the same fit (later refits follow `refit_h` as usual)."""
+        r = vol.log_returns(np.asarray(history.prices, dtype=float))
+        self._fits.pop(vault, None)
+        self._fit(vault, history.hours_ts[-1], r)
+
     def _fit(self, vault: str, last_hour_ts: int, r: NDArray[np.float64]) -> VolFit:
         held = self._fits.get(vault)
         usable = held is not None and len(held[1].params) == r.shape[1]
