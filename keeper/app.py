@@ -205,22 +205,21 @@ class Keeper:
             chain_id=self.cfg.network.chain_id,
             last_block=self.last_block,
             extra=extra,
-            gas=ask if self._gas_due() else None,
+            gas=ask,  # in the same batch; kept once per hour of block time (`_learn`)
         )
-
-    def _gas_due(self) -> bool:
-        """Sample the chain's gas once per hour of block time (the hour of the last snapshot)."""
-        return self.gas_outlook is None or self.gas_sampled_hour != hour_of(self.last_ts)
 
     def _learn(self, snap: MarketSnapshot, gas: GasHour | None) -> None:
         """Record the history the forecast learns from: every vault's prices each hour and the
-        chain's gas once an hour; then the gas outlook for the ticks of this hour."""
+        chain's gas at the first snapshot of each hour of block time (the hour is known only
+        once the snapshot is read, so every read asks for the gas in its batch; a keeper that
+        ticks once an hour samples every hour); then the gas outlook for the ticks of this hour."""
         history, chain = self.deps.history, snap.chain_id
         self.last_ts = snap.block_ts
         history.record_many(list(snap.vaults), snap.block_ts)
-        if gas is None and self.gas_outlook is not None:
+        fresh = gas is not None and hour_of(snap.block_ts) != self.gas_sampled_hour
+        if not fresh and self.gas_outlook is not None:
             return
-        if gas is not None:
+        if gas is not None and fresh:
             history.record_gas(chain, [gas])
             self.gas_sampled_hour = hour_of(snap.block_ts)
         hours = history.gas_history(chain)

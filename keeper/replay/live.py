@@ -25,17 +25,21 @@ from keeper.chain.anvil import Anvil
 from keeper.config import KeeperConfig, PolicyConfig, PoolCostConfig
 from keeper.costs import depth_from_liquidity
 from keeper.demo import deploy_local_stack
+from keeper.errors import ChainError
 from keeper.localnet import chain
 from keeper.localnet.deploy import LocalMarket
+from keeper.localnet.vault import deposit_usdc
 from keeper.models import GasHour, TickResult, VaultState
+from keeper.policy import make_policy
 from keeper.read import ReadTarget, read_snapshot
 from keeper.replay.mover import Mover
 from keeper.replay.window import CASH, Window
-from keeper.units import ONE_E8, ONE_E18
+from keeper.units import BPS, ONE_E8, ONE_E18
 from keeper.wiring import build_keeper, load, policies_for
 
 HOUR_S = 3600
 ENV_RPC = "LOCAL_RPC"  # the local network of networks.yaml reads its RPC URL from here
+OPENING_DEPOSIT_BPS = 400  # of the NAV: pushes USDC past the inner band, so the keeper trades
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,7 +87,8 @@ def open_world(win: Window, config: Path, state_dir: Path, *, nav_usd: int, port
     try:
         w3 = Web3(Web3.HTTPProvider(anvil.url))
         start = {s: win.price_e8(win.i0, s) for s in ("WETH", "WBTC", "LINK", CASH)}
-        market, _ = deploy_local_stack(w3, state_dir, start, nav_usd, say=say)
+        deposit = nav_usd * OPENING_DEPOSIT_BPS // BPS
+        market, _ = deploy_local_stack(w3, state_dir, start, nav_usd - deposit, say=say)
         os.environ[ENV_RPC] = anvil.url
         cfg = load(config, "local")
         mover = Mover(w3, market)
@@ -98,9 +103,36 @@ def open_world(win: Window, config: Path, state_dir: Path, *, nav_usd: int, port
     state = read_vault(w3, market, vault)
     world = LiveWorld(anvil=anvil, w3=w3, market=market, vault=vault, keeper=keeper, cfg=cfg,
                       tokens=tuple(a.symbol for a in state.assets), mover=mover, notes=notes)
-    seed_history(world, win)
     keeper.recover()
+    say(open_vault(world, win, deposit))
+    seed_history(world, win)
     return world
+
+
+def open_vault(world: LiveWorld, win: Window, deposit_usd: int) -> str:
+    """The vault enters the window in service: in the hour before, a USDC deposit arrives and
+    the keeper's first rebalance (the threshold rule at the inner band) puts it to work. A
+    vault's first rebalance also writes its bookkeeping slots from zero, once in its life; the
+    gas table is measured on a vault in service, and so is the window."""
+    w3, market = world.w3, world.market
+    depositor = list(w3.eth.accounts)[3]
+    deposit_usdc(w3, market, chain.at(w3, "RebalancingVault", world.vault), depositor,
+                 deposit_usd)
+    mine_gas_block(w3, win.gas_wei(win.i0 - 1))
+    name = world.cfg.vaults[0].name
+    policies = world.keeper.deps.policies
+    kept, inner = policies[name], world.cfg.vaults[0].bands.inner_bps
+    policies[name] = make_policy("threshold", {"width_bps": inner})
+    try:
+        (result,) = world.keeper.tick(Mode.SEND)
+    finally:
+        policies[name] = kept
+    if result.verdict != "sent":
+        raise ChainError(f"the vault's opening rebalance was not sent ({result.verdict}): "
+                         f"{result.reason}")
+    return (f"opening: a ${deposit_usd:,} USDC deposit, put to work by the keeper's first "
+            f"rebalance (tx {result.tx_hash}, gas {result.gas_used:,}), so the window starts "
+            "with a vault in service at its targets")
 
 
 def replay_config(cfg: KeeperConfig, policy: PolicyConfig | None,
@@ -179,13 +211,19 @@ def seed_history(world: LiveWorld, win: Window) -> None:
 
 
 def move_to_hour(world: LiveWorld, win: Window, t: int) -> None:
-    """The chain's clock, every pool and feed go to hour t in one block; then one empty block
-    with the hour's gas as its base fee, which the keeper's snapshot and gas sample read."""
+    """The chain's clock, every pool and feed go to hour t in one block; then the hour's gas
+    block, which the keeper's snapshot and gas sample read."""
     world.mover.move({s: win.price_e8(t, s) for s in world.tokens}, at_ts=win.ts(t))
-    fee = hex(win.gas_wei(t))
-    raw.request(world.w3, "anvil_setNextBlockBaseFeePerGas", [fee])
-    raw.request(world.w3, "evm_mine", [])
-    raw.request(world.w3, "anvil_setNextBlockBaseFeePerGas", [fee])  # the keeper's tx pays it too
+    mine_gas_block(world.w3, win.gas_wei(t))
+
+
+def mine_gas_block(w3: Web3, base_fee_wei: int) -> None:
+    """An empty block with `base_fee_wei` as its base fee; the next block (the keeper's
+    transaction) pays the same."""
+    fee = hex(base_fee_wei)
+    raw.request(w3, "anvil_setNextBlockBaseFeePerGas", [fee])
+    raw.request(w3, "evm_mine", [])
+    raw.request(w3, "anvil_setNextBlockBaseFeePerGas", [fee])
 
 
 def play_hour(world: LiveWorld, win: Window, t: int) -> LiveHour:

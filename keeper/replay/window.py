@@ -23,7 +23,7 @@ from keeper.units import ONE_E8, WEI_PER_GWEI
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_PRICES = DATA_DIR / "prices_hourly_2022_05_06.csv"
 DEFAULT_GAS = DATA_DIR / "gas_daily_2022_05_06.csv"
-DEFAULT_START = "2022-06-10 00:00:00"  # the June 2022 crash: ETH fell ~30% in days
+DEFAULT_START = "2022-06-12 00:00:00"  # the June 2022 crash: ETH -25% on June 13 alone
 SERIES = {"WETH": "ETH", "WBTC": "BTC", "LINK": "LINK", "USDC": "USDC"}  # token -> price series
 CASH = "USDC"
 
