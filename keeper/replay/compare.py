@@ -11,7 +11,7 @@ import numpy as np
 
 from keeper.costs import CostModel, traded_hops
 from keeper.replay.live import LiveHour
-from keeper.replay.twin import TwinRun
+from keeper.replay.twin import TwinRun, penalty_usd
 from keeper.units import BPS
 
 REFUSED = "; not sent: "  # how the backtester marks a decision its cost rule refused
@@ -24,6 +24,11 @@ DIFFERENCES = (
     "the keeper pays gas from its own account; the backtester takes it from the vault's cash",
     "the live vault's weights come from on-chain balances after real swaps, so after a trade the "
     "two vaults drift apart by the difference between real and modelled costs",
+    "the cost model charges gas for one leg per traded asset on its route to USDC; the planner "
+    "pairs sells with buys, so a leg between two risky assets may take two hops (more gas) or "
+    "a direct pool (less)",
+    "the vault refuses a rebalance while every weight is inside its inner band "
+    "(NothingToRebalance); the backtester does not model that guard (it matters to calendar)",
 )
 
 
@@ -136,6 +141,9 @@ def summary(rows: list[HourRow], twin: TwinRun, threshold: TwinRun, model: CostM
         "action_agreement_pct": round(100.0 * agree / max(len(rows), 1), 2),
         "hours_outside_outer_band": sum(outside_outer(h) for h in live),
         "cost_usd": {k: round(v, 2) for k, v in live_costs(live).items()},
+        "tracking_penalty_usd": round(penalty_usd(
+            twin, [tuple(int(a.weight_bps) for a in h.after.assets) for h in live],
+            [h.after.nav_e18 / 1e18 for h in live], model.tracking_gamma), 2),
         "backtest": side(twin),
         "threshold_backtest": side(threshold),
         "disagreements": [{"hour": _iso(r.ts), "live": r.live_taken, "backtest": r.bt_taken,

@@ -86,6 +86,9 @@ def open_world(win: Window, config: Path, state_dir: Path, *, nav_usd: int, port
     anvil = Anvil(port=port, extra_args=("--timestamp", str(win.ts(win.i0) - HOUR_S))).start()
     try:
         w3 = Web3(Web3.HTTPProvider(anvil.url))
+        # block time moves only when the replay moves it: every block of an hour carries the
+        # hour's timestamp, as the backtester's clock does
+        raw.request(w3, "anvil_setBlockTimestampInterval", [0])
         start = {s: win.price_e8(win.i0, s) for s in ("WETH", "WBTC", "LINK", CASH)}
         deposit = nav_usd * OPENING_DEPOSIT_BPS // BPS
         market, _ = deploy_local_stack(w3, state_dir, start, nav_usd - deposit, say=say)
@@ -104,21 +107,22 @@ def open_world(win: Window, config: Path, state_dir: Path, *, nav_usd: int, port
     world = LiveWorld(anvil=anvil, w3=w3, market=market, vault=vault, keeper=keeper, cfg=cfg,
                       tokens=tuple(a.symbol for a in state.assets), mover=mover, notes=notes)
     keeper.recover()
-    say(open_vault(world, win, deposit))
     seed_history(world, win)
+    say(open_vault(world, win, deposit))
     return world
 
 
 def open_vault(world: LiveWorld, win: Window, deposit_usd: int) -> str:
-    """The vault enters the window in service: in the hour before, a USDC deposit arrives and
-    the keeper's first rebalance (the threshold rule at the inner band) puts it to work. A
-    vault's first rebalance also writes its bookkeeping slots from zero, once in its life; the
-    gas table is measured on a vault in service, and so is the window."""
+    """The vault enters the window in service: a USDC deposit arrives and, at the window's first
+    hour, the keeper's first rebalance (the threshold rule at the inner band) puts it to work.
+    A vault's first rebalance also writes its bookkeeping slots from zero, once in its life;
+    the gas table is measured on a vault in service, and so is the window. It also sets the
+    vault's last rebalance to the window's start, where the backtester's clock starts."""
     w3, market = world.w3, world.market
     depositor = list(w3.eth.accounts)[3]
     deposit_usdc(w3, market, chain.at(w3, "RebalancingVault", world.vault), depositor,
                  deposit_usd)
-    mine_gas_block(w3, win.gas_wei(win.i0 - 1))
+    move_to_hour(world, win, win.i0)  # the feeds' rounds of the first hour, and its gas
     name = world.cfg.vaults[0].name
     policies = world.keeper.deps.policies
     kept, inner = policies[name], world.cfg.vaults[0].bands.inner_bps

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from keeper.replay.compare import HourRow
+from keeper.replay.compare import HourRow, model_gas
 from keeper.replay.live import LiveHour
 from keeper.units import WEI_PER_GWEI
 
@@ -45,8 +45,7 @@ class RichView:
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      MofNCompleteColumn(), TextColumn("hours"),
                                      TimeElapsedColumn(), console=self.console)
-            self.task = self.progress.add_task(f"{self.title} {info['window']}",
-                                               total=info["hours"])
+            self.task = self.progress.add_task(self.title, total=info["hours"])
             self.progress.start()
 
     def hour(self, row: HourRow) -> None:
@@ -58,7 +57,8 @@ class RichView:
                 self.console.print(Text(f"      differs from the backtest: {row.why}",
                                         style="yellow"), soft_wrap=True)
         if row.live.sent:
-            self.console.print(tx_line(row.live, self.info["decimals"]), soft_wrap=True)
+            line = tx_line(row.live, self.info["decimals"], model_gas(row.live, self.info["model"]))
+            self.console.print(line, soft_wrap=True)
         if self.progress is not None:
             self.progress.advance(self.task)
 
@@ -124,7 +124,7 @@ def _decision(h: LiveHour) -> Text:
     return Text(f"{r.action} → {r.verdict}: {r.reason}", style="magenta")
 
 
-def tx_line(h: LiveHour, decimals: dict[str, int]) -> Text:
+def tx_line(h: LiveHour, decimals: dict[str, int], model_gas: int) -> Text:
     r = h.result
     legs = "; ".join(_leg(leg, decimals) for leg in r.details.get("legs", []))
     gas_usd = h.gas_used * h.gas_price_wei / 1e18 * h.eth_usd
@@ -132,7 +132,7 @@ def tx_line(h: LiveHour, decimals: dict[str, int]) -> Text:
     loss = (h.before.nav_e18 - h.after.nav_e18) / 1e18
     fees = float(cost.get("fee_usd", 0.0))
     return Text(
-        f"      tx {r.tx_hash}: {legs}; gas {h.gas_used:,} at "
+        f"      tx {r.tx_hash}: {legs}; gas {h.gas_used:,} (model {model_gas:,}) at "
         f"{h.gas_price_wei / WEI_PER_GWEI:.1f} gwei = ${gas_usd:,.2f}; pool fees ${fees:,.2f}, "
         f"slippage ${loss - fees:,.2f}; total ${gas_usd + loss:,.2f}", style="cyan")
 
@@ -174,9 +174,13 @@ def summary_table(s: dict[str, Any], title: str) -> Table:
               f"${bt['cost_usd']['total']:,.2f}", f"${th['cost_usd']['total']:,.2f}")
     t.add_row("  of which gas", f"${live['gas']:,.2f}", f"${bt['cost_usd']['gas']:,.2f}",
               f"${th['cost_usd']['gas']:,.2f}")
-    t.add_row("tracking penalty (cost of drift)", "",
+    t.add_row("tracking penalty (cost of drift)", f"${s['tracking_penalty_usd']:,.2f}",
               f"${bt['cost_usd']['tracking_penalty']:,.2f}",
               f"${th['cost_usd']['tracking_penalty']:,.2f}")
+    t.add_row("total cost", f"${live['total'] + s['tracking_penalty_usd']:,.2f}",
+              f"${bt['cost_usd']['total'] + bt['cost_usd']['tracking_penalty']:,.2f}",
+              f"${th['cost_usd']['total'] + th['cost_usd']['tracking_penalty']:,.2f}",
+              style="bold")
     return t
 
 

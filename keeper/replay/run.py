@@ -106,5 +106,5 @@ def _info(s: ReplaySettings, win: Window, world: LiveWorld, nav: float) -> dict[
         "targets": {a.symbol: a.target_bps for a in v.assets},
         "inner_bps": v.bands.inner_bps, "outer_bps": v.bands.outer_bps,
         "decimals": {sym: t.decimals for sym, t in world.market.tokens.items()},
-        "cost_model": world.notes,
+        "cost_model": world.notes, "model": world.keeper.cost_models[v.name],
     }

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from keeper.backtest import engine, market
 from keeper.backtest.engine import RunResult, VaultSpec
-from keeper.costs import CostModel
+from keeper.costs import CostModel, tracking_penalty_usd_per_h
 from keeper.models import VaultState
 from keeper.policy import make_policy
 from keeper.replay.window import Window, series_of
@@ -30,6 +30,7 @@ class TwinRun:
     res: RunResult
     spec: VaultSpec
     pre_weights: NDArray[np.float64]  # (hours, assets): what the policy saw each hour
+    cov: NDArray[np.float64]  # (hours, assets, assets): the hourly covariance the penalty uses
     metrics: dict[str, Any]
 
     def traded(self, k: int) -> bool:
@@ -69,7 +70,7 @@ def run_twin(win: Window, spec: VaultSpec, name: str, params: dict[str, Any], vo
     res = engine.run(mkt, spec, policy, win.i0, i1, params, keep_reasons=True)
     return TwinRun(name=name, params=params, res=res, spec=spec,
                    pre_weights=_pre_weights(res, spec, mkt, win.i0),
-                   metrics=engine.metrics(res, spec))
+                   cov=mkt.cov[win.i0: i1 + 1], metrics=engine.metrics(res, spec))
 
 
 def _pre_weights(res: RunResult, spec: VaultSpec, mkt: market.Market, i0: int
@@ -83,3 +84,14 @@ def _pre_weights(res: RunResult, spec: VaultSpec, mkt: market.Market, i0: int
         moved = res.weights[:-1] * px[1:] / px[:-1]
         out[1:] = moved / moved.sum(axis=1, keepdims=True)
     return out
+
+
+def penalty_usd(twin: TwinRun, weights_bps: list[tuple[int, ...]], navs_usd: list[float],
+                gamma: float) -> float:
+    """The tracking penalty of another path of weights (the live vault's, after each hour's
+    trade) at the twin's covariance: the same money as the backtester's penalty."""
+    targets = twin.spec.targets_bps
+    return sum(tracking_penalty_usd_per_h(nav, [(w - t) / BPS for w, t in zip(ws, targets,
+                                                                              strict=True)],
+                                          twin.cov[k].tolist(), gamma)
+               for k, (ws, nav) in enumerate(zip(weights_bps, navs_usd, strict=True)))

@@ -18,13 +18,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import keeper.demo as demo_mod
-import keeper.demo_run as demo_run_mod
+import keeper.replay.run as replay_run_mod
 from keeper.app import Mode
 from keeper.chain.anvil import free_port
 from keeper.chain.contracts import encode_call
 from keeper.cli import app
-from keeper.demo import DemoSettings
-from keeper.demo_run import run_demo
+from keeper.demo_run import demo_settings, run_demo
 from keeper.runtime import Runtime
 from tests.e2e.conftest import PASSPHRASE
 from tests.faults.conftest import (
@@ -176,9 +175,9 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
     cfg = tmp_path / "networks.yaml"
     cfg.write_text(DEMO_CONFIG.format(rpc=rpc, tmp=tmp_path, state=state))
     monkeypatch.setattr(demo_mod, "project_root", lambda: tmp_path)  # deployments go to tmp
-    original = demo_run_mod.setup_logging
+    original = replay_run_mod.setup_logging
     monkeypatch.setattr(
-        demo_run_mod,
+        replay_run_mod,
         "setup_logging",  # everything the keeper logs, at DEBUG
         lambda fmt, level=logging.INFO: original(fmt, level=logging.DEBUG),
     )
@@ -192,9 +191,8 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
     catch = Keep()
     logging.getLogger().addHandler(catch)
     try:
-        stats = run_demo(
-            DemoSettings(hours=6, port=port, step_s=0.15, state_dir=state),
-            cfg,
+        report = run_demo(
+            demo_settings(cfg, hours=6, port=port, state_dir=state),
             Console(file=console_out, width=200),
         )
     finally:
@@ -203,7 +201,7 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
         logging.getLogger("keeper").handlers[:] = []
         logging.getLogger("keeper").propagate = True
     captured = capfd.readouterr()
-    assert stats.steps == 6 and proxy.seen["eth_call"] > 0  # the keeper really ran via the URL
+    assert len(report.rows) == 6 and proxy.seen["eth_call"] > 0  # the keeper ran via the URL
     keystore = json.loads((state / "keeper-keystore.json").read_text())
     passphrase = (state / "keeper-passphrase.txt").read_text().strip()
     key = Account.decrypt(keystore, passphrase).hex().removeprefix("0x")
