@@ -49,7 +49,7 @@ DEFAULT_CONFIG = Path("networks.yaml")
 def fail(err: Exception) -> None:
     """One line on stderr, exit 2 for input problems, 1 for the rest."""
     code = 2 if isinstance(err, ConfigError | DataError) else 1
-    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
