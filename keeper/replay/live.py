@@ -208,7 +208,7 @@ def seed_history(world: LiveWorld, win: Window) -> None:
     history.record_gas(chain_id, [GasHour(hour_ts=win.ts(t), base_fee_wei=win.gas_wei(t), tip_wei=0)
                                   for t in range(win.i0)])
     oracle = history.oracle_history(world.vault, len(world.tokens))
-    world.keeper.deps.forecaster.prime(world.vault, oracle)
+    world.keeper.deps.forecaster.prime(read_vault(world.w3, world.market, world.vault), oracle)
 
 
 # ------------------------------------------------------------------ one hour
