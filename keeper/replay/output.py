@@ -163,21 +163,21 @@ def summary_table(s: dict[str, Any], title: str) -> Table:
     live, bt, th = s["cost_usd"], s["backtest"], s["threshold_backtest"]
     t = Table(title=f"{title}: {s['policy']}, {s['hours']} h from {s['start']}")
     t.add_column("")
-    t.add_column("live keeper (measured)", justify="right")
-    t.add_column(f"backtest, {bt['policy']}", justify="right")
-    t.add_column("backtest, threshold rule", justify="right")
+    t.add_column("live keeper", justify="right")
+    t.add_column(f"backtest: {bt['policy']}", justify="right")
+    t.add_column("backtest: threshold", justify="right")
     t.add_row("rebalances", str(s["rebalances_sent"]), str(bt["rebalances"]),
               str(th["rebalances"]))
-    t.add_row("hours outside the outer band", str(s["hours_outside_outer_band"]),
+    t.add_row("hours outside outer band", str(s["hours_outside_outer_band"]),
               str(bt["hours_outside_outer_band"]), str(th["hours_outside_outer_band"]))
-    t.add_row("trading cost (gas + fees + slippage)", f"${live['total']:,.2f}",
+    t.add_row("trading cost", f"${live['total']:,.2f}",
               f"${bt['cost_usd']['total']:,.2f}", f"${th['cost_usd']['total']:,.2f}")
     t.add_row("  of which gas", f"${live['gas']:,.2f}", f"${bt['cost_usd']['gas']:,.2f}",
               f"${th['cost_usd']['gas']:,.2f}")
-    t.add_row("tracking penalty (cost of drift)", f"${s['tracking_penalty_usd']:,.2f}",
+    t.add_row("tracking penalty", f"${s['tracking_penalty_usd']:,.2f}",
               f"${bt['cost_usd']['tracking_penalty']:,.2f}",
               f"${th['cost_usd']['tracking_penalty']:,.2f}")
-    t.add_row("total cost", f"${live['total'] + s['tracking_penalty_usd']:,.2f}",
+    t.add_row("total", f"${live['total'] + s['tracking_penalty_usd']:,.2f}",
               f"${bt['cost_usd']['total'] + bt['cost_usd']['tracking_penalty']:,.2f}",
               f"${th['cost_usd']['total'] + th['cost_usd']['tracking_penalty']:,.2f}",
               style="bold")
@@ -192,6 +192,10 @@ def footer_lines(s: dict[str, Any]) -> list[Text]:
         out.append(Text(f"gas per rebalance: {s['gas_used_per_rebalance']:,} measured, "
                         f"{s['model_gas_per_rebalance']:,} in the cost model "
                         f"({s['gas_model_error_pct']:+.1f}%)"))
+    out.append(Text("trading cost: gas, pool fees and slippage (live: measured; backtest: the "
+                    "cost model); tracking penalty: what the drift from target costs a "
+                    "risk-averse holder (0.5 x gamma x NAV x variance of the deviation, per hour)",
+                    style="dim"))
     out.append(Text(f"picture: {s.get('plot')}"))
     return out
 

@@ -42,6 +42,9 @@ def plot_replay(report: ReplayReport, win: Window, out: Path) -> None:
     for j, (sym, tgt) in enumerate(zip(symbols, targets, strict=True)):
         _weight_panel(axes[j], times, live[:, j], bt[:, j], sym, tgt / 100, inner / 100,
                       outer / 100, sent, bt_trades)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=6, fontsize=8,
+               bbox_to_anchor=(0.5, 0.965), frameon=False)
     gas = [r.live.hour_gas_wei / WEI_PER_GWEI for r in rows]
     axes[-1].step(times, gas, where="post", color="tab:gray", lw=1.2)
     axes[-1].set_ylabel("gas (gwei)")
@@ -52,7 +55,7 @@ def plot_replay(report: ReplayReport, win: Window, out: Path) -> None:
                  "as the backtest", fontsize=11)
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%b %d %H:%M"))  # type: ignore[no-untyped-call]
     fig.autofmt_xdate()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
@@ -74,8 +77,8 @@ def _weight_panel(a: Axes, times: list[float], live: NDArray[np.float64],
     ymin = min(tgt - outer - 1.0, float(np.min(live)) - 0.5)
     ymax = max(tgt + outer + 1.0, float(np.max(live)) + 0.5)
     if bt_trades:
-        a.plot(bt_trades, [ymax - 0.3] * len(bt_trades), "v", color="tab:red", ms=5,
+        marker_y = ymax - 0.06 * (ymax - ymin)
+        a.plot(bt_trades, [marker_y] * len(bt_trades), "v", color="tab:red", ms=5,
                label="backtest rebalance")
     a.set_ylim(ymin, ymax)
     a.set_ylabel(f"{sym} weight %")
-    a.legend(loc="upper left", fontsize=7, ncol=6)

@@ -16,7 +16,7 @@ import keeper.demo as demo_mod
 from keeper.chain.anvil import free_port
 from keeper.demo import archive_previous_run
 from keeper.demo_run import demo_settings, run_demo
-from tests.faults.test_keys import DEMO_CONFIG
+from tests.e2e.conftest import local_config
 
 
 def test_archive_moves_only_the_stores_and_keeps_them(tmp_path: Path) -> None:
@@ -40,8 +40,7 @@ def _run_twice(tmp_path: Path, state: Path) -> list[str]:
     for _ in range(2):
         port = free_port()
         cfg = tmp_path / "networks.yaml"
-        cfg.write_text(DEMO_CONFIG.format(rpc=f"http://127.0.0.1:{port}", tmp=tmp_path,
-                                          state=state))
+        cfg.write_text(local_config(f"http://127.0.0.1:{port}", tmp_path, state))
         out = StringIO()
         report = run_demo(demo_settings(cfg, hours=2, port=port, state_dir=state),
                           Console(file=out, width=200))

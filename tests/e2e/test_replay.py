@@ -23,40 +23,13 @@ import keeper.replay.run as run_mod
 from keeper.cli import app
 from keeper.replay.output import RichView
 from keeper.replay.run import ReplayReport, ReplaySettings, run_replay
+from tests.e2e.conftest import local_config
 
 pytestmark = pytest.mark.chain
 JSON_KEYS = {"hours", "rebalances_sent", "gas_used_per_rebalance", "model_gas_per_rebalance",
              "action_agreement_pct", "hours_outside_outer_band", "cost_usd"}
 CRASH = "2022-06-12 00:00:00"
 
-REPLAY_CONFIG = """
-network: local
-networks:
-  local:
-    rpc_urls: ["${{LOCAL_RPC:-http://127.0.0.1:1}}"]
-    chain_id: 31337
-    confirmations: 1
-    block_time_s: 1
-    deployments: {tmp}/deployments/local.json
-vaults:
-  - name: main
-    from_deployments: main
-    assets:
-      - {{symbol: WETH, target_bps: 4000}}
-      - {{symbol: WBTC, target_bps: 3000}}
-      - {{symbol: LINK, target_bps: 1000}}
-      - {{symbol: USDC, target_bps: 2000}}
-    bands: {{inner_bps: 200, outer_bps: 500}}
-    policy: {{name: preventative, params: {{}}}}
-gas:
-  max_fee_gwei: 100
-  per_rebalance_budget_gwei: 100000000
-account:
-  keystore: {state}/keeper-keystore.json
-  passphrase_file: {state}/keeper-passphrase.txt
-ledger: {{path: {state}/keeper.sqlite}}
-metrics_port: 0
-"""
 
 
 @pytest.fixture
@@ -64,7 +37,8 @@ def replay_cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for mod in (demo_mod, run_mod):  # deployments and state go to tmp
         monkeypatch.setattr(mod, "project_root", lambda: tmp_path)
     cfg = tmp_path / "networks.yaml"
-    cfg.write_text(REPLAY_CONFIG.format(tmp=tmp_path, state=tmp_path / "state"))
+    cfg.write_text(local_config("${LOCAL_RPC:-http://127.0.0.1:1}", tmp_path, tmp_path / "state",
+                                policy="preventative"))
     return cfg
 
 

@@ -25,7 +25,7 @@ from keeper.chain.contracts import encode_call
 from keeper.cli import app
 from keeper.demo_run import demo_settings, run_demo
 from keeper.runtime import Runtime
-from tests.e2e.conftest import PASSPHRASE
+from tests.e2e.conftest import PASSPHRASE, local_config
 from tests.faults.conftest import (
     ChainCtl,
     Kit,
@@ -123,35 +123,6 @@ def test_private_relay_gets_the_rebalance_then_public_fallback_after_n_blocks(
 # ------------------------------------------------------------------ 30: the log scan
 
 
-DEMO_CONFIG = """
-network: local
-networks:
-  local:
-    rpc_urls: ["{rpc}"]
-    chain_id: 31337
-    confirmations: 1
-    block_time_s: 1
-    deployments: {tmp}/deployments/local.json
-vaults:
-  - name: main
-    from_deployments: main
-    assets:
-      - {{symbol: WETH, target_bps: 4000}}
-      - {{symbol: WBTC, target_bps: 3000}}
-      - {{symbol: LINK, target_bps: 1000}}
-      - {{symbol: USDC, target_bps: 2000}}
-    bands: {{inner_bps: 200, outer_bps: 500}}
-    policy: {{name: threshold, params: {{}}}}
-gas:
-  max_fee_gwei: 100
-  per_rebalance_budget_gwei: 50000000
-account:
-  keystore: {state}/keeper-keystore.json
-  passphrase_file: {state}/keeper-passphrase.txt
-schedule: {{interval_s: 12}}
-ledger: {{path: {state}/keeper.sqlite}}
-metrics_port: 0
-"""
 RPC_USER, RPC_SECRET, RPC_KEY = "keeperuser", "s3cret-rpc-pass", "APIKEYdeadbeef0123456789"
 
 
@@ -173,7 +144,7 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
     host = proxy.url.removeprefix("http://")
     rpc = f"http://{RPC_USER}:{RPC_SECRET}@{host}/v2/{RPC_KEY}"
     cfg = tmp_path / "networks.yaml"
-    cfg.write_text(DEMO_CONFIG.format(rpc=rpc, tmp=tmp_path, state=state))
+    cfg.write_text(local_config(rpc, tmp_path, state))
     monkeypatch.setattr(demo_mod, "project_root", lambda: tmp_path)  # deployments go to tmp
     original = replay_run_mod.setup_logging
     monkeypatch.setattr(
