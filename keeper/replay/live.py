@@ -92,8 +92,7 @@ def open_world(win: Window, config: Path, state_dir: Path, *, nav_usd: int, port
         start = {s: win.price_e8(win.i0, s) for s in ("WETH", "WBTC", "LINK", CASH)}
         deposit = nav_usd * OPENING_DEPOSIT_BPS // BPS
         market, _ = deploy_local_stack(w3, state_dir, start, nav_usd - deposit, say=say)
-        os.environ[ENV_RPC] = anvil.url
-        cfg = load(config, "local")
+        cfg = _load_local(config, anvil.url)
         mover = Mover(w3, market)
         costs, notes = measure_pool_costs(mover, win, cfg)
         cfg = replay_config(cfg, policy, costs)
@@ -137,6 +136,20 @@ def open_vault(world: LiveWorld, win: Window, deposit_usd: int) -> str:
     return (f"opening: a ${deposit_usd:,} USDC deposit, put to work by the keeper's first "
             f"rebalance (tx {result.tx_hash}, gas {result.gas_used:,}), so the window starts "
             "with a vault in service at its targets")
+
+
+def _load_local(config: Path, rpc: str) -> KeeperConfig:
+    """The config's local network, with LOCAL_RPC pointing at the replay's anvil while it loads
+    (the variable is put back afterwards)."""
+    before = os.environ.get(ENV_RPC)
+    os.environ[ENV_RPC] = rpc
+    try:
+        return load(config, "local")
+    finally:
+        if before is None:
+            os.environ.pop(ENV_RPC, None)
+        else:
+            os.environ[ENV_RPC] = before
 
 
 def replay_config(cfg: KeeperConfig, policy: PolicyConfig | None,
