@@ -17,13 +17,15 @@ from pathlib import Path
 from eth_account import Account
 from web3 import Web3
 
-from keeper.chain import raw
 from keeper.localnet.deploy import LocalMarket, deploy_market, write_deployments
+from keeper.localnet.mainnet import market_for
+from keeper.localnet.node import DevNode
 from keeper.localnet.vault import (
     DEFAULT_TARGETS,
     VaultSetup,
     deploy_vault,
     deposit_usdc,
+    fund_by_swaps,
     seed_basket,
 )
 from keeper.paths import project_root
@@ -70,25 +72,33 @@ def deploy_local_stack(
     nav_usd: int = 1_000_000,
     deployments: Path | None = None,
     say: Callable[[str], None] = lambda _line: None,
+    mainnet_addresses: bool = False,
 ) -> tuple[LocalMarket, str]:
     """Market + keystore keeper + configured, seeded vault; writes the addresses to
     `deployments` (default deployments/local.json). Shared by `keeper demo` and
     `ape run deploy_local`. A new keeper key and vault make the ledger, history and job store
-    in `state_dir` stale, so they are archived first. Returns (market with vault, keeper)."""
+    in `state_dir` stale, so they are archived first. With `mainnet_addresses` the market is
+    the one at the canonical mainnet addresses (the replica, placed unless the chain is a fork
+    of mainnet that has it) and the vault is funded with tokens bought for ETH, as on a fork.
+    Returns (market with vault, keeper)."""
     archived = archive_previous_run(state_dir)
     if archived:
         say(f"the previous run's ledger and history moved to {archived}")
     acc = list(w3.eth.accounts)
-    market = deploy_market(w3, acc[0], prices_e8)
+    deploy = market_for if mainnet_addresses else deploy_market
+    market = deploy(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
-    raw.request(w3, "anvil_setBalance", [keeper, hex(10 * 10**18)])
+    DevNode(w3).set_balance(keeper, 10 * 10**18)
     vault = deploy_vault(
         w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup(cooldown_s=1800)
     )
-    # the depositor brings the USDC share of the NAV; the rest is seeded at target, so the vault
-    # starts exactly on its targets (as a backtest of the same vault does)
-    deposit_usdc(w3, market, vault, acc[3], nav_usd * DEFAULT_TARGETS["USDC"] // BPS)
-    seed_basket(w3, market, vault, nav_usd, skip=("USDC",))
+    if mainnet_addresses:
+        fund_by_swaps(w3, market, vault, acc[3], nav_usd, deposit_usd=10_000)
+    else:
+        # the depositor brings the USDC share of the NAV; the rest is seeded at target, so the
+        # vault starts exactly on its targets (as a backtest of the same vault does)
+        deposit_usdc(w3, market, vault, acc[3], nav_usd * DEFAULT_TARGETS["USDC"] // BPS)
+        seed_basket(w3, market, vault, nav_usd, skip=("USDC",))
     market = market.with_vault("main", vault.address)
     write_deployments(market, deployments or project_root() / "deployments" / "local.json")
     return market, keeper

@@ -88,7 +88,7 @@ def open_world(win: Window, config: Path, state_dir: Path, *, nav_usd: int, port
         w3 = Web3(Web3.HTTPProvider(anvil.url))
         # block time moves only when the replay moves it: every block of an hour carries the
         # hour's timestamp, as the backtester's clock does
-        raw.request(w3, "anvil_setBlockTimestampInterval", [0])
+        raw.call(w3, "anvil_setBlockTimestampInterval", [0])
         start = {s: win.price_e8(win.i0, s) for s in ("WETH", "WBTC", "LINK", CASH)}
         deposit = nav_usd * OPENING_DEPOSIT_BPS // BPS
         market, _ = deploy_local_stack(w3, state_dir, start, nav_usd - deposit, say=say)
@@ -179,7 +179,7 @@ def measure_pool_costs(mover: Mover, win: Window, cfg: KeeperConfig
     tokens = [s for s in market.tokens if s != CASH and s in cfg.contracts.feeds]
     keys = {t: k for t in tokens if (k := _cash_pool(market, t)) is not None}
     depths: dict[str, list[float]] = {t: [] for t in keys}
-    snap = raw.request(w3, "evm_snapshot", [])["result"]
+    snap = raw.call(w3, "evm_snapshot", [])
     try:
         for pick in (min, max):
             prices = {t: pick(win.price(r, t) for r in win.rows) for t in tokens}
@@ -187,7 +187,7 @@ def measure_pool_costs(mover: Mover, win: Window, cfg: KeeperConfig
             for t, key in keys.items():
                 depths[t].append(_depth(w3, market, key, t, prices[t]))
     finally:
-        raw.request(w3, "evm_revert", [snap])
+        raw.call(w3, "evm_revert", [snap])
     out = {t: PoolCostConfig(fee_ppm=int(keys[t].split("/")[2]), depth_usd=min(d))
            for t, d in depths.items()}
     notes = [f"{t}: pool {keys[t]}, depth ${c.depth_usd / 1e6:,.1f}M at the window's thinnest "
@@ -238,9 +238,9 @@ def mine_gas_block(w3: Web3, base_fee_wei: int) -> None:
     """An empty block with `base_fee_wei` as its base fee; the next block (the keeper's
     transaction) pays the same."""
     fee = hex(base_fee_wei)
-    raw.request(w3, "anvil_setNextBlockBaseFeePerGas", [fee])
-    raw.request(w3, "evm_mine", [])
-    raw.request(w3, "anvil_setNextBlockBaseFeePerGas", [fee])
+    raw.call(w3, "anvil_setNextBlockBaseFeePerGas", [fee])
+    raw.call(w3, "evm_mine", [])
+    raw.call(w3, "anvil_setNextBlockBaseFeePerGas", [fee])
 
 
 def play_hour(world: LiveWorld, win: Window, t: int) -> LiveHour:
