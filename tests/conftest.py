@@ -53,7 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _STATE["market"] = deploy_market(w3, w3.eth.accounts[0])
 
 
-STUDY_DATA = ROOT.parent / "shared" / "data"  # the team's study data; a user's machine has none
+# the team's study data (a user's machine has none): beside the checkout, or VAULT_SHARED_DATA
+STUDY_DATA = Path(os.environ.get("VAULT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 _LEFT_OUT: list[str] = []
 
 
