@@ -13,7 +13,7 @@ from keeper.app import Keeper, KeeperDeps
 from keeper.chain.rpc import RpcSettings, connect_urls
 from keeper.config import AccountConfig, KeeperConfig, load_config
 from keeper.config_file import config_error
-from keeper.errors import ConfigError, RpcUnavailable
+from keeper.errors import ConfigError, RpcUnavailable, WrongChain
 from keeper.forecast.live import Forecaster
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger
@@ -21,6 +21,7 @@ from keeper.metrics import Metrics
 from keeper.policy import Policy, make_policy
 from keeper.send.keys import load_account
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
+from keeper.store import parse_store
 
 
 def load(path: str | Path, network: str | None = None) -> KeeperConfig:
@@ -45,11 +46,18 @@ def policies_for(cfg: KeeperConfig) -> dict[str, Policy]:
 def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
     """A Web3 over every RPC URL of the network, with failover and retry (keeper.chain.rpc);
     URLs that answer with another chain id are dropped."""
+    name = cfg.network.name
     try:
         return connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
+    except WrongChain as err:
+        raise WrongChain(
+            f"network '{name}' expects chain id {cfg.network.chain_id}: {err.message}. Fix: "
+            f"point networks.{name}.rpc_urls at a node of that chain, or correct "
+            f"networks.{name}.chain_id"
+        ) from err
     except RpcUnavailable as err:
         raise RpcUnavailable(
-            f"no RPC of network '{cfg.network.name}' is usable: {err.message}. "
+            f"no RPC of network '{name}' is usable: {err.message}. "
             "Fix: start the node (for local: `make demo` or `anvil`)"
         ) from err
 
@@ -92,6 +100,16 @@ def unlock(cfg: KeeperConfig) -> LocalAccount:
     )
 
 
+def open_stores(cfg: KeeperConfig) -> tuple[Ledger, PriceHistory]:
+    """The ledger and the price history: one PostgreSQL database, or a SQLite ledger file
+    with its history file beside it."""
+    store = parse_store(cfg.store_location)
+    ledger = Ledger(store)
+    if store.path is None:
+        return ledger, PriceHistory(store)
+    return ledger, PriceHistory(store.path.with_name(store.path.stem + "-history.sqlite"))
+
+
 def build_keeper(
     cfg: KeeperConfig,
     *,
@@ -103,15 +121,21 @@ def build_keeper(
     if can_send:
         require_account(cfg)  # a config problem is named before any node is asked
     w3 = connect(cfg, rpc)
-    ledger = Ledger(cfg.ledger.path)
-    history = PriceHistory(cfg.ledger.path.with_name(cfg.ledger.path.stem + "-history.sqlite"))
+    ledger, history = open_stores(cfg)
+    if metrics is not None:
+        metrics.names.update({str(v.address).lower(): v.name for v in cfg.vaults})
     sender = None
     if can_send:
         account = unlock(cfg)
         # Rebalances go to the private relay first (when configured) and fall back to the public
         # mempool after private_fallback_blocks: the vault's oracle floor bounds any sandwich.
         sender = Sender(
-            w3, account, ledger, SenderSettings.from_config(cfg), broadcast_w3=private_endpoint(cfg)
+            w3,
+            account,
+            ledger,
+            SenderSettings.from_config(cfg),
+            broadcast_w3=private_endpoint(cfg),
+            metrics=metrics,
         )
         address: str = account.address
     else:
