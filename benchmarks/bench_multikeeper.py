@@ -3,9 +3,9 @@
 Each keeper is a separate OS process with its own host identity (KEEPER_HOST_ID), so leases
 behave as between machines: a dead keeper's lease is taken over only when it expires. The
 keepers share the keeper account (one keystore) and reach anvil through two fault-injecting
-RPC proxies. The driver plays a market hour by hour (real hourly returns from
-../shared/data/prices_hourly_2019_2023.csv when present, scaled by --vol-scale, else a seeded
-random walk, plus a +-30% shock every --shock-every hours) and injects random faults per hour:
+RPC proxies. The driver plays a market hour by hour (real hourly returns, by default from the
+May-June 2022 slice shipped in keeper/data, scaled by --vol-scale, plus a +-30% shock every
+--shock-every hours) and injects random faults per hour:
 kill -9 of a keeper (right when it holds a lease when possible; restarted an hour later), the
 first node down, the second node lagging 5 blocks, and dropped sends (the pool forgets the
 keeper's pending transaction).
@@ -22,6 +22,7 @@ Run: `.venv/bin/python -m benchmarks.bench_multikeeper --hours 300`. A short ver
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import signal
@@ -38,14 +39,16 @@ from sqlalchemy import text
 from web3 import Web3
 
 from benchmarks._common import RESULTS, stack
+from keeper.backtest.data import load_prices, parse_date, select
 from keeper.chain import raw
 from keeper.chain.anvil import Anvil
 from keeper.chain.contracts import _type_str, fn_abi
-from keeper.demo import DemoSettings, hourly_returns_bps
+from keeper.errors import DataError
 from keeper.ledger import Ledger
 from keeper.localnet.deploy import LocalMarket
 from keeper.localnet.market import feed_answer, move_market, set_feed
 from keeper.read import ReadTarget, read_snapshot
+from keeper.replay.window import DEFAULT_PRICES, SERIES
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,7 +72,7 @@ class Settings:
     seed: int = 11
     start: str = "2022-05-01 00:00:00"
     script: tuple[str | None, ...] = ()  # the fault of each hour, in order (else random)
-    prices: Path | None = None  # default: ../shared/data/prices_hourly_2019_2023.csv
+    prices: Path | None = None  # default: keeper/data/prices_hourly_2022_05_06.csv
 
 
 @dataclass
@@ -155,6 +158,20 @@ def _moves(world: World, moves: dict[str, int], hour: int, s: Settings) -> None:
         else:
             set_feed(world.w3, world.market, sym, feed_answer(world.w3, world.market, sym)[0])
     set_feed(world.w3, world.market, "USDC", feed_answer(world.w3, world.market, "USDC")[0])
+
+
+def hourly_moves(s: Settings) -> tuple[str, list[dict[str, int]]]:
+    """Each hour's move of WETH, WBTC and LINK in bps, from real hourly closes."""
+    path = s.prices or DEFAULT_PRICES
+    tokens = ("WETH", "WBTC", "LINK")
+    data = select(load_prices(path), tuple(SERIES[t] for t in tokens))
+    i0 = int(data.ts.searchsorted(parse_date(s.start)))
+    rows = data.prices[i0: i0 + s.hours + 1]
+    if len(rows) <= s.hours:
+        raise DataError(f"{path}: fewer than {s.hours + 1} hours from {s.start}")
+    moves = [{t: round((b / a - 1.0) * 10_000) for t, a, b in zip(tokens, r0, r1, strict=True)}
+             for r0, r1 in itertools.pairwise(rows)]
+    return f"real hourly returns from {Path(path).name} starting {s.start}", moves
 
 
 def outside(world: World) -> int:
@@ -377,9 +394,8 @@ def run(s: Settings, tmp: Path | None = None) -> tuple[dict[str, Any], World]:
 
 
 def soak(world: World, s: Settings) -> dict[str, Any]:
-    demo = DemoSettings(hours=s.hours, start=s.start, seed=s.seed, prices=s.prices)
-    _source, moves = hourly_returns_bps(demo)
-    world.stats["market"] = _source
+    source, moves = hourly_moves(s)
+    world.stats["market"] = source
     start_block = int(world.w3.eth.block_number)
     world.rpc("evm_setIntervalMining", 1)  # 1 s blocks: a send waits in the pool a moment
     for i in range(N_KEEPERS):

@@ -76,6 +76,9 @@ class KeeperDeps:
     fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
     max_pool_deviation_bps: int = guards.DEFAULT_DEVIATION_BPS  # oracle vs pool TWAP/spot
     twap_s: int = guards.DEFAULT_TWAP_S
+    # blocks the hourly gas sample spans (default: an hour of blocks at the network's block time);
+    # a replay, whose chain mines one block per hour carrying that hour's gas, samples that block
+    gas_sample_blocks: int | None = None
 
 
 class Keeper:
@@ -191,7 +194,9 @@ class Keeper:
     def _read_once(
         self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
     ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]], GasHour | None]:
-        blocks = min(MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s)))
+        blocks = self.deps.gas_sample_blocks or min(
+            MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s))
+        )
         ask = GasAsk(blocks=blocks, tip_percentile=self.cfg.gas.priority_fee_percentile)
         return read_snapshot_with(
             self.deps.w3,
@@ -200,22 +205,21 @@ class Keeper:
             chain_id=self.cfg.network.chain_id,
             last_block=self.last_block,
             extra=extra,
-            gas=ask if self._gas_due() else None,
+            gas=ask,  # in the same batch; kept once per hour of block time (`_learn`)
         )
-
-    def _gas_due(self) -> bool:
-        """Sample the chain's gas once per hour of block time (the hour of the last snapshot)."""
-        return self.gas_outlook is None or self.gas_sampled_hour != hour_of(self.last_ts)
 
     def _learn(self, snap: MarketSnapshot, gas: GasHour | None) -> None:
         """Record the history the forecast learns from: every vault's prices each hour and the
-        chain's gas once an hour; then the gas outlook for the ticks of this hour."""
+        chain's gas at the first snapshot of each hour of block time (the hour is known only
+        once the snapshot is read, so every read asks for the gas in its batch; a keeper that
+        ticks once an hour samples every hour); then the gas outlook for the ticks of this hour."""
         history, chain = self.deps.history, snap.chain_id
         self.last_ts = snap.block_ts
         history.record_many(list(snap.vaults), snap.block_ts)
-        if gas is None and self.gas_outlook is not None:
+        fresh = gas is not None and hour_of(snap.block_ts) != self.gas_sampled_hour
+        if not fresh and self.gas_outlook is not None:
             return
-        if gas is not None:
+        if gas is not None and fresh:
             history.record_gas(chain, [gas])
             self.gas_sampled_hour = hour_of(snap.block_ts)
         hours = history.gas_history(chain)

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from keeper.cli_backtest import register as register_backtest
+from keeper.cli_errors import GuardedCommand, remember
+from keeper.cli_replay import register as register_replay
 from keeper.errors import ConfigError, DataError, KeeperError
 from keeper.models import TickResult
 from keeper.redact import redact
@@ -32,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="vault-keeper: preventative rebalancing for guarded on-chain vaults.",
+    pretty_exceptions_enable=False,  # GuardedCommand reports errors in one line, never a traceback
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -49,7 +52,7 @@ FAILED_VERDICTS = ("failed", "error", "halted", "skipped")  # `rebalance` exits 
 def fail(err: Exception) -> None:
     """One line on stderr, exit 2 for input problems, 1 for the rest."""
     code = 2 if isinstance(err, ConfigError | DataError) else 1
-    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -62,6 +65,7 @@ def _load(config: Path, network: str | None) -> KeeperConfig:
         cfg = load(config, network)
     except KeeperError as err:
         fail(err)
+    remember(cfg)
     setup_logging(cfg.log_format)
     return cfg
 
@@ -126,7 +130,7 @@ def emit(results: list[TickResult], as_json: bool, title: str) -> None:
 # ------------------------------------------------------------------ commands
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def check(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -138,7 +142,7 @@ def check(
     emit(_tick(_keeper(cfg, can_send=False), "check", vault), as_json, "keeper check (dry)")
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def simulate(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -150,7 +154,7 @@ def simulate(
     emit(_tick(_keeper(cfg, can_send=False), "simulate", vault), as_json, "keeper simulate")
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def rebalance(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -185,7 +189,7 @@ def rebalance(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def status(
     config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None, as_json: JsonOpt = False
 ) -> None:
@@ -203,7 +207,7 @@ def status(
         print_status(console, st)
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def run(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -237,33 +241,8 @@ def _line(r: TickResult) -> str:
     )
 
 
-@app.command()
-def demo(
-    config: ConfigOpt = DEFAULT_CONFIG,
-    hours: Annotated[int, typer.Option(min=2, max=5000, help="simulated hours")] = 72,
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8545,
-    start: Annotated[
-        str, typer.Option(help="first hour of the real price window")
-    ] = "2022-06-10 00:00:00",
-    prices: Annotated[Path | None, typer.Option(help="hourly price CSV")] = None,
-    seed: Annotated[int, typer.Option(help="random-walk seed (no price file)")] = 7,
-    step: Annotated[float, typer.Option(min=0.05, help="wall seconds per simulated hour")] = 0.4,
-) -> None:
-    """Start anvil, deploy the local market and a vault, and run the scheduler against a
-    scripted market. Ends with a summary."""
-    from keeper.demo import DemoSettings
-    from keeper.demo_run import run_demo
-
-    settings = DemoSettings(
-        hours=hours, port=port, start=start, prices=prices, seed=seed, step_s=step
-    )
-    try:
-        run_demo(settings, config, console)
-    except KeeperError as err:
-        fail(err)
-
-
 register_backtest(app)
+register_replay(app)
 
 
 def main() -> None:
@@ -271,6 +250,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as err:  # noqa: BLE001 (outside any command: one line, logged)
+        from keeper.cli_errors import report
+
+        sys.exit(report("keeper", {}, err))
 
 
 if __name__ == "__main__":

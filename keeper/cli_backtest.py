@@ -91,7 +91,9 @@ def _sweep(prices: str, gas: list[str], policy: str, nav_usd: float, start: str 
 def register(app: typer.Typer) -> None:
     """Add the `backtest` command to a typer app."""
 
-    @app.command("backtest")
+    from keeper.cli_errors import GuardedCommand
+
+    @app.command("backtest", cls=GuardedCommand)
     def backtest(
         prices: Annotated[Path, typer.Option(help="hourly CSV: timestamp, <sym>_usdt_close")],
         policy: Annotated[str, typer.Option(help="calendar|threshold|band|band+split|"

@@ -104,7 +104,7 @@ def read_snapshot_with(
     data = encode_call("Multicall3", "aggregate3", (build_calls(multicall, targets) + extra,))
     call = {"to": Web3.to_checksum_address(multicall), "data": data}
     raw, fee = _call_and_fee_history(w3, call, block, gas)
-    results = decode(["(bool,bytes)[]"], raw)[0]
+    results = _decode_results(raw, multicall)
     head = [decode(["uint256"], r[1])[0] if i < 4 else r[1] for i, r in enumerate(results[:5])]
     number, ts, base_fee, got_chain, parent = head
     if got_chain != chain_id:
@@ -128,6 +128,20 @@ def read_snapshot_with(
     )
     hour = _gas_hour(fee, ts) if fee is not None else None
     return snap, [(bool(ok), bytes(ret)) for ok, ret in results[n:]], hour
+
+
+def _decode_results(raw: bytes, multicall: str) -> Any:
+    """Multicall3's (success, returnData)[]; no code at the address answers with no data."""
+    if not raw:
+        raise ChainError(
+            f"Multicall3 at {multicall} returned no data: there is no contract at that address on "
+            "this chain. Fix: check contracts.multicall3 (or the deployments file) for this network"
+        )
+    try:
+        return decode(["(bool,bytes)[]"], raw)[0]
+    except (DecodingError, ValueError, TypeError) as err:
+        raise ChainError(f"Multicall3 at {multicall} answered {len(raw)} bytes that are not a "
+                         f"multicall result ({err}). Fix: check contracts.multicall3") from err
 
 
 def _call_and_fee_history(

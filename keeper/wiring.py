@@ -11,7 +11,7 @@ from web3 import Web3
 
 from keeper.app import Keeper, KeeperDeps
 from keeper.chain.rpc import RpcSettings, connect_urls
-from keeper.config import KeeperConfig, load_config
+from keeper.config import AccountConfig, KeeperConfig, load_config
 from keeper.config_file import config_error
 from keeper.errors import ConfigError, RpcUnavailable, WrongChain
 from keeper.forecast.live import Forecaster
@@ -80,12 +80,23 @@ def keeper_address(cfg: KeeperConfig) -> str:
     return Web3.to_checksum_address(address if str(address).startswith("0x") else "0x" + address)
 
 
+def require_account(cfg: KeeperConfig) -> AccountConfig:
+    """The signing account's settings; sending without them is a config error."""
+    if cfg.account is None:
+        raise ConfigError(
+            f"{cfg.source.name}: account is not set, and sending needs a signing key. Fix: add "
+            "account.keystore and account.passphrase_env (or passphrase_file) to the config",
+            key="account",
+        )
+    return cfg.account
+
+
 def unlock(cfg: KeeperConfig) -> LocalAccount:
-    assert cfg.account is not None
+    account = require_account(cfg)
     return load_account(
-        cfg.account.keystore_path,
-        passphrase_env=cfg.account.passphrase_env,
-        passphrase_file=cfg.account.passphrase_file,
+        account.keystore_path,
+        passphrase_env=account.passphrase_env,
+        passphrase_file=account.passphrase_file,
     )
 
 
@@ -107,6 +118,8 @@ def build_keeper(
     fork_rpc: str | None = None,
     rpc: RpcSettings | None = None,
 ) -> Keeper:
+    if can_send:
+        require_account(cfg)  # a config problem is named before any node is asked
     w3 = connect(cfg, rpc)
     ledger, history = open_stores(cfg)
     if metrics is not None:

@@ -56,6 +56,13 @@ class Forecaster:
                               now_ts=now_ts, long_run_vol_per_h=paths.long_run,
                               ltv_vol_per_h=collateral_vol(state, vols, corr))
 
+    def prime(self, state: VaultState, history: OracleHistory) -> None:
+        """Fit on `history` now, as the backtester fits on the rows before its window: a replay
+        starts the live keeper from the same fit (later refits follow `refit_h` as usual)."""
+        r = vol.log_returns(np.asarray(history.prices, dtype=float))
+        self._fits.pop(state.address, None)
+        self._fit(state, history, r)
+
     def _fit(self, state: VaultState, history: OracleHistory, r: NDArray[np.float64]) -> VolFit:
         """The vault's fit, refitted once `refit_h` new hours have come in. Vaults on the same
         feeds with the same history share one fit (the same rows give the same parameters)."""
