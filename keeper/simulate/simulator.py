@@ -1,0 +1,117 @@
+"""Which node runs a tick's simulations, and how.
+
+Every plan of a tick runs at once, on the snapshot block: one JSON-RPC batch of
+`eth_simulateV1` requests to the network's node (through the keeper's failover provider, so a
+failing endpoint is left for the next), or, where the node lacks the method, the same requests
+on a local fork of it (`keeper.simulate.fork`). Whether a node has the method is learnt from its
+first answer and remembered per endpoint: the first request is the probe.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from web3 import Web3
+from web3.exceptions import Web3Exception
+from web3.providers import JSONBaseProvider
+from web3.types import RPCEndpoint
+
+from keeper.chain.rpc import FailoverProvider, failover_of
+from keeper.errors import KeeperError, SimulationError
+from keeper.models import SimulationReport
+from keeper.redact import redact
+from keeper.simulate.calls import SIMULATE, SimBlock, SimJob, outcome_of, simulate_params
+from keeper.simulate.fork import ForkRun
+from keeper.simulate.verdict import report
+
+log = logging.getLogger("keeper.simulate")
+# how nodes without a method answer it: -32601 (geth, Hardhat, anvil) or a message (providers)
+MISSING_CODES = (-32601,)
+MISSING_WORDS = ("not found", "not supported", "unsupported", "does not exist", "not available",
+                 "unknown method", "not implemented", "method not allowed", "not whitelisted")
+
+
+class Simulator:
+    """Runs plans on the snapshot block of the node `w3` reaches (or of `source_url`)."""
+
+    def __init__(self, w3: Web3, *, chain_id: int, source_url: str | None = None) -> None:
+        self.chain_id = chain_id
+        self._w3 = w3
+        self._source_url = source_url
+        self._source: Web3 | None = None
+        self.without_method: set[str] = set()  # endpoint URLs known to lack eth_simulateV1
+        self.last_path = ""  # "eth_simulateV1" or "fork": how the last run went
+        self.last_fork: ForkRun | None = None  # the last fork run (what it fetched, and how)
+
+    def node(self) -> Web3:
+        """The keeper's web3, or a provider of its own over `fork_source` (built on first use:
+        building a keeper has no side effects)."""
+        if self._source_url is None:
+            return self._w3
+        if self._source is None:
+            self._source = Web3(FailoverProvider([self._source_url]))
+        return self._source
+
+    def run(self, jobs: list[SimJob], at: SimBlock) -> list[SimulationReport]:
+        """Each job's SimulationReport, in order. SimulationError when no node could run them."""
+        if not jobs:
+            return []
+        node = self.node()
+        results = None
+        if _url(node) not in self.without_method:
+            results = self._direct(node, jobs, at)
+        if results is None:
+            self.last_path = "fork"
+            self.last_fork = ForkRun(node, self.chain_id, at, redact(_url(node)))
+            results = self.last_fork.run(jobs)
+        else:
+            self.last_path = SIMULATE
+        return [
+            report(j.plan, j.state, outcome_of(j, r), j.limits)
+            for j, r in zip(jobs, results, strict=True)
+        ]
+
+    def _direct(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any] | None:
+        """The node's results, or None where it cannot run them (no such method: remembered)."""
+        reqs = [(RPCEndpoint(SIMULATE), simulate_params(j, at)) for j in jobs]
+        provider = cast(JSONBaseProvider, node.provider)
+        try:
+            got: Any = (
+                [provider.make_request(*reqs[0])]
+                if len(reqs) == 1
+                else provider.make_batch_request(reqs)
+            )
+        except (KeeperError, Web3Exception, OSError, ValueError) as err:
+            raise SimulationError(
+                f"no node could run the simulation ({SIMULATE}): {redact(str(err))[:300]}. "
+                "Fix: check the network's rpc_urls (or fork_source), or wait for the node"
+            ) from err
+        url = _url(node)
+        answers = got if isinstance(got, list) else [got]
+        errors = [a.get("error") for a in answers if isinstance(a, dict) and "result" not in a]
+        if len(answers) == len(jobs) and not errors:
+            return [a["result"] for a in answers]
+        first = errors[0] if errors else f"{len(answers)} answers for {len(jobs)} requests"
+        if _missing(first):
+            self.without_method.add(url)
+            log.info("%s has no %s: simulating on a fork of it", redact(url), SIMULATE)
+        else:
+            log.warning("%s answered %s with %s: simulating on a fork of it",
+                        redact(url), SIMULATE, redact(str(first))[:200])
+        return None
+
+
+def _url(w3: Web3) -> str:
+    rpc = failover_of(w3)
+    if rpc is not None:
+        return rpc.current_url()
+    return str(getattr(w3.provider, "endpoint_uri", "") or "")
+
+
+def _missing(error: Any) -> bool:
+    """The node does not have the method (rather than failing this request)."""
+    if not isinstance(error, dict):
+        return False
+    message = str(error.get("message", "")).lower()
+    return error.get("code") in MISSING_CODES or any(w in message for w in MISSING_WORDS)
