@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from eth_account import Account
 from web3 import HTTPProvider, Web3
 
@@ -36,7 +37,15 @@ class CountingProvider(HTTPProvider):
         return super().make_batch_request(reqs)
 
 
-def config_text(rpc: str, names: list[str], block_time_s: int = 1) -> str:
+def shipped_policy() -> str:
+    """The policy of the shipped networks.yaml's vault, as a one-line YAML mapping."""
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "networks.yaml").read_text())
+    pol = shipped["vaults"][0]["policy"]
+    return json.dumps({"name": pol["name"], "params": pol.get("params", {})})
+
+
+def config_text(rpc: str, names: list[str], block_time_s: int = 1,
+                policy: str = "{name: threshold, params: {}}") -> str:
     vaults = "".join(
         f"""
   - name: {n}
@@ -44,7 +53,7 @@ def config_text(rpc: str, names: list[str], block_time_s: int = 1) -> str:
     assets: [{{symbol: WETH, target_bps: 4000}}, {{symbol: WBTC, target_bps: 3000}},
              {{symbol: LINK, target_bps: 1000}}, {{symbol: USDC, target_bps: 2000}}]
     bands: {{inner_bps: 200, outer_bps: 500}}
-    policy: {{name: threshold, params: {{}}}}"""
+    policy: {policy}"""
         for n in names
     )
     return f"""
@@ -63,7 +72,8 @@ metrics_port: 0
 
 
 def stack(
-    w3: Web3, rpc: str, n_vaults: int, tmp: Path | None = None, block_time_s: int = 1
+    w3: Web3, rpc: str, n_vaults: int, tmp: Path | None = None, block_time_s: int = 1,
+    policy: str = "{name: threshold, params: {}}",
 ) -> tuple[LocalMarket, Path, str]:
     """Market, n seeded vaults, keystore and config in a temp dir: (market, config, keeper)."""
     tmp = tmp or Path(tempfile.mkdtemp(prefix="vk-bench-"))
@@ -81,7 +91,7 @@ def stack(
         market = market.with_vault(f"v{i}", vault.address)
     write_deployments(market, tmp / "deployments.json")
     cfg = tmp / "networks.yaml"
-    cfg.write_text(config_text(rpc, [f"v{i}" for i in range(n_vaults)], block_time_s))
+    cfg.write_text(config_text(rpc, [f"v{i}" for i in range(n_vaults)], block_time_s, policy))
     return market, cfg, key.address
 
 

@@ -1,4 +1,5 @@
-"""Keeper-side guards that stop a vault from acting (checklist D23-D24, E29/E31, F38).
+"""Keeper-side guards that stop a vault from acting: gas spikes, an oracle the pools do not
+confirm, a revoked role (what each fault does is in docs/reliability.md).
 
 - `gas_gate`: a routine action waits when the base fee is over the routine fee cap; a
   collateral-protecting (urgent) action still goes, up to the emergency cap.

@@ -12,6 +12,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keeper.errors import LedgerError
 from keeper.models import GasHour, OracleHistory, VaultState
 
@@ -27,8 +30,21 @@ SCHEMA = (
 )
 
 
+_NO_HOURS = np.empty(0, dtype=np.int64)
+
+
 def hour_of(ts: int) -> int:
     return ts // HOUR_S * HOUR_S
+
+
+def _parse(rows: list[tuple[int, str]], n_assets: int
+           ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """(hours, prices) of the rows whose basket has `n_assets` assets."""
+    parsed = [(int(h), p.split(",")) for h, p in rows]
+    kept = [(h, px) for h, px in parsed if len(px) == n_assets]
+    hours = np.fromiter((h for h, _ in kept), dtype=np.int64, count=len(kept))
+    prices = np.array([px for _, px in kept], dtype=float).reshape(len(kept), n_assets)
+    return hours, prices
 
 
 class PriceHistory:
@@ -47,6 +63,7 @@ class PriceHistory:
                 f"price history {self.path} is unusable: {err}. Fix: move the file "
                 "aside (it is never reset silently)"
             ) from err
+        self._cache: dict[tuple[str, int], tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
 
     # ------------------------------------------------------------ oracle prices
 
@@ -68,19 +85,31 @@ class PriceHistory:
         """Load hourly prices (hour, prices in asset order) recorded elsewhere."""
         rows = [(vault, hour_of(h), ",".join(str(p) for p in px)) for h, px in hours]
         self._write("INSERT OR REPLACE INTO price_history VALUES (?, ?, ?)", rows)
+        for key in [k for k in self._cache if k[0] == vault]:
+            del self._cache[key]  # older hours changed: read the vault's history afresh
 
-    def oracle_history(self, vault: str, n_assets: int, max_rows: int = MAX_HOURS
-                       ) -> OracleHistory:
-        """The vault's hourly rows, oldest first; rows from another basket size are skipped."""
-        rows = self.conn.execute(
-            "SELECT hour_ts, prices FROM price_history WHERE vault = ? "
-            "ORDER BY hour_ts DESC LIMIT ?",
-            (vault, max_rows),
-        ).fetchall()
-        parsed = [(int(h), tuple(float(x) for x in p.split(","))) for h, p in reversed(rows)]
-        kept = [(h, px) for h, px in parsed if len(px) == n_assets]
-        return OracleHistory(hours_ts=tuple(h for h, _ in kept),
-                             prices=tuple(px for _, px in kept))
+    def oracle_history(self, vault: str, n_assets: int) -> OracleHistory:
+        """The vault's last MAX_HOURS hourly rows, oldest first; rows from another basket size
+        are skipped.
+        Kept in memory between ticks: each call reads only the hours from the last one held
+        (that hour may have been rewritten), so a tick costs one small query per vault."""
+        key = (vault, n_assets)
+        hours, prices = self._cache.get(key, (_NO_HOURS, np.empty((0, n_assets))))
+        if hours.size:
+            rows = self.conn.execute(
+                "SELECT hour_ts, prices FROM price_history WHERE vault = ? AND hour_ts >= ? "
+                "ORDER BY hour_ts", (vault, int(hours[-1]))).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT hour_ts, prices FROM price_history WHERE vault = ? "
+                "ORDER BY hour_ts DESC LIMIT ?", (vault, MAX_HOURS)).fetchall()[::-1]
+        new_h, new_px = _parse(rows, n_assets)
+        if new_h.size:
+            keep = hours < new_h[0]
+            hours = np.concatenate([hours[keep], new_h])[-MAX_HOURS:]
+            prices = np.concatenate([prices[keep], new_px])[-MAX_HOURS:]
+            self._cache[key] = (hours, prices)
+        return OracleHistory(hours_ts=hours, prices=prices)
 
     # ------------------------------------------------------------ gas
 

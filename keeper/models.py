@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keeper.units import BPS, E18, Bps, Raw
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
@@ -150,13 +153,16 @@ class Forecast:
     ltv_vol_per_h_frac: float = 0.0  # vol of log(LTV) per hour (the collateral asset's vol)
 
 
-@dataclass(**FROZEN)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class OracleHistory:
     """One vault's hourly oracle prices, oldest first, columns in the vault's asset order
-    (floats: forecasting only)."""
+    (floats: forecasting only). Arrays: the forecast filters them every tick."""
 
-    hours_ts: tuple[int, ...]
-    prices: tuple[tuple[float, ...], ...]
+    hours_ts: NDArray[np.int64]  # (T,)
+    prices: NDArray[np.float64]  # (T, N)
+
+    def __len__(self) -> int:
+        return int(self.hours_ts.size)
 
 
 @dataclass(**FROZEN)

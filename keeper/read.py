@@ -8,6 +8,7 @@ are stale or out of bounds, comes back with `feed_problems` set: the keeper must
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 from eth_abi.abi import decode
@@ -38,6 +39,13 @@ BLOCK_CALLS = (
     "getChainId",
     "getLastBlockHash",
 )
+
+
+@lru_cache(maxsize=4096)
+def checksum(address: str) -> str:
+    """EIP-55 form of an address; the same tokens and feeds recur in every vault of every
+    tick, and each conversion hashes (keccak), so they are remembered."""
+    return str(Web3.to_checksum_address(address))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,7 +200,7 @@ def vault_state_from_view(target: ReadTarget, v: dict[str, Any], block_ts: int) 
         loss_period_s=v["lossPeriod"],
     )
     return VaultState(
-        address=Web3.to_checksum_address(target.address),
+        address=checksum(target.address),
         assets=assets,
         nav_e18=E18(v["navE18"]),
         epoch=v["epoch"],
@@ -205,9 +213,9 @@ def vault_state_from_view(target: ReadTarget, v: dict[str, Any], block_ts: int) 
 
 
 def _asset(target: ReadTarget, a: dict[str, Any]) -> AssetState:
-    token = Web3.to_checksum_address(a["token"])
+    token = checksum(a["token"])
     feed = FeedState(
-        feed=Web3.to_checksum_address(a["feed"]),
+        feed=checksum(a["feed"]),
         answer=a["answer"],
         decimals=a["feedDecimals"],
         updated_at_ts=a["updatedAt"],

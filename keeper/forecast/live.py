@@ -27,6 +27,7 @@ DEFAULT_VOL_OTHER = 0.01
 DEFAULT_CORR = 0.5
 MIN_HISTORY_H = 240  # a three-parameter fit needs >= 200 hourly returns
 REFIT_H = 168  # refit weekly: the parameters move slowly, the filters every hour
+SHARED_FITS = 64  # fits kept for vaults on the same feeds
 
 
 @dataclass(slots=True)
@@ -36,18 +37,18 @@ class Forecaster:
     model: str = DEFAULT_VOL_MODEL
     refit_h: int = REFIT_H
     _fits: dict[str, tuple[int, VolFit]] = field(default_factory=dict)
+    _shared: dict[tuple[object, ...], VolFit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_model(self.model)
 
     def forecast(self, state: VaultState, history: OracleHistory, *, horizon_h: float,
                  now_ts: int) -> Forecast:
-        if len(history.prices) < MIN_HISTORY_H:
+        if len(history) < MIN_HISTORY_H:
             return default_forecast(state, horizon_h=horizon_h, now_ts=now_ts,
-                                    have_h=len(history.prices))
-        px = np.asarray(history.prices, dtype=float)
-        r = vol.log_returns(px)
-        fit = self._fit(state.address, history.hours_ts[-1], r)
+                                    have_h=len(history))
+        r = vol.log_returns(history.prices)
+        fit = self._fit(state, history, r)
         paths = vol_paths(r, fit, horizon_h)
         vols = tuple(float(x) for x in paths.vol[-1])
         corr = vol.cov_to_corr(paths.cov[-1])
@@ -55,18 +56,25 @@ class Forecaster:
                               now_ts=now_ts, long_run_vol_per_h=paths.long_run,
                               ltv_vol_per_h=collateral_vol(state, vols, corr))
 
-    def _fit(self, vault: str, last_hour_ts: int, r: NDArray[np.float64]) -> VolFit:
-        held = self._fits.get(vault)
+    def _fit(self, state: VaultState, history: OracleHistory, r: NDArray[np.float64]) -> VolFit:
+        """The vault's fit, refitted once `refit_h` new hours have come in. Vaults on the same
+        feeds with the same history share one fit (the same rows give the same parameters)."""
+        last = int(history.hours_ts[-1])
+        held = self._fits.get(state.address)
         usable = held is not None and len(held[1].params) == r.shape[1]
-        if held is not None and usable and last_hour_ts - held[0] < self.refit_h * 3600:
+        if held is not None and usable and last - held[0] < self.refit_h * 3600:
             return held[1]
-        try:
-            fit = fit_vols(r, self.model)
-        except ForecastError:
-            if held is not None and usable:
-                return held[1]  # keep the last good fit rather than lose the forecast
-            raise
-        self._fits[vault] = (last_hour_ts, fit)
+        key = (tuple(a.feed.feed for a in state.assets), int(history.hours_ts[0]), last, len(r))
+        fit = self._shared.get(key)
+        if fit is None:
+            try:
+                fit = fit_vols(r, self.model)
+            except ForecastError:
+                if held is not None and usable:
+                    return held[1]  # keep the last good fit rather than lose the forecast
+                raise
+            self._shared = {key: fit, **dict(list(self._shared.items())[-SHARED_FITS:])}
+        self._fits[state.address] = (last, fit)
         return fit
 
 
