@@ -11,8 +11,9 @@ Two simulation paths: the node answers `eth_simulateV1` (anvil does), or the pro
 as many providers and Hardhat do, so the keeper falls back to a fork.
 
 Run: `.venv/bin/python -m benchmarks.bench_remote_sim` (full, writes
-benchmarks/results/remote_sim.md), `--quick` (CI: 0 and 50 ms, one run each, one vault; fails
-when a command's verdict or its round trips in sequence are off).
+benchmarks/results/remote_sim.md), `--quick` (CI: 0 and 50 ms, one run each, one vault, prints
+its table and writes nothing; fails when a command's verdict or its round trips in sequence
+are off).
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="CI: 0 and 50 ms, one run, one vault")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--vaults", type=int, default=100, help="vaults in the many-vault row")
-    ap.add_argument("--out", default="remote_sim.md")
+    ap.add_argument("--out", default=None, help="results file (default: remote_sim.md; none "
+                    "with --quick)")
     ap.add_argument("--paths", default="simulateV1,fork", help="simulateV1, fork, or both")
     ap.add_argument("--keeper-src", help="run the keeper from this checkout (an earlier version)")
     args = ap.parse_args()
@@ -181,8 +183,10 @@ def main() -> None:
             print(f"## {args.vaults} vaults at 50 ms, {title[path]}", flush=True)
             many, _ = one_node(args.vaults, (50,), 1, reject)
             doc += [f"### {args.vaults} vaults at 50 ms, {title[path]}", "", *many, ""]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / args.out).write_text("\n".join(doc))
+    out = args.out or (None if args.quick else "remote_sim.md")
+    if out:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / out).write_text("\n".join(doc))
     if problems:
         raise SystemExit("\n".join(problems))
 

@@ -26,11 +26,11 @@ from keeper.simulate.fork import ForkRun
 from keeper.simulate.verdict import report
 
 log = logging.getLogger("keeper.simulate")
-# how nodes without a method answer it: -32601 (geth, Hardhat, anvil) or a message (providers)
+# how a node without a method answers it: -32601 (geth, Hardhat, anvil), or a message about the
+# method (providers); "header not found" and the like are failed requests, not missing methods
 MISSING_CODES = (-32601,)
 MISSING_WORDS = ("not found", "not supported", "unsupported", "does not exist", "not available",
-                 "unknown method", "not implemented", "method not allowed", "not whitelisted")
-
+                 "not implemented", "not allowed", "not whitelisted", "unknown")
 
 class Simulator:
     """Runs plans on the snapshot block of the node `w3` reaches (or of `source_url`)."""
@@ -114,4 +114,7 @@ def _missing(error: Any) -> bool:
     if not isinstance(error, dict):
         return False
     message = str(error.get("message", "")).lower()
-    return error.get("code") in MISSING_CODES or any(w in message for w in MISSING_WORDS)
+    about_method = "method" in message or SIMULATE.lower() in message
+    return error.get("code") in MISSING_CODES or (
+        about_method and any(w in message for w in MISSING_WORDS)
+    )
