@@ -8,19 +8,21 @@ The round trips it costs the node, in sequence:
 2. one batch (in concurrent chunks): the balance, nonce and code of every account those lists
    name (and the keeper's), and every storage slot they name;
 3. one round trip per item the fork needs beyond that (few: the lists name what the calls
-   touch at the snapshot block).
+   touch at the snapshot block). Those items are remembered and prefetched with step 2 the
+   next time.
 
 anvil starts meanwhile, with no dev accounts (it would fetch ten accounts it never uses) and no
 rate limit, forking the StateCache rather than the node. The requests then run on the fork in
 one local batch: nothing is mined, so nothing is polled for. Where the node has no
-`eth_createAccessList` (Hardhat), step 2 fetches the accounts the plans name and the rest comes
-one item at a time, as an unaided fork would fetch it.
+`eth_createAccessList` (Hardhat), step 2 fetches the accounts the plans name and what earlier
+forks needed; the rest comes one item at a time, as an unaided fork would fetch it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -42,19 +44,39 @@ FORK_ARGS = (
     "--timeout", "120000",  # ms; a miss may wait for the provider's failover rounds
 )
 FORK_TIMEOUT_S = 120.0
+MAX_HINTS = 50_000  # slots remembered from earlier forks (a few MB); past it, start afresh
 NODE_FIX = (
     "Fix: check that the node is up and keeps this block's state (an archive node, or a full "
     "node within its recent blocks), or point fork_source at one that does"
 )
 
 
+@dataclass(slots=True)
+class Hints:
+    """Accounts and slots earlier forks needed beyond their access lists (all of them, on a node
+    without eth_createAccessList): prefetched too, in the same batch."""
+
+    accounts: set[str] = field(default_factory=set)
+    slots: set[tuple[str, int]] = field(default_factory=set)
+
+    def learn(self, cache: StateCache) -> None:
+        if len(self.slots) + len(cache.late_slots) > MAX_HINTS:
+            self.accounts.clear()
+            self.slots.clear()
+        self.accounts |= cache.late_accounts
+        self.slots |= cache.late_slots
+
+
 class ForkRun:
     """Run jobs on a prefetched fork of `at.number` of the node behind `upstream`."""
 
-    def __init__(self, upstream: Web3, chain_id: int, at: SimBlock, node: str) -> None:
+    def __init__(
+        self, upstream: Web3, chain_id: int, at: SimBlock, node: str, hints: Hints | None = None
+    ) -> None:
         self.cache = StateCache(upstream, at.number, chain_id)
         self.at = at
         self.node = node  # the node's redacted URL, for messages
+        self.hints = hints or Hints()
         self.prefetched = 0
 
     def run(self, jobs: list[SimJob]) -> list[Any]:
@@ -73,6 +95,7 @@ class ForkRun:
             self.cache.ready()
             loader.join()
             self.cache.close()
+            self.hints.learn(self.cache)
             log.info(
                 "simulation fork of block %d: %d items prefetched, %d fetched on demand",
                 self.at.number, self.prefetched, self.cache.misses,
@@ -88,6 +111,8 @@ class ForkRun:
     def _prefetch(self, jobs: list[SimJob]) -> None:
         try:
             addresses, slots = self._access_lists(jobs)
+            addresses |= self.hints.accounts
+            slots |= self.hints.slots
             self.prefetched = self.cache.prefetch(addresses, slots)
         except (KeeperError, OSError, ValueError, KeyError, TypeError) as err:
             log.warning("simulation fork: prefetch failed (%s); fetching on demand", err)

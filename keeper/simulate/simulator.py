@@ -22,7 +22,7 @@ from keeper.errors import KeeperError, SimulationError
 from keeper.models import SimulationReport
 from keeper.redact import redact
 from keeper.simulate.calls import SIMULATE, SimBlock, SimJob, outcome_of, simulate_params
-from keeper.simulate.fork import ForkRun
+from keeper.simulate.fork import ForkRun, Hints
 from keeper.simulate.verdict import report
 
 log = logging.getLogger("keeper.simulate")
@@ -43,6 +43,7 @@ class Simulator:
         self.without_method: set[str] = set()  # endpoint URLs known to lack eth_simulateV1
         self.last_path = ""  # "eth_simulateV1" or "fork": how the last run went
         self.last_fork: ForkRun | None = None  # the last fork run (what it fetched, and how)
+        self.hints = Hints()  # what earlier forks needed beyond the plans' access lists
 
     def node(self) -> Web3:
         """The keeper's web3, or a provider of its own over `fork_source` (built on first use:
@@ -63,7 +64,7 @@ class Simulator:
             results = self._direct(node, jobs, at)
         if results is None:
             self.last_path = "fork"
-            self.last_fork = ForkRun(node, self.chain_id, at, redact(_url(node)))
+            self.last_fork = ForkRun(node, self.chain_id, at, redact(_url(node)), self.hints)
             results = self.last_fork.run(jobs)
         else:
             self.last_path = SIMULATE

@@ -47,6 +47,8 @@ class StateCache:
         self.accounts: dict[str, tuple[str, str, str]] = {}  # address -> balance, nonce, code
         self.slots: dict[tuple[str, int], str] = {}
         self.misses = 0  # requests the fork made that went to the node
+        self.late_accounts: set[str] = set()  # what the fork needed beyond the prefetch
+        self.late_slots: set[tuple[str, int]] = set()
         self.failures: list[str] = []  # what the node failed to answer (URLs redacted)
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -152,6 +154,7 @@ class StateCache:
     def _account(self, method: str, address: str) -> Any:
         if address not in self.accounts:
             self._miss()
+            self.late_accounts.add(address)
             self.prefetch([address], [])
         basics = self.accounts.get(address)
         if basics is None:
@@ -164,6 +167,7 @@ class StateCache:
     def _slot(self, address: str, slot: int) -> Any:
         if (address, slot) not in self.slots:
             self._miss()
+            self.late_slots.add((address, slot))
             self.prefetch([], [(address, slot)])
         return self.slots.get((address, slot))
 

@@ -276,3 +276,21 @@ def test_cli_simulate_names_an_unreachable_node_and_hides_its_key(
     reason = result["reason"]
     assert "127.0.0.1" in reason and "Fix:" in reason and "\n" not in reason
     assert "hunter22" not in out.output and "SECRETKEY" not in out.output
+
+
+def test_a_node_without_access_lists_is_prefetched_from_what_earlier_forks_needed(
+    keeper_env: KeeperEnv, proxy: Any
+) -> None:
+    """Hardhat has neither eth_simulateV1 nor eth_createAccessList: the first fork fetches the
+    plan's state one item at a time, later forks prefetch it in one batch."""
+    move_market(keeper_env.w3, keeper_env.market, "WETH", 3_000)
+    keeper = build_keeper(load(keeper_env.config), can_send=False)
+    jobs, at = planned_jobs(keeper)
+    node = proxy(reject=HARDHAT_LIKE)
+    sim = Simulator(Web3(Web3.HTTPProvider(node.url)), chain_id=31337)
+    first = sim.run(jobs, at)
+    assert sim.last_fork is not None and sim.last_fork.cache.misses > 20
+    node.reset()
+    assert sim.run(jobs, at) == first
+    assert sim.last_fork.cache.misses == 0
+    assert node.rounds == 2  # the failed access lists with the block header, then the state
