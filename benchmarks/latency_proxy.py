@@ -18,10 +18,11 @@ import json
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+
+from keeper.chain.localrpc import LocalRpcServer
 
 
 def client_of(user_agent: str) -> str:
@@ -49,16 +50,11 @@ class LatencyProxy:
         self.agents: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._local = threading.local()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        self.server = LocalRpcServer(self._serve).start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def reset(self) -> None:
         with self._lock:
@@ -68,8 +64,7 @@ class LatencyProxy:
             self.rounds = 0
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
     def __enter__(self) -> LatencyProxy:
         return self
@@ -117,39 +112,17 @@ class LatencyProxy:
         )
         return resp.content
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive: no new connection per request
-            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms ACK wait
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    body = json.loads(raw or b"{}")
-                except ValueError:
-                    body = {}
-                proxy._count(self.headers.get("User-Agent", ""), body)
-                try:
-                    if proxy.delay_s > 0:
-                        time.sleep(proxy.delay_s)
-                    data = proxy._answer(raw, body)
-                except requests.RequestException:
-                    self.send_error(502)
-                    return
-                finally:
-                    proxy._done()
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
+    def _serve(self, raw: bytes, agent: str) -> bytes | None:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        self._count(agent, body)
+        try:
+            if self.delay_s > 0:
+                time.sleep(self.delay_s)
+            return self._answer(raw, body)
+        except requests.RequestException:
+            return None
+        finally:
+            self._done()

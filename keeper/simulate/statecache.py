@@ -16,7 +16,6 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from web3 import Web3
@@ -24,6 +23,7 @@ from web3.exceptions import Web3Exception
 from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint
 
+from keeper.chain.localrpc import LocalRpcServer
 from keeper.errors import KeeperError
 from keeper.redact import redact
 
@@ -52,24 +52,19 @@ class StateCache:
         self.failures: list[str] = []  # what the node failed to answer (URLs redacted)
         self._ready = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        self._server = LocalRpcServer(self._serve)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def start(self) -> StateCache:
-        self._thread.start()
+        self._server.start()
         return self
 
     def close(self) -> None:
         self._ready.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     def ready(self) -> None:
         """The prefetch is over (done or given up): fork requests stop waiting for it."""
@@ -122,6 +117,14 @@ class StateCache:
         log.warning("simulation fork: %s", why)
 
     # ------------------------------------------------------------ serving the fork
+
+    def _serve(self, raw: bytes, _agent: str) -> bytes:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        out = [self.answer(b) for b in body] if isinstance(body, list) else self.answer(body)
+        return json.dumps(out).encode()
 
     def answer(self, req: dict[str, Any]) -> dict[str, Any]:
         method = str(req.get("method"))
@@ -192,31 +195,3 @@ def _result(answer: Any) -> Any:
 
 def _why(err: BaseException) -> str:
     return redact(str(err) if isinstance(err, KeeperError) else f"{type(err).__name__}: {err}")
-
-
-def _handler(cache: StateCache) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: anvil reuses its connection
-        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms ACK wait
-
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                body = {}
-            out = [cache.answer(b) for b in body] if isinstance(body, list) else cache.answer(body)
-            data = json.dumps(out).encode()
-            try:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the fork was stopped
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    return Handler
