@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import signal
 
 from keeper.models import GasOutlook
 
@@ -21,6 +20,7 @@ LEVEL_HALF_LIFE_H = 72.0
 PROFILE_HALF_LIFE_D = 14.0
 AR_PHI = 0.9
 AHEAD_H = 24
+LOOP_MAX = 4_096  # hours: a Python loop is quicker than importing scipy up to here
 WEI_PER_GWEI = 10**9
 
 
@@ -43,10 +43,22 @@ def _wei(gwei: float) -> int:
 
 
 def _ewma(x: NDArray[np.float64], half_life: float) -> NDArray[np.float64]:
+    """y[t] = lam*y[t-1] + (1-lam)*x[t], from y[-1] = x[0]. Up to LOOP_MAX hours (the live
+    keeper's window is 2,160) a plain loop does scipy's lfilter operations in its order, bit for
+    bit, so a keeper command need not import scipy (about half its start-up time)."""
     lam = 0.5 ** (1.0 / half_life)
-    y: NDArray[np.float64]  # scipy is untyped
-    y, _ = signal.lfilter([1.0 - lam], [1.0, -lam], x, zi=np.array([lam * x[0]]))
-    return y
+    if x.size > LOOP_MAX:
+        from scipy import signal
+
+        y: NDArray[np.float64]  # scipy is untyped
+        y, _ = signal.lfilter([1.0 - lam], [1.0, -lam], x, zi=np.array([lam * x[0]]))
+        return y
+    b0, z = 1.0 - lam, lam * float(x[0])
+    out = np.empty(x.size)
+    for i, v in enumerate(x.tolist()):
+        out[i] = yi = z + b0 * v
+        z = lam * yi
+    return out
 
 
 def _profile_matrix(dev: NDArray[np.float64], hod: NDArray[np.int64]) -> NDArray[np.float64]:
