@@ -10,7 +10,7 @@ first answer and remembered per endpoint: the first request is the probe.
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from web3 import Web3
 from web3.exceptions import Web3Exception
@@ -22,8 +22,10 @@ from keeper.errors import KeeperError, SimulationError
 from keeper.models import SimulationReport
 from keeper.redact import redact
 from keeper.simulate.calls import SIMULATE, SimBlock, SimJob, outcome_of, simulate_params
-from keeper.simulate.fork import ForkRun, Hints
 from keeper.simulate.verdict import report
+
+if TYPE_CHECKING:  # the fork (an HTTP server, threads, anvil) loads only when a node needs it
+    from keeper.simulate.fork import ForkRun, Hints
 
 log = logging.getLogger("keeper.simulate")
 # how a node without a method answers it: -32601 (geth, Hardhat, anvil), or a message about the
@@ -43,7 +45,7 @@ class Simulator:
         self.without_method: set[str] = set()  # endpoint URLs known to lack eth_simulateV1
         self.last_path = ""  # "eth_simulateV1" or "fork": how the last run went
         self.last_fork: ForkRun | None = None  # the last fork run (what it fetched, and how)
-        self.hints = Hints()  # what earlier forks needed beyond the plans' access lists
+        self.hints: Hints | None = None  # what earlier forks needed beyond the access lists
 
     def node(self) -> Web3:
         """The keeper's web3, or a provider of its own over `fork_source` (built on first use:
@@ -63,15 +65,21 @@ class Simulator:
         if _url(node) not in self.without_method:
             results = self._direct(node, jobs, at)
         if results is None:
-            self.last_path = "fork"
-            self.last_fork = ForkRun(node, self.chain_id, at, redact(_url(node)), self.hints)
-            results = self.last_fork.run(jobs)
+            results = self._fork(node, jobs, at)
         else:
             self.last_path = SIMULATE
         return [
             report(j.plan, j.state, outcome_of(j, r), j.limits)
             for j, r in zip(jobs, results, strict=True)
         ]
+
+    def _fork(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any]:
+        from keeper.simulate.fork import ForkRun, Hints
+
+        self.last_path = "fork"
+        self.hints = self.hints or Hints()
+        self.last_fork = ForkRun(node, self.chain_id, at, redact(_url(node)), self.hints)
+        return self.last_fork.run(jobs)
 
     def _direct(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any] | None:
         """The node's results, or None where it cannot run them (no such method: remembered)."""
