@@ -8,7 +8,10 @@ wall time (median), the HTTP requests by the keeper and by any fork it starts, a
 trips in sequence (requests that overlap count once).
 
 Two simulation paths: the node answers `eth_simulateV1` (anvil does), or the proxy refuses it
-as many providers and Hardhat do, so the keeper falls back to a fork.
+as many providers and Hardhat do, so the keeper falls back to a fork. `--before DIR` also runs
+the keeper of another checkout (an earlier version), each of its runs next to this checkout's,
+so both meet the same machine load. The CPU time of each command is reported beside its wall
+time: on a shared machine the wall time also holds the time the process waited for a core.
 
 Run: `.venv/bin/python -m benchmarks.bench_remote_sim` (full, writes
 benchmarks/results/remote_sim.md), `--quick` (CI: 0 and 50 ms, one run each, one vault, prints
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +49,7 @@ WANT = {"check": "planned", "simulate": "simulated"}
 @dataclass(frozen=True, slots=True)
 class Run:
     seconds: float
+    cpu_s: float
     keeper: int
     fork: int
     rounds: int
@@ -56,34 +61,40 @@ def keeper_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "keeper.cli"]
 
 
-def keeper_env() -> dict[str, str]:
+def keeper_env(source: str | None) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if SOURCE:  # another checkout's keeper (to measure an earlier version)
-        env["PYTHONPATH"] = SOURCE[0]
+    if source:  # another checkout's keeper (an earlier version)
+        env["PYTHONPATH"] = source
     return env
 
 
-SOURCE: list[str] = []
+def child_cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
-def run_cmd(proxy: LatencyProxy, command: str, cfg: Path) -> Run:
+def run_cmd(proxy: LatencyProxy, command: str, cfg: Path, source: str | None) -> Run:
     proxy.reset()
-    t = time.perf_counter()
+    cpu, t = child_cpu_s(), time.perf_counter()
     out = subprocess.run(
         [*keeper_cmd(), command, "--config", str(cfg), "--json"],
         capture_output=True,
         text=True,
         cwd=cfg.parent,
-        env=keeper_env(),
+        env=keeper_env(source),
         timeout=3600,
         check=False,
     )
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, child_cpu_s() - cpu
     if out.returncode != 0:
         raise SystemExit(f"keeper {command} failed ({out.returncode}): {out.stderr.strip()[-800:]}")
     verdicts = tuple(r["verdict"] for r in json.loads(out.stdout))
+    bad = [v for v in verdicts if v != WANT[command]]
+    if bad:
+        raise SystemExit(f"keeper {command}: verdicts {sorted(set(bad))}, want {WANT[command]}")
     return Run(
         seconds=seconds,
+        cpu_s=cpu,
         keeper=proxy.requests["keeper"],
         fork=proxy.requests["fork"],
         rounds=proxy.rounds,
@@ -91,14 +102,11 @@ def run_cmd(proxy: LatencyProxy, command: str, cfg: Path) -> Run:
     )
 
 
-def median_run(proxy: LatencyProxy, command: str, cfg: Path, repeats: int) -> Run:
-    runs = [run_cmd(proxy, command, cfg) for _ in range(repeats)]
+def median(runs: list[Run]) -> Run:
     mid = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
-    bad = [v for r in runs for v in r.verdicts if v != WANT[command]]
-    if bad:
-        raise SystemExit(f"keeper {command}: verdicts {sorted(set(bad))}, want {WANT[command]}")
     return Run(
         seconds=statistics.median(r.seconds for r in runs),
+        cpu_s=statistics.median(r.cpu_s for r in runs),
         keeper=mid.keeper,
         fork=mid.fork,
         rounds=mid.rounds,
@@ -108,43 +116,54 @@ def median_run(proxy: LatencyProxy, command: str, cfg: Path, repeats: int) -> Ru
 
 def row(ms: int, check: Run, sim: Run) -> str:
     return (
-        f"| {ms} ms | {check.seconds:.2f} s | {sim.seconds:.2f} s | {check.keeper} | "
-        f"{sim.keeper} | {sim.fork} | {sim.rounds} |"
+        f"| {ms} ms | {check.seconds:.2f} s | {sim.seconds:.2f} s | {sim.cpu_s:.2f} s | "
+        f"{check.keeper} | {sim.keeper} | {sim.fork} | {sim.rounds} |"
     )
 
 
 HEADER = [
-    "| added latency per request | `keeper check` | `keeper simulate` | requests by "
-    "`check` | requests by `simulate` | requests by the fork it starts | round trips in "
+    "| added latency per request | `keeper check` | `keeper simulate` | its CPU time | requests "
+    "by `check` | requests by `simulate` | requests by the fork it starts | round trips in "
     "sequence (`simulate`) |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
 ]
 
 
-def table(
-    proxy: LatencyProxy, cfg: Path, latencies: tuple[int, ...], repeats: int
-) -> tuple[list[str], dict[int, Run]]:
-    lines, sims = list(HEADER), {}
+def tables(
+    proxy: LatencyProxy, cfg: Path, latencies: tuple[int, ...], repeats: int,
+    sources: list[str | None],
+) -> dict[str | None, tuple[list[str], dict[int, Run]]]:
+    """One table per keeper source; each run of one source next to the same run of the other."""
+    out: dict[str | None, tuple[list[str], dict[int, Run]]] = {
+        src: (list(HEADER), {}) for src in sources
+    }
     for ms in latencies:
         proxy.delay_s = ms / 1000
-        check = median_run(proxy, "check", cfg, repeats)
-        sims[ms] = sim = median_run(proxy, "simulate", cfg, repeats)
-        lines.append(row(ms, check, sim))
-        print(lines[-1], flush=True)
-    return lines, sims
+        runs: dict[tuple[str | None, str], list[Run]] = {}
+        for command in ("check", "simulate"):
+            for _ in range(repeats):
+                for src in sources:
+                    runs.setdefault((src, command), []).append(run_cmd(proxy, command, cfg, src))
+        for src in sources:
+            check, sim = median(runs[(src, "check")]), median(runs[(src, "simulate")])
+            out[src][0].append(row(ms, check, sim))
+            out[src][1][ms] = sim
+            print(f"{src or 'this checkout'}: {out[src][0][-1]}", flush=True)
+    return out
 
 
 def one_node(
-    vaults: int, latencies: tuple[int, ...], repeats: int, reject: frozenset[str]
-) -> tuple[list[str], dict[int, Run]]:
-    """The table for one market of `vaults` vaults behind the proxy."""
+    vaults: int, latencies: tuple[int, ...], repeats: int, reject: frozenset[str],
+    sources: list[str | None],
+) -> dict[str | None, tuple[list[str], dict[int, Run]]]:
+    """The tables for one market of `vaults` vaults behind the proxy."""
     with Anvil(extra_args=("--gas-limit", "300000000")) as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 120}))
         proxy = LatencyProxy(anvil.url, reject=reject)
         try:
             market, cfg, _keeper = stack(w3, proxy.url, vaults, block_time_s=BLOCK_TIME_S)
             move_market(w3, market, "WETH", 3_000)
-            return table(proxy, cfg, latencies, repeats)
+            return tables(proxy, cfg, latencies, repeats, sources)
         finally:
             proxy.close()
 
@@ -158,31 +177,39 @@ def check_rounds(label: str, sims: dict[int, Run]) -> list[str]:
     ]
 
 
+TITLES = {"simulateV1": "node answers eth_simulateV1", "fork": "node without eth_simulateV1"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="CI: 0 and 50 ms, one run, one vault")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--vaults", type=int, default=100, help="vaults in the many-vault row")
+    ap.add_argument("--vaults", type=int, default=100, help="vaults of the many-vault row, 0: none")
     ap.add_argument("--out", default=None, help="results file (default: remote_sim.md; none "
                     "with --quick)")
     ap.add_argument("--paths", default="simulateV1,fork", help="simulateV1, fork, or both")
-    ap.add_argument("--keeper-src", help="run the keeper from this checkout (an earlier version)")
+    ap.add_argument("--before", help="also run the keeper of this checkout (an earlier version)")
+    ap.add_argument("--latencies", help="added ms per request, comma-separated (0,10,25,50,100)")
     args = ap.parse_args()
-    SOURCE[:] = [args.keeper_src] if args.keeper_src else []
     latencies = QUICK_LATENCIES_MS if args.quick else LATENCIES_MS
+    if args.latencies:
+        latencies = tuple(int(ms) for ms in args.latencies.split(","))
     repeats = 1 if args.quick else args.repeats
     doc, problems = [], []
-    for path in args.paths.split(","):
+    for i, path in enumerate(args.paths.split(",")):
         reject = frozenset({"eth_simulateV1"}) if path == "fork" else frozenset()
-        title = {"simulateV1": "node answers eth_simulateV1", "fork": "node without eth_simulateV1"}
-        print(f"## 1 vault, {title[path]}", flush=True)
-        lines, sims = one_node(1, latencies, repeats, reject)
-        doc += [f"### 1 vault, {title[path]}", "", *lines, ""]
+        sources: list[str | None] = [None] + ([args.before] if args.before and i == 0 else [])
+        print(f"## 1 vault, {TITLES[path]}", flush=True)
+        got = one_node(1, latencies, repeats, reject, sources)
+        lines, sims = got[None]
+        doc += [f"### 1 vault, {TITLES[path]}", "", *lines, ""]
+        if args.before and args.before in got:
+            doc += [f"### 1 vault, before ({args.before})", "", *got[args.before][0], ""]
         problems += check_rounds(path, sims)
         if not args.quick and args.vaults > 1:
-            print(f"## {args.vaults} vaults at 50 ms, {title[path]}", flush=True)
-            many, _ = one_node(args.vaults, (50,), 1, reject)
-            doc += [f"### {args.vaults} vaults at 50 ms, {title[path]}", "", *many, ""]
+            print(f"## {args.vaults} vaults at 50 ms, {TITLES[path]}", flush=True)
+            many = one_node(args.vaults, (50,), 1, reject, [None])[None][0]
+            doc += [f"### {args.vaults} vaults at 50 ms, {TITLES[path]}", "", *many, ""]
     out = args.out or (None if args.quick else "remote_sim.md")
     if out:
         RESULTS.mkdir(exist_ok=True)
