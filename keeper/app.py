@@ -73,7 +73,7 @@ class KeeperDeps:
     forecaster: Forecaster = field(default_factory=Forecaster)
     sender: Sender | None = None
     metrics: Metrics | None = None
-    fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
+    fork_rpc: str | None = None  # the node simulations run on (default: the network's RPCs)
     max_pool_deviation_bps: int = guards.DEFAULT_DEVIATION_BPS  # oracle vs pool TWAP/spot
     twap_s: int = guards.DEFAULT_TWAP_S
 

@@ -5,7 +5,7 @@ The round trips it costs the node, in sequence:
 
 1. one batch: every plan's `eth_createAccessList` (the plan's transaction, and keeperView) and
    the block header;
-2. one batch (in concurrent chunks): the balance, nonce and code of every account those lists
+2. one batch (in parallel chunks): the balance, nonce and code of every account those lists
    name (and the keeper's), and every storage slot they name;
 3. one round trip per item the fork needs beyond that (few: the lists name what the calls
    touch at the snapshot block). Those items are remembered and prefetched with step 2 the
@@ -44,6 +44,7 @@ FORK_ARGS = (
     "--timeout", "120000",  # ms; a miss may wait for the provider's failover rounds
 )
 FORK_TIMEOUT_S = 120.0
+LIST_CHUNK = 32  # access lists per request: each runs a transaction on the node
 MAX_HINTS = 50_000  # slots remembered from earlier forks (a few MB); past it, start afresh
 NODE_FIX = (
     "Fix: check that the node is up and keeps this block's state (an archive node, or a full "
@@ -128,7 +129,7 @@ class ForkRun:
                 (RPCEndpoint("eth_createAccessList"), [tx_of(job, self.at), tag]),
                 (RPCEndpoint("eth_createAccessList"), [view_of(job, self.at), tag]),
             ]
-        got = self.cache.batch(reqs)
+        got = self.cache.batch(reqs, chunk=LIST_CHUNK)
         header = _result(got[0])
         self.cache.header = header if isinstance(header, dict) else None
         addresses = {self.at.keeper} | {job.plan.vault for job in jobs}

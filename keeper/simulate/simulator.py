@@ -10,17 +10,16 @@ first answer and remembered per endpoint: the first request is the probe.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from web3 import Web3
-from web3.exceptions import Web3Exception
-from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint
 
 from keeper.chain.rpc import FailoverProvider, failover_of
-from keeper.errors import KeeperError, SimulationError
+from keeper.errors import SimulationError
 from keeper.models import SimulationReport
 from keeper.redact import redact
+from keeper.simulate import batches
 from keeper.simulate.calls import SIMULATE, SimBlock, SimJob, outcome_of, simulate_params
 from keeper.simulate.verdict import report
 
@@ -28,6 +27,7 @@ if TYPE_CHECKING:  # the fork (an HTTP server, threads, anvil) loads only when a
     from keeper.simulate.fork import ForkRun, Hints
 
 log = logging.getLogger("keeper.simulate")
+SIM_CHUNK = 16  # plans per request: a request stays well inside a provider's timeout
 # how a node without a method answers it: -32601 (geth, Hardhat, anvil), or a message about the
 # method (providers); "header not found" and the like are failed requests, not missing methods
 MISSING_CODES = (-32601,)
@@ -84,32 +84,25 @@ class Simulator:
     def _direct(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any] | None:
         """The node's results, or None where it cannot run them (no such method: remembered)."""
         reqs = [(RPCEndpoint(SIMULATE), simulate_params(j, at)) for j in jobs]
-        provider = cast(JSONBaseProvider, node.provider)
-        try:
-            got: Any = (
-                [provider.make_request(*reqs[0])]
-                if len(reqs) == 1
-                else provider.make_batch_request(reqs)
-            )
-        except (KeeperError, Web3Exception, OSError, ValueError) as err:
+        answers = batches.send(node, reqs, SIM_CHUNK)
+        failed = next((a for a in answers if isinstance(a, batches.ChunkFailed)), None)
+        if failed is not None:
             raise SimulationError(
-                f"no node could run the simulation ({SIMULATE}): {redact(str(err))[:300]}. "
+                f"no node could run the simulation ({SIMULATE}): {redact(str(failed))[:300]}. "
                 "Fix: check the network's rpc_urls (or fork_source), or wait for the node"
-            ) from err
+            ) from failed
         url = _url(node)
-        answers = got if isinstance(got, list) else [got]
-        errors = [a.get("error") for a in answers if isinstance(a, dict) and "result" not in a]
-        if len(answers) == len(jobs) and not errors:
+        errors = [a.get("error", a) if isinstance(a, dict) else a for a in answers
+                  if not isinstance(a, dict) or "result" not in a]
+        if not errors:
             return [a["result"] for a in answers]
-        first = errors[0] if errors else f"{len(answers)} answers for {len(jobs)} requests"
-        if _missing(first):
+        if _missing(errors[0]):
             self.without_method.add(url)
             log.info("%s has no %s: simulating on a fork of it", redact(url), SIMULATE)
         else:
             log.warning("%s answered %s with %s: simulating on a fork of it",
-                        redact(url), SIMULATE, redact(str(first))[:200])
+                        redact(url), SIMULATE, redact(str(errors[0]))[:200])
         return None
-
 
 def _url(w3: Web3) -> str:
     rpc = failover_of(w3)

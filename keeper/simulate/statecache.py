@@ -3,7 +3,7 @@
 anvil fetches a fork's state one item at a time and never two at once: each storage slot, and
 each account's balance, nonce and code, is a round trip to the node it forks. Between the fork
 and the node, this cache on 127.0.0.1 answers what `prefetch` fetched beforehand (in one batch
-of concurrent chunks) at loopback speed. A miss costs one round trip to the node (an account's
+of parallel chunks) at loopback speed. A miss costs one round trip to the node (an account's
 balance, nonce and code come together) and is kept. Requests reach the node through the
 keeper's web3 provider, so they follow its RPC failover. Everything is pinned to one block:
 the answers are the same from any node that has that block.
@@ -15,24 +15,22 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from web3 import Web3
 from web3.exceptions import Web3Exception
-from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint
 
 from keeper.chain.localrpc import LocalRpcServer
 from keeper.errors import KeeperError
 from keeper.redact import redact
+from keeper.simulate import batches
+from keeper.simulate.batches import ChunkFailed, Request
 
 log = logging.getLogger("keeper.simulate")
-CHUNK = 500  # requests per JSON-RPC batch (geth and most providers accept up to 1000)
-PARALLEL = 4  # batches in flight at once
+CHUNK = 500  # state requests per JSON-RPC batch (geth and most providers accept up to 1000)
 READY_WAIT_S = 120.0  # how long a fork request waits for the prefetch to finish
 BASICS = ("eth_getBalance", "eth_getTransactionCount", "eth_getCode")
-Request = tuple[RPCEndpoint, list[Any]]
 
 
 class StateCache:
@@ -72,25 +70,13 @@ class StateCache:
 
     # ------------------------------------------------------------ fetching from the node
 
-    def batch(self, reqs: Sequence[Request]) -> list[Any]:
-        """Answers to `reqs` in order, in batches of CHUNK sent PARALLEL at a time. A batch the
-        node fails is recorded and its answers are None (the fork fetches those on demand)."""
-        chunks = [list(reqs[i : i + CHUNK]) for i in range(0, len(reqs), CHUNK)]
-        if len(chunks) <= 1:
-            return self._chunk(chunks[0]) if chunks else []
-        with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            return [a for got in pool.map(self._chunk, chunks) for a in got]
-
-    def _chunk(self, reqs: list[Request]) -> list[Any]:
-        try:
-            got = cast(JSONBaseProvider, self.upstream.provider).make_batch_request(reqs)
-        except (KeeperError, Web3Exception, OSError, ValueError) as err:
-            self._failed(f"{len(reqs)} state requests failed: {_why(err)}")
-            return [None] * len(reqs)
-        if not isinstance(got, list) or len(got) != len(reqs):
-            self._failed(f"the node answered a batch of {len(reqs)} with {str(got)[:120]}")
-            return [None] * len(reqs)
-        return got
+    def batch(self, reqs: Sequence[Request], chunk: int = CHUNK) -> list[Any]:
+        """Answers to `reqs` in order (batches.send); a chunk the node failed is recorded and
+        its answers are None (the fork fetches those items on demand)."""
+        got = batches.send(self.upstream, reqs, chunk)
+        for why in dict.fromkeys(str(a) for a in got if isinstance(a, ChunkFailed)):
+            self._failed(f"state requests failed: {redact(why)}")
+        return [None if isinstance(a, ChunkFailed) else a for a in got]
 
     def prefetch(self, addresses: Iterable[str], slots: Iterable[tuple[str, int]]) -> int:
         """Fetch these accounts and storage slots at the block (one batch); returns how many
