@@ -28,8 +28,16 @@ from keeper.chain.anvil import Anvil
 from keeper.errors import DataError
 from keeper.forecast.live import DEFAULT_VOL_PER_H
 from keeper.localnet.deploy import LocalMarket, deploy_market, write_deployments
+from keeper.localnet.mainnet import market_for
 from keeper.localnet.market import move_market, set_feed
-from keeper.localnet.vault import VaultSetup, deploy_vault, deposit_usdc, seed_basket
+from keeper.localnet.node import DevNode
+from keeper.localnet.vault import (
+    VaultSetup,
+    deploy_vault,
+    deposit_usdc,
+    fund_by_swaps,
+    seed_basket,
+)
 from keeper.models import TickResult
 from keeper.paths import project_root
 from keeper.units import BPS
@@ -149,23 +157,31 @@ def deploy_local_stack(
     nav_usd: int = 1_000_000,
     deployments: Path | None = None,
     say: Callable[[str], None] = lambda _line: None,
+    mainnet_addresses: bool = False,
 ) -> tuple[LocalMarket, str]:
     """Market + keystore keeper + configured, seeded vault; writes the addresses to
     `deployments` (default deployments/local.json). Shared by `keeper demo` and
     `ape run deploy_local`. A new keeper key and vault make the ledger, history and job store
-    in `state_dir` stale, so they are archived first. Returns (market with vault, keeper)."""
+    in `state_dir` stale, so they are archived first. With `mainnet_addresses` the market is
+    the one at the canonical mainnet addresses (the replica, placed unless the chain is a fork
+    of mainnet that has it) and the vault is funded with tokens bought for ETH, as on a fork.
+    Returns (market with vault, keeper)."""
     archived = archive_previous_run(state_dir)
     if archived:
         say(f"the previous run's ledger and history moved to {archived}")
     acc = list(w3.eth.accounts)
-    market = deploy_market(w3, acc[0], prices_e8)
+    deploy = market_for if mainnet_addresses else deploy_market
+    market = deploy(w3, acc[0], prices_e8)
     keeper = make_keeper_keystore(state_dir)
-    raw.request(w3, "anvil_setBalance", [keeper, hex(10 * 10**18)])
+    DevNode(w3).set_balance(keeper, 10 * 10**18)
     vault = deploy_vault(
         w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup(cooldown_s=1800)
     )
-    deposit_usdc(w3, market, vault, acc[3], 10_000)
-    seed_basket(w3, market, vault, nav_usd)
+    if mainnet_addresses:
+        fund_by_swaps(w3, market, vault, acc[3], nav_usd, deposit_usd=10_000)
+    else:
+        deposit_usdc(w3, market, vault, acc[3], 10_000)
+        seed_basket(w3, market, vault, nav_usd)
     market = market.with_vault("main", vault.address)
     write_deployments(market, deployments or project_root() / "deployments" / "local.json")
     return market, keeper
@@ -183,8 +199,8 @@ def build_world(s: DemoSettings, state_dir: Path, say: Callable[[str], None]) ->
 def advance_hour(world: DemoWorld, moves: dict[str, int]) -> None:
     """One hour of block time, then every asset's move (and a fresh USDC round)."""
     w3 = world.w3
-    raw.request(w3, "evm_increaseTime", [HOUR_S])
-    raw.request(w3, "evm_mine", [])
+    raw.call(w3, "evm_increaseTime", [HOUR_S])
+    raw.call(w3, "evm_mine", [])
     for sym, bps in moves.items():
         if bps:
             move_market(w3, world.market, sym, bps)

@@ -7,6 +7,8 @@ Integer money only: E18 USD, raw token units, ppm fee tiers.
 
 from __future__ import annotations
 
+import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -17,7 +19,7 @@ from web3.providers import JSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint
 
 from keeper.chain.contracts import encode_call
-from keeper.chain.errors import name_revert
+from keeper.chain.errors import method_missing, name_revert, revert_data
 from keeper.config import Contracts
 from keeper.costs import MAX_REQUIRED_COST_BPS, cost_gate, required_or_benefit_e18
 from keeper.errors import PlanError
@@ -34,6 +36,7 @@ from keeper.models import (
 )
 from keeper.units import BPS, ONE_E18
 
+log = logging.getLogger("keeper.plan")
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 MIN_LEG_E18 = 10 * ONE_E18  # legs under $10 are dust: not worth a swap
 GAS_LIMIT_PCT = 135  # gas limit = 1.35 x measured use (refunds of up to 25% + 63/64 margin)
@@ -399,14 +402,32 @@ def estimate_many(w3: Web3, txs: list[tuple[str, str, bytes]], block: int) -> li
     It asks eth_createAccessList, which executes each transaction once and reports the gas it
     used, instead of eth_estimateGas, whose binary search executes it a dozen times (6x slower
     for 100 rebalances on anvil). The used gas is after refunds, so the gas limit adds a margin
-    (gas_limit_for), and the fork simulation runs the exact transaction at that limit."""
+    (gas_limit_for), and the fork simulation runs the exact transaction at that limit. A node
+    without eth_createAccessList (Hardhat, some public RPC providers) is asked eth_estimateGas
+    instead, from then on, and the log says so once."""
     if not txs:
         return []
-    reqs = [
-        (
-            RPCEndpoint("eth_createAccessList"),
-            [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)],
+    if w3.provider not in _NO_ACCESS_LIST:
+        responses = _gas_batch(w3, "eth_createAccessList", txs, block)
+        if not all(method_missing(r.get("error")) for r in responses):
+            return [_estimate_result(r) for r in responses]
+        _NO_ACCESS_LIST.add(w3.provider)
+        log.warning(
+            "the node has no eth_createAccessList: gas is measured with eth_estimateGas, "
+            "which runs each transaction about a dozen times"
         )
+    return [_estimate_result(r) for r in _gas_batch(w3, "eth_estimateGas", txs, block)]
+
+
+# providers whose node answered that it has no eth_createAccessList
+_NO_ACCESS_LIST: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _gas_batch(
+    w3: Web3, method: str, txs: list[tuple[str, str, bytes]], block: int
+) -> list[dict[str, Any]]:
+    reqs = [
+        (RPCEndpoint(method), [{"from": f, "to": t, "data": "0x" + d.hex()}, hex(block)])
         for f, t, d in txs
     ]
     try:
@@ -415,16 +436,17 @@ def estimate_many(w3: Web3, txs: list[tuple[str, str, bytes]], block: int) -> li
         raise PlanError(f"batched gas measurement failed: {err}") from err
     if not isinstance(responses, list):
         raise PlanError(f"batched gas measurement failed: {responses.get('error')}")
-    return [_estimate_result(r) for r in responses]
+    return [dict(r) for r in responses]
 
 
-def _estimate_result(r: Any) -> GasMeasure:
+def _estimate_result(r: dict[str, Any]) -> GasMeasure:
     result = r.get("result")
+    if isinstance(result, str):  # eth_estimateGas: the gas limit that suffices
+        return GasMeasure(gas_used=int(result, 16))
     if isinstance(result, dict) and "gasUsed" in result and not result.get("error"):
         return GasMeasure(gas_used=int(result["gasUsed"], 16))
     err = r.get("error") or {"message": (result or {}).get("error", "no gas figure")}
-    data = err.get("data")
-    named = name_revert(data if isinstance(data, str) else None)
+    named = name_revert(revert_data(err))
     return GasMeasure(gas_used=None, why=named or str(err.get("message")))
 
 

@@ -2,8 +2,8 @@
 pragma solidity ^0.8.24;
 
 /// @title IAavePool
-/// @notice The subset of Aave v3's IPool the vault uses, with Aave's exact signatures, so the
-///         vault speaks to the real pool on a mainnet fork and to MockLendingPool locally.
+/// @notice The subset of Aave v3's IPool the vault uses, with Aave's exact signatures: the vault
+///         speaks to Aave v3's own Pool, on a mainnet fork and on the local market alike.
 interface IAavePool {
     /// @notice Supply `amount` of `asset` as collateral on behalf of `onBehalfOf`.
     /// @param asset The reserve's underlying token.

@@ -1,4 +1,5 @@
-"""Start and stop anvil processes (the local chain, and forks for simulation)."""
+"""Start and stop local node processes: anvil (the local chain, and forks for simulation) and,
+through the same base class, Hardhat Network (keeper.localnet.hardhat)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import requests
 
@@ -41,8 +43,83 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Anvil:
-    """An anvil child process; a context manager that always stops it."""
+class NodeProcess:
+    """A local node child process answering JSON-RPC on 127.0.0.1; a context manager that
+    always stops it. Subclasses set `name` and `args`."""
+
+    name = "node"
+
+    def __init__(self, port: int | None, log_path: Path | None) -> None:
+        self.port = port if port is not None else free_port()
+        self.log_path = log_path
+        self.args: list[str] = []
+        self.cwd: Path | None = None
+        self.env: dict[str, str] | None = None
+        self.ready_timeout_s = READY_TIMEOUT_S
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        if port_in_use(self.port):
+            raise ToolchainError(
+                f"port {self.port} is already in use. Fix: stop the process on it "
+                f"(`lsof -i :{self.port}`) or choose another port (--port)"
+            )
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            self.args, stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd, env=self.env
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ToolchainError(
+                    f"{self.name} exited with code {self.proc.returncode} at start"
+                )
+            try:
+                if requests.post(self.url, json=body, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(READY_POLL_S)
+        self.stop()
+        raise ToolchainError(
+            f"{self.name} did not answer on {self.url} within {self.ready_timeout_s:.0f} s"
+        )
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class Anvil(NodeProcess):
+    """An anvil child process."""
+
+    name = "anvil"
 
     def __init__(
         self,
@@ -55,14 +132,8 @@ class Anvil:
         extra_args: tuple[str, ...] = (),
         log_path: Path | None = None,
     ) -> None:
-        self.port = port if port is not None else free_port()
+        super().__init__(port, log_path)
         self.args = self._args(fork_url, fork_block, block_time_s, chain_id, extra_args)
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _args(
         self,
@@ -85,50 +156,3 @@ class Anvil:
         if chain_id is not None:
             args += ["--chain-id", str(chain_id)]
         return args + list(extra)
-
-    def start(self) -> Anvil:
-        if port_in_use(self.port):
-            raise ToolchainError(
-                f"port {self.port} is already in use. Fix: stop the process on it "
-                f"(`lsof -i :{self.port}`) or choose another port (--port)"
-            )
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
-        self._wait_ready()
-        return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise ToolchainError(f"anvil exited with code {self.proc.returncode} at start")
-            try:
-                if requests.post(self.url, json=body, timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(READY_POLL_S)
-        self.stop()
-        raise ToolchainError(f"anvil did not answer on {self.url} within {READY_TIMEOUT_S:.0f} s")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self.proc = None
-
-    def __enter__(self) -> Anvil:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -50,3 +50,28 @@ def name_revert(data: str | bytes | None) -> str | None:
 
 def _fmt(v: object) -> str:
     return "0x" + v.hex() if isinstance(v, bytes) else str(v)
+
+
+# JSON-RPC answers for a method the node does not have: -32601 is the standard code, -32004
+# Hardhat's ("Method ... is not supported"); providers word it in many ways.
+_MISSING_CODES = (-32601, -32004)
+_MISSING_WORDS = ("not supported", "does not exist", "not found", "not available", "unsupported")
+
+
+def method_missing(error: object) -> bool:
+    """True when a JSON-RPC error says the node lacks the method (not that the call failed)."""
+    if not isinstance(error, dict):
+        return False
+    message = str(error.get("message", "")).lower()
+    return error.get("code") in _MISSING_CODES or (
+        "method" in message and any(w in message for w in _MISSING_WORDS)
+    )
+
+
+def revert_data(error: object) -> str | None:
+    """The revert data of a JSON-RPC error: anvil and geth put the hex string in `data`,
+    Hardhat nests it as `data.data`."""
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, dict):
+        data = data.get("data")
+    return data if isinstance(data, str) and data.startswith("0x") else None

@@ -1,7 +1,9 @@
-"""Deploy the local market: tokens, feeds, the real Uniswap v3, Multicall3 and a lending pool.
+"""Deploy the local market: tokens, feeds, the real Uniswap v3, Multicall3 and Aave v3.
 
 Prices come from the last row of ../shared/data/prices_hourly_2019_2023.csv when it exists,
-otherwise from DEFAULT_PRICES_E8 (the same row, frozen here), or from the caller.
+otherwise from DEFAULT_PRICES_E8 (the same row, frozen here), or from the caller. `Parts` puts
+each piece on chain wherever the node deploys it; keeper.localnet.mainnet's parts put them at
+their canonical mainnet addresses instead (the mainnet replica).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 from web3 import Web3
 from web3.contract import Contract
 
-from keeper.chain import raw
 from keeper.errors import ToolchainError
-from keeper.localnet import chain
+from keeper.localnet import aave, chain
+from keeper.localnet.aave import AaveMarket
 from keeper.localnet.artifacts import load
+from keeper.localnet.node import DevNode
 from keeper.paths import project_root
 from keeper.units import ONE_E8, Q96
 
@@ -52,8 +55,7 @@ POOLS = (
 TICK_SPACING = {500: 10, 3000: 60, 10000: 200}
 MAX_TICK = 887272
 FULL_RANGE = -1
-# Lending reserves: (symbol, ltv_bps, liquidation_threshold_bps, annual_rate_bps), as on Aave v3.
-RESERVES = (("WETH", 8050, 8300, 250), ("WBTC", 7300, 7800, 150), ("USDC", 7700, 8000, 500))
+# USDC the deployer supplies to the Aave pool, so that vaults can borrow it
 LENDING_USDC_LIQUIDITY = 200_000_000
 DEPLOYER_ETH = 10**9 * 10**18
 
@@ -82,10 +84,11 @@ class LocalMarket:
     multicall3: str
     prices_e8: dict[str, int]
     vaults: dict[str, str] = field(default_factory=dict)
+    aave: AaveMarket | None = None
 
     def to_deployments(self) -> dict[str, Any]:
         """The deployments-file shape that networks.yaml references."""
-        return {
+        out: dict[str, Any] = {
             "chain_id": self.chain_id,
             "deployer": self.deployer,
             "contracts": {
@@ -104,6 +107,9 @@ class LocalMarket:
             "prices_e8": dict(self.prices_e8),
             "vaults": dict(self.vaults),
         }
+        if self.aave is not None:
+            out["aave"] = self.aave.to_json()
+        return out
 
     @classmethod
     def from_deployments(cls, data: dict[str, Any]) -> LocalMarket:
@@ -123,10 +129,51 @@ class LocalMarket:
             multicall3=c["multicall3"],
             prices_e8=data.get("prices_e8", {}),
             vaults=data.get("vaults", {}),
+            aave=AaveMarket.from_json(data["aave"]) if "aave" in data else None,
         )
 
     def with_vault(self, name: str, address: str) -> LocalMarket:
         return replace(self, vaults={**self.vaults, name: address})
+
+
+class Parts:
+    """Puts the market's pieces on chain wherever the node deploys them (the local market)."""
+
+    def __init__(self, w3: Web3, deployer: str) -> None:
+        self.w3 = w3
+        self.deployer = deployer
+        self.node = DevNode(w3)
+
+    def token(self, symbol: str, name: str, decimals: int) -> Token:
+        if symbol == "WETH":
+            return Token(symbol, chain.deploy(self.w3, self.deployer, "WETH9").address, decimals)
+        erc20 = chain.deploy(self.w3, self.deployer, "MockERC20", name, symbol, decimals)
+        return Token(symbol, erc20.address, decimals)
+
+    def feed(self, symbol: str, answer_e8: int) -> str:
+        d = self.deployer
+        feed = chain.deploy(self.w3, d, "MockAggregator", 8, f"{symbol} / USD", answer_e8)
+        return str(feed.address)
+
+    def uniswap(self, weth: str) -> tuple[Contract, Contract, Contract, Contract]:
+        """(factory, SwapRouter, QuoterV2, NonfungiblePositionManager)."""
+        w3, d = self.w3, self.deployer
+        factory = chain.deploy(w3, d, "UniswapV3Factory")
+        router = chain.deploy(w3, d, "SwapRouter", factory.address, weth)
+        quoter = chain.deploy(w3, d, "QuoterV2", factory.address, weth)
+        npm = chain.deploy(w3, d, "NonfungiblePositionManager", factory.address, weth, d)
+        return factory, router, quoter, npm
+
+    def aave_layout(self) -> aave.Layout:
+        return aave.Layout()
+
+    def multicall3(self) -> str:
+        """Multicall3's runtime code at its canonical address (it has no constructor state)."""
+        self.node.set_code(MULTICALL3_ADDRESS, load("Multicall3").runtime_bytecode)
+        address = Web3.to_checksum_address(MULTICALL3_ADDRESS)
+        if len(self.w3.eth.get_code(address)) == 0:
+            raise ToolchainError(f"{self.node.version} did not place Multicall3's code")
+        return address
 
 
 def shared_prices_e8(data_dir: Path | None = None) -> dict[str, int]:
@@ -141,20 +188,16 @@ def shared_prices_e8(data_dir: Path | None = None) -> dict[str, int]:
     return {**prices, "USDC": ONE_E8}
 
 
-def deploy_market(w3: Web3, deployer: str, prices_e8: dict[str, int] | None = None) -> LocalMarket:
-    """Deploy the whole local market from `deployer` (an unlocked anvil account)."""
+def deploy_market(
+    w3: Web3, deployer: str, prices_e8: dict[str, int] | None = None, parts: Parts | None = None
+) -> LocalMarket:
+    """Deploy the whole local market from `deployer` (an unlocked account of the dev node)."""
     prices = prices_e8 or shared_prices_e8()
-    raw.request(w3, "anvil_setBalance", [deployer, hex(DEPLOYER_ETH)])
-    tokens = _deploy_tokens(w3, deployer)
-    feeds: dict[str, str] = {
-        s: chain.deploy(w3, deployer, "MockAggregator", 8, f"{s} / USD", prices[s]).address
-        for s in tokens
-    }
-    weth = tokens["WETH"].address
-    factory = chain.deploy(w3, deployer, "UniswapV3Factory")
-    router = chain.deploy(w3, deployer, "SwapRouter", factory.address, weth)
-    quoter = chain.deploy(w3, deployer, "QuoterV2", factory.address, weth)
-    npm = chain.deploy(w3, deployer, "NonfungiblePositionManager", factory.address, weth, deployer)
+    p = parts or Parts(w3, deployer)
+    p.node.set_balance(deployer, DEPLOYER_ETH)
+    tokens = {s: p.token(s, name, decimals) for s, name, decimals in TOKENS}
+    feeds = {s: p.feed(s, prices[s]) for s in tokens}
+    factory, router, quoter, npm = p.uniswap(tokens["WETH"].address)
     _fund_deployer(w3, deployer, tokens)
     pools = {
         f"{b}/{q}/{fee}": _create_pool(
@@ -162,8 +205,7 @@ def deploy_market(w3: Web3, deployer: str, prices_e8: dict[str, int] | None = No
         )
         for b, q, fee, usd in POOLS
     }
-    lending = _deploy_lending(w3, deployer, tokens, feeds)
-    multicall = _place_multicall(w3)
+    lending = _deploy_lending(w3, deployer, tokens, feeds, p.aave_layout())
     return LocalMarket(
         chain_id=w3.eth.chain_id,
         deployer=deployer,
@@ -174,21 +216,11 @@ def deploy_market(w3: Web3, deployer: str, prices_e8: dict[str, int] | None = No
         quoter=quoter.address,
         position_manager=npm.address,
         pools=pools,
-        lending_pool=lending,
-        multicall3=multicall,
+        lending_pool=lending.pool,
+        multicall3=p.multicall3(),
         prices_e8=dict(prices),
+        aave=lending,
     )
-
-
-def _deploy_tokens(w3: Web3, deployer: str) -> dict[str, Token]:
-    out = {}
-    for symbol, name, decimals in TOKENS:
-        if symbol == "WETH":
-            address = chain.deploy(w3, deployer, "WETH9").address
-        else:
-            address = chain.deploy(w3, deployer, "MockERC20", name, symbol, decimals).address
-        out[symbol] = Token(symbol, address, decimals)
-    return out
 
 
 def _fund_deployer(w3: Web3, deployer: str, tokens: dict[str, Token]) -> None:
@@ -285,26 +317,20 @@ def _mint(
 
 
 def _deploy_lending(
-    w3: Web3, deployer: str, tokens: dict[str, Token], feeds: dict[str, str]
-) -> str:
-    pool = chain.deploy(w3, deployer, "MockLendingPool")
-    for symbol, ltv, liq, rate in RESERVES:
-        chain.transact(
-            pool.functions.listReserve(tokens[symbol].address, feeds[symbol], ltv, liq, rate),
-            deployer,
-        )
-    usdc = chain.at(w3, "MockERC20", tokens["USDC"].address)
-    chain.transact(usdc.functions.transfer(pool.address, LENDING_USDC_LIQUIDITY * 10**6), deployer)
-    return str(pool.address)
-
-
-def _place_multicall(w3: Web3) -> str:
-    """Put Multicall3's runtime code at its canonical mainnet address."""
-    code = load("Multicall3").runtime_bytecode
-    raw.request(w3, "anvil_setCode", [MULTICALL3_ADDRESS, code])
-    if len(w3.eth.get_code(Web3.to_checksum_address(MULTICALL3_ADDRESS))) == 0:
-        raise ToolchainError("anvil_setCode did not place Multicall3")
-    return Web3.to_checksum_address(MULTICALL3_ADDRESS)
+    w3: Web3,
+    deployer: str,
+    tokens: dict[str, Token],
+    feeds: dict[str, str],
+    layout: aave.Layout,
+) -> AaveMarket:
+    """Aave v3 with the four reserves, and USDC liquidity for vaults to borrow."""
+    listed = {s: (t.address, t.decimals) for s, t in tokens.items()}
+    market = aave.deploy_aave(w3, deployer, listed, feeds, layout)
+    usdc = tokens["USDC"]
+    aave.supply_liquidity(
+        w3, market, deployer, usdc.address, LENDING_USDC_LIQUIDITY * 10**usdc.decimals
+    )
+    return market
 
 
 def write_deployments(market: LocalMarket, path: Path) -> None:

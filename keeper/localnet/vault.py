@@ -148,3 +148,51 @@ def _give(w3: Web3, market: LocalMarket, symbol: str, to: str, raw: int) -> None
         chain.transact(
             chain.at(w3, "MockERC20", token.address).functions.mint(to, raw), market.deployer
         )
+
+
+def buy_with_eth(w3: Web3, market: LocalMarket, who: str, usd: dict[str, int]) -> dict[str, int]:
+    """Give `who` about `usd[symbol]` dollars of each token the way a user gets them on a
+    mainnet fork, where tokens cannot be minted: ETH (the node's balance cheat), wrapped to
+    WETH, swapped through the market's SwapRouter in the cheapest WETH pool. Returns the raw
+    amounts received."""
+    from keeper.localnet.node import DevNode
+
+    weth = market.tokens["WETH"]
+    price = market.prices_e8["WETH"]
+    wei = {s: v * 10**8 * 10**18 // price for s, v in usd.items()}
+    DevNode(w3).set_balance(who, sum(wei.values()) + 10**21)  # and 1,000 ETH for gas
+    chain.transact(chain.at(w3, "WETH9", weth.address).functions.deposit(), who, sum(wei.values()))
+    chain.transact(
+        chain.at(w3, "WETH9", weth.address).functions.approve(market.router, sum(wei.values())), who
+    )
+    router = chain.at(w3, "SwapRouter", market.router)
+    got = {"WETH": wei.pop("WETH", 0)}
+    for symbol, amount in wei.items():
+        token = chain.at(w3, "MockERC20", market.tokens[symbol].address)
+        before = int(token.functions.balanceOf(who).call())
+        fee = min(int(k.split("/")[2]) for k in market.pools if set(k.split("/")[:2]) == {
+            "WETH", symbol})
+        params = (weth.address, token.address, fee, who, 2**63, amount, 0, 0)
+        chain.transact(router.functions.exactInputSingle(params), who)
+        got[symbol] = int(token.functions.balanceOf(who).call()) - before
+    return got
+
+
+def fund_by_swaps(
+    w3: Web3, market: LocalMarket, vault: Contract, funder: str, nav_usd: int, deposit_usd: int
+) -> None:
+    """Fill the vault near its target weights with tokens bought for ETH (see buy_with_eth):
+    `deposit_usd` of USDC deposited by `funder`, the rest of `nav_usd` transferred in (a
+    donation at market prices, as seed_basket does with minted tokens on the local market)."""
+    targets = {a[0]: a[2] for a in vault.functions.assetConfigs().call()}
+    usd = {s: nav_usd * targets[t.address] // 10_000 for s, t in market.tokens.items()}
+    usd["USDC"] += deposit_usd
+    got = buy_with_eth(w3, market, funder, usd)
+    usdc = chain.at(w3, "MockERC20", market.tokens["USDC"].address)
+    deposit_raw = deposit_usd * 10 ** market.tokens["USDC"].decimals
+    chain.transact(usdc.functions.approve(vault.address, deposit_raw), funder)
+    chain.transact(vault.functions.deposit(deposit_raw, funder), funder)
+    got["USDC"] -= deposit_raw
+    for symbol, raw in got.items():
+        erc20 = chain.at(w3, "MockERC20", market.tokens[symbol].address)
+        chain.transact(erc20.functions.transfer(vault.address, raw), funder)

@@ -1,6 +1,6 @@
 """Send-error taxonomy: a node's `eth_sendRawTransaction` error -> a class with one reaction
 (checklist K7, B10-B17). Matching is on lower-cased message fragments used by geth, erigon,
-nethermind, reth and anvil.
+nethermind, reth, anvil and Hardhat Network.
 """
 
 from __future__ import annotations
@@ -60,10 +60,14 @@ _PATTERNS: tuple[tuple[SendFailure, tuple[str, ...]], ...] = (
             "max fee per gas less than",
             "feetoolow",
             "gas price too low",
+            "too low for the next block",  # Hardhat: maxFeePerGas under the next base fee
         ),
     ),
-    (SendFailure.INSUFFICIENT_FUNDS, ("insufficient funds", "insufficient balance")),
-    (SendFailure.INTRINSIC_GAS, ("intrinsic gas too low", "intrinsic gas")),
+    (
+        SendFailure.INSUFFICIENT_FUNDS,
+        ("insufficient funds", "insufficient balance", "doesn't have enough funds"),
+    ),
+    (SendFailure.INTRINSIC_GAS, ("intrinsic gas too low", "intrinsic gas", "requires at least")),
     (
         SendFailure.GAS_LIMIT,
         ("exceeds block gas limit", "gas limit reached", "gas_limit > env.block.gas_limit"),

@@ -387,8 +387,12 @@ class Sender:
             return kind
         if kind in (SendFailure.UNDERPRICED, SendFailure.REPLACEMENT_UNDERPRICED):
             return kind
-        if kind == SendFailure.NONCE_TOO_LOW and self._find_receipt(flight) is not None:
-            return kind  # one of our earlier attempts landed: tracking records it
+        mined_anyway = (SendFailure.NONCE_TOO_LOW, SendFailure.UNKNOWN)
+        if kind in mined_anyway and self._find_receipt(flight) is not None:
+            # one of our attempts is mined (an earlier one; or this one, which Hardhat's
+            # automine mines and then answers with an error when it reverts): tracking records it
+            flight.accepted = True
+            return kind
         self._fail(flight, kind, err)
 
     def _fail(self, flight: Flight, kind: SendFailure, err: Exception) -> NoReturn:
@@ -514,18 +518,29 @@ class Sender:
         return True
 
     def _revert_reason(self, tx_hash: str) -> str:
-        """K7: name the revert (the vault's custom error) from the node's call tracer; nodes
-        without debug_traceTransaction give 'receipt status 0'."""
-        from keeper.chain.errors import name_revert
+        """Name the revert (the vault's custom error) by replaying the transaction with
+        eth_call at its block, which every node has (the callTracer is not: Hardhat and many
+        providers refuse it). The block's end state holds whatever made it revert earlier in
+        the block (another keeper, a price move); without revert data, the node's message."""
+        from keeper.chain.errors import name_revert, revert_data
 
         try:
+            tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            call = {
+                "from": tx["from"],
+                "to": tx["to"],
+                "data": hex0x(tx["input"]),
+                "value": hex(tx["value"]),
+                "gas": hex(tx["gas"]),
+            }
             resp = self.w3.provider.make_request(
-                RPCEndpoint("debug_traceTransaction"), [tx_hash, {"tracer": "callTracer"}])
-        except (*_NETWORK_ERRORS, *_RPC_ERRORS):
+                RPCEndpoint("eth_call"), [call, hex(tx["blockNumber"])])
+        except (*_NETWORK_ERRORS, *_RPC_ERRORS, TransactionNotFound):
             return "receipt status 0"
-        trace = resp.get("result") or {}
-        output = trace.get("output") if isinstance(trace, dict) else None
-        return name_revert(output) or "receipt status 0"
+        error = resp.get("error")
+        if error is None:
+            return "receipt status 0; the call no longer reverts at its block"
+        return name_revert(revert_data(error)) or str(error.get("message", "receipt status 0"))
 
     def _on_reorg(self, flight: Flight, why: str) -> None:
         """C19: a reorg removed our receipt: back to pending and rebroadcast the landed bytes."""

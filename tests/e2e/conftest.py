@@ -11,6 +11,7 @@ from eth_account import Account
 from web3 import Web3
 
 from keeper.localnet.deploy import LocalMarket, write_deployments
+from keeper.localnet.node import DevNode
 from keeper.localnet.vault import VaultSetup, deploy_vault, deposit_usdc, seed_basket
 
 PASSPHRASE = "correct horse battery staple 42"
@@ -81,25 +82,39 @@ def make_keystore(tmp: Path) -> str:
     return str(acct.address)
 
 
-@pytest.fixture
-def keeper_env(w3: Web3, market: LocalMarket, anvil_url: str, tmp_path: Path) -> KeeperEnv:
-    """A vault balanced at its targets ($1M), a funded keeper with an encrypted keystore."""
+def setup_keeper_env(
+    w3: Web3,
+    market: LocalMarket,
+    rpc_url: str,
+    tmp: Path,
+    setup: VaultSetup | None = None,
+    policy: str = "threshold",
+) -> KeeperEnv:
+    """A vault balanced at its targets ($1M) on `market`, a funded keeper with an encrypted
+    keystore, and a networks.yaml for the node at `rpc_url` (anvil or Hardhat)."""
     acc = w3.eth.accounts
-    keeper = make_keystore(tmp_path)
-    w3.provider.make_request("anvil_setBalance", [keeper, hex(10**19)])  # type: ignore[arg-type]
+    keeper = make_keystore(tmp)
+    DevNode(w3).set_balance(keeper, 10**19)
     vault = deploy_vault(
-        w3, market, admin=acc[0], keeper=keeper, guardian=acc[2], setup=VaultSetup(cooldown_s=600)
+        w3, market, admin=acc[0], keeper=keeper, guardian=acc[2],
+        setup=setup or VaultSetup(cooldown_s=600),
     )
     deposit_usdc(w3, market, vault, acc[3], 1_000)
     seed_basket(w3, market, vault, 1_000_000)
-    write_deployments(market.with_vault("main", vault.address), tmp_path / "deployments.json")
-    cfg = write_config(tmp_path, anvil_url)
+    write_deployments(market.with_vault("main", vault.address), tmp / "deployments.json")
+    cfg = write_config(tmp, rpc_url, policy=policy)
     return KeeperEnv(
         w3=w3,
         market=market,
         vault=vault.address,
         keeper=keeper,
         config=cfg,
-        ledger=tmp_path / "keeper.sqlite",
-        tmp=tmp_path,
+        ledger=tmp / "keeper.sqlite",
+        tmp=tmp,
     )
+
+
+@pytest.fixture
+def keeper_env(w3: Web3, market: LocalMarket, anvil_url: str, tmp_path: Path) -> KeeperEnv:
+    """A vault balanced at its targets ($1M), a funded keeper with an encrypted keystore."""
+    return setup_keeper_env(w3, market, anvil_url, tmp_path)

@@ -351,7 +351,7 @@ def test_explicit_contracts_override_deployments(folder: Path) -> None:
     assert cfg.contracts.feeds["WETH"] == A["f"] and cfg.contracts.feeds["USDC"] == A["9"]
 
 
-def test_repo_networks_yaml_loads_and_its_mainnet_example_is_valid(
+def test_repo_networks_yaml_loads_with_its_local_and_mainnet_fork_networks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = (ROOT / "networks.yaml").read_text()
@@ -362,19 +362,23 @@ def test_repo_networks_yaml_loads_and_its_mainnet_example_is_valid(
     cfg = load_config(tmp_path / "networks.yaml")
     assert cfg.network.chain_id == 31337 and cfg.network.block_time_s == 1
     assert cfg.vaults[0].address == A["d"]
-    # uncomment the mainnet-fork example and load it
-    fork = re.sub(r"(?m)^  # (?=mainnet-fork:|  )", "  ", text)
-    (tmp_path / "fork.yaml").write_text(fork)
+    # the mainnet-fork network, as committed (tests/e2e/test_mainnet_replica.py runs it)
     (tmp_path / "deployments" / "mainnet-fork.json").write_text(
         json.dumps({"chain_id": 1, "vaults": {"main": A["f"]}})
     )
-    monkeypatch.setenv("RPC", "https://eth.example/v2/KEY")
-    cfg = load_config(tmp_path / "fork.yaml", "mainnet-fork")
-    assert cfg.network.chain_id == 1 and cfg.network.fork_source == "https://eth.example/v2/KEY"
+    monkeypatch.delenv("MAINNET_FORK_RPC", raising=False)
+    cfg = load_config(tmp_path / "networks.yaml", "mainnet-fork")
+    assert cfg.network.chain_id == 1 and cfg.network.rpc_urls == ["http://127.0.0.1:8546"]
+    # simulations fork the fork (the vault lives there), and nothing goes to a real relay
+    assert cfg.network.fork_source is None and cfg.network.private_rpc_url is None
     assert cfg.contracts.multicall3 == "0xcA11bde05977b3631167028862bE2a173976CA11"
     assert cfg.contracts.routers == ("0xE592427A0AEce92De3Edee1F18E0157C05861564",)
     assert cfg.contracts.feeds["WBTC"] == "0xF4030086522a5bEEa4988F8cA5B36dbC97BeE88c"
     assert cfg.network_names == ("local", "mainnet-fork")
+    monkeypatch.setenv("MAINNET_FORK_RPC", "http://127.0.0.1:9999")
+    assert load_config(tmp_path / "networks.yaml", "mainnet-fork").network.rpc_urls == [
+        "http://127.0.0.1:9999"
+    ]
 
 
 def test_other_networks_may_use_unset_variables(

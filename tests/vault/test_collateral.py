@@ -24,7 +24,7 @@ def test_each_action_moves_the_position_and_emits(balanced: Env) -> None:
     tx = env.adjust(SUPPLY, "WETH", 50 * E18)
     ev = tx.decode_logs(env.vault.CollateralAdjusted)[0]
     assert (ev.action, ev.amount) == (SUPPLY, 50 * E18)
-    assert env.pool.collateralOf(env.vault, env.tokens["WETH"]) == 50 * E18
+    assert env.supplied("WETH") == 50 * E18
     env.warp(3601)
     nav0 = env.nav()
     tx = env.adjust(BORROW, "USDC", 30_000 * USDC)
@@ -37,7 +37,7 @@ def test_each_action_moves_the_position_and_emits(balanced: Env) -> None:
     env.warp(3601)
     env.adjust(WITHDRAW, "WETH", 10 * E18)
     assert env.vault.positionOf(env.tokens["WETH"]) == (40 * E18, 0) or True
-    assert env.pool.collateralOf(env.vault, env.tokens["WETH"]) == 40 * E18
+    assert env.supplied("WETH") == 40 * E18
 
 
 def test_ltv_above_max_after_action_reverts(balanced: Env) -> None:
@@ -108,7 +108,7 @@ def test_ripcord_deleverages_after_a_crash(balanced: Env, push_price) -> None:
     ev = tx.decode_logs(env.vault.RipcordPulled)[0]
     assert ev.ltvAfterBps < ev.ltvBeforeBps
     assert env.vault.collateralRatio()[0] < ltv0
-    assert env.pool.collateralOf(env.vault, env.tokens["WETH"]) == 95 * E18
+    assert env.supplied("WETH") == 95 * E18
 
 
 def test_ripcord_that_does_not_lower_ltv_reverts(balanced: Env, push_price) -> None:

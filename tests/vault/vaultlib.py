@@ -1,4 +1,4 @@
-"""Vault test helpers on the lead's local market (real Uniswap v3, MockLendingPool, feeds).
+"""Vault test helpers on the lead's local market (real Uniswap v3, Aave v3, feeds).
 
 deploy() builds a fresh RebalancingVault (ape's isolation reverts it after each test), configures a
 four-asset basket, whitelists the real SwapRouter and seeds 1,000,000 USDC from alice. balanced()
@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ape
-from ape import accounts, chain, project
+from ape import Contract, accounts, chain, project
+
+from keeper.localnet.artifacts import load
 
 E18 = 10**18
 E8 = 10**8
@@ -122,6 +124,11 @@ class Env:
                                            self.deadline(), self.epoch(),
                                            sender=sender or self.keeper)
 
+    def supplied(self, symbol: str) -> int:
+        """The vault's collateral in the pool: its aToken balance (raw, interest included)."""
+        a_token = Contract(self.market.aave.a_tokens[symbol], abi=load("AToken").abi)
+        return int(a_token.balanceOf(self.vault))
+
     def nav(self) -> int:
         return int(self.vault.navE18())
 
@@ -156,7 +163,7 @@ def deploy(market: Any, with_pool: bool = True, seed: bool = True) -> Env:
     deployer, admin, keeper, guardian, alice, bob, attacker = (acc[i] for i in range(7))
     tokens = {s: project.MockERC20.at(t.address) for s, t in market.tokens.items()}
     feeds = {s: project.MockAggregator.at(a) for s, a in market.feeds.items()}
-    pool = project.MockLendingPool.at(market.lending_pool)
+    pool = Contract(market.lending_pool, abi=load("Pool").abi)  # Aave v3's Pool (npm artifact)
     lending = market.lending_pool if with_pool else "0x" + "00" * 20
     vault = project.RebalancingVault.deploy(admin, tokens["USDC"].address, lending,
                                             "Rebalancing Vault", "rvUSD", sender=admin)
