@@ -21,7 +21,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from keeper.chain.contracts import decode_output, encode_call
-from keeper.chain.errors import name_revert
+from keeper.chain.errors import name_revert, revert_data
 from keeper.errors import SimulationError
 from keeper.models import RebalancePlan, VaultState
 from keeper.simulate.verdict import Outcome, SimLimits
@@ -106,8 +106,7 @@ def revert_reason(call: dict[str, Any], gas_limit: int | None = None) -> str:
     """The vault's error by name when its data is known, out of gas when the call used all of
     its gas limit without revert data, else the node's message."""
     error = call.get("error") or {}
-    data = error.get("data") if isinstance(error, dict) else None
-    data = data if isinstance(data, str) else call.get("returnData")
+    data = revert_data(error) or call.get("returnData")
     if isinstance(data, str) and len(data) >= 10:
         return name_revert(data) or f"unknown error {data[:10]} ({(len(data) - 10) // 64} words)"
     if gas_limit is not None and int(call.get("gasUsed", "0x0"), 16) >= gas_limit:

@@ -1,10 +1,11 @@
 """Which node runs a tick's simulations, and how.
 
-Every plan of a tick runs at once, on the snapshot block: one JSON-RPC batch of
-`eth_simulateV1` requests to the network's node (through the keeper's failover provider, so a
-failing endpoint is left for the next), or, where the node lacks the method, the same requests
-on a local fork of it (`keeper.simulate.fork`). Whether a node has the method is learnt from its
-first answer and remembered per endpoint: the first request is the probe.
+Every plan of a tick runs at once, on the snapshot block: `eth_simulateV1` requests to the
+network's node in one round trip (through the keeper's failover provider, so a failing endpoint
+is left for the next), or, where the node lacks the method, the same requests on a local fork of
+it (`keeper.simulate.fork`). Whether a node has the method is learnt from its first answer and
+remembered per endpoint: the first request is the probe (`keeper.chain.errors.method_missing`
+tells a missing method from a failed request).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from web3 import Web3
 from web3.types import RPCEndpoint
 
+from keeper.chain.errors import method_missing
 from keeper.chain.rpc import FailoverProvider, failover_of
 from keeper.errors import SimulationError
 from keeper.models import SimulationReport
@@ -28,11 +30,6 @@ if TYPE_CHECKING:  # the fork (an HTTP server, threads, anvil) loads only when a
 
 log = logging.getLogger("keeper.simulate")
 SIM_CHUNK = 16  # plans per request: a request stays well inside a provider's timeout
-# how a node without a method answers it: -32601 (geth, Hardhat, anvil), or a message about the
-# method (providers); "header not found" and the like are failed requests, not missing methods
-MISSING_CODES = (-32601,)
-MISSING_WORDS = ("not found", "not supported", "unsupported", "does not exist", "not available",
-                 "not implemented", "not allowed", "not whitelisted", "unknown")
 
 class Simulator:
     """Runs plans on the snapshot block of the node `w3` reaches (or of `source_url`)."""
@@ -96,7 +93,7 @@ class Simulator:
                   if not isinstance(a, dict) or "result" not in a]
         if not errors:
             return [a["result"] for a in answers]
-        if _missing(errors[0]):
+        if method_missing(errors[0]):
             self.without_method.add(url)
             log.info("%s has no %s: simulating on a fork of it", redact(url), SIMULATE)
         else:
@@ -109,14 +106,3 @@ def _url(w3: Web3) -> str:
     if rpc is not None:
         return rpc.current_url()
     return str(getattr(w3.provider, "endpoint_uri", "") or "")
-
-
-def _missing(error: Any) -> bool:
-    """The node does not have the method (rather than failing this request)."""
-    if not isinstance(error, dict):
-        return False
-    message = str(error.get("message", "")).lower()
-    about_method = "method" in message or SIMULATE.lower() in message
-    return error.get("code") in MISSING_CODES or (
-        about_method and any(w in message for w in MISSING_WORDS)
-    )

@@ -15,14 +15,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from benchmarks.latency_proxy import LatencyProxy
 from keeper.app import Keeper, Mode
 from keeper.chain.contracts import decode_output, encode_call
-from keeper.chain.errors import name_revert
+from keeper.chain.errors import name_revert, revert_data
 from keeper.chain.rpc import RpcSettings
 from keeper.cli import app
 from keeper.localnet.market import move_market, set_feed
+from keeper.localnet.node import DevNode
 from keeper.models import SimulationReport
 from keeper.plan import rebalance_calldata
 from keeper.simulate import Outcome, SimBlock, SimJob, Simulator
@@ -108,28 +110,30 @@ def rpc(w3: Web3, method: str, *params: Any) -> Any:
 
 def mined(w3: Web3, job: SimJob, at: SimBlock) -> SimulationReport:
     """The reference: the plan's transaction sent by the impersonated keeper and mined in the
-    block after the snapshot, judged on its receipt and the vault read after it."""
+    block after the snapshot (anvil or Hardhat), judged on its receipt and the vault after it."""
     snapshot = rpc(w3, "evm_snapshot")
-    keeper = Web3.to_checksum_address(at.keeper)
+    node, keeper = DevNode(w3), Web3.to_checksum_address(at.keeper)
     try:
-        rpc(w3, "anvil_impersonateAccount", keeper)
-        rpc(w3, "anvil_setBalance", keeper, hex(10**20))
+        node.impersonate(keeper)
+        node.set_balance(keeper, 10**20)
         rpc(w3, "evm_setNextBlockTimestamp", at.next_ts)
         tx = {"from": keeper, "to": job.plan.vault, "data": job.plan.calldata,
               "gas": job.plan.gas_limit}
-        receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction(tx))  # type: ignore[arg-type]
+        try:
+            tx_hash = w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+        except (ContractLogicError, Web3RPCError):  # Hardhat mines a reverting one, then says so
+            tx_hash = w3.eth.get_block("latest")["transactions"][0]
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
         assert receipt["blockNumber"] == at.number + 1
-        return report(job.plan, job.state, _outcome(w3, job, receipt), job.limits)
+        return report(job.plan, job.state, _outcome(w3, job, receipt, tx), job.limits)
     finally:
         rpc(w3, "evm_revert", snapshot)
 
 
-def _outcome(w3: Web3, job: SimJob, receipt: Any) -> Outcome:
+def _outcome(w3: Web3, job: SimJob, receipt: Any, tx: dict[str, Any]) -> Outcome:
     gas = int(receipt["gasUsed"])
     if receipt["status"] != 1:
-        trace = rpc(w3, "debug_traceTransaction", receipt["transactionHash"].to_0x_hex(),
-                    {"tracer": "callTracer"})
-        return Outcome(gas_used=gas, revert=name_revert(trace.get("output")) or trace["error"])
+        return Outcome(gas_used=gas, revert=_mined_revert(w3, receipt, tx))
     raw = w3.eth.call({"to": job.plan.vault, "data": encode_call("RebalancingVault",
                                                                   "keeperView")})
     view = decode_output("RebalancingVault", "keeperView", raw)
@@ -139,6 +143,22 @@ def _outcome(w3: Web3, job: SimJob, receipt: Any) -> Outcome:
         post_weights_bps=tuple(int(a["weightBps"]) for a in view["assets"]),
         post_ltv_bps=int(view["ltvBps"]),
     )
+
+
+def _mined_revert(w3: Web3, receipt: Any, tx: dict[str, Any]) -> str:
+    """The vault's error by name: from anvil's call tracer, or (Hardhat has none) replayed with
+    eth_call at its block (it reverted: the block's end state is the one it ran on, but for the
+    keeper's gas); else the tracer's or node's words."""
+    trace = w3.provider.make_request(  # type: ignore[arg-type]
+        "debug_traceTransaction", [receipt["transactionHash"].to_0x_hex(), {"tracer": "callTracer"}]
+    ).get("result")
+    if isinstance(trace, dict):
+        return name_revert(trace.get("output")) or str(trace.get("error"))
+    call = {**tx, "data": "0x" + tx["data"].hex(), "gas": hex(tx["gas"])}
+    error = w3.provider.make_request(  # type: ignore[arg-type]
+        "eth_call", [call, hex(receipt["blockNumber"])]
+    ).get("error")
+    return name_revert(revert_data(error)) or str((error or {}).get("message"))
 
 
 def same_verdict(got: SimulationReport, want: SimulationReport) -> bool:

@@ -11,11 +11,11 @@ from web3 import Web3
 from web3.providers import JSONBaseProvider
 
 from keeper.chain.contracts import encode_call
+from keeper.chain.errors import method_missing
 from keeper.errors import RpcUnavailable, SimulationError
 from keeper.models import RebalancePlan, TradeCost
 from keeper.simulate import SimBlock, SimJob, SimLimits
 from keeper.simulate.calls import SWAPPED_TOPIC, amounts_out, outcome_of, simulate_params
-from keeper.simulate.simulator import _missing
 from keeper.simulate.statecache import StateCache
 from tests.unit.test_plan_floor import STATE
 
@@ -103,7 +103,7 @@ def test_an_answer_of_another_shape_is_a_simulation_error() -> None:
     ],
 )
 def test_a_node_without_the_method_is_told_from_a_failed_request(error: Any, missing: bool) -> None:
-    assert _missing(error) is missing
+    assert method_missing(error) is missing
 
 
 # ------------------------------------------------------------------ the fork's state cache
