@@ -6,6 +6,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 
 import {IAavePool} from "./interfaces/IAavePool.sol";
 import {ISwapRouter} from "./interfaces/ISwapRouter.sol";
@@ -23,6 +24,8 @@ import {WeightsLib} from "./libraries/WeightsLib.sol";
 contract RebalancingVault is VaultBase {
     using SafeERC20 for IERC20;
     using SafeCast for uint256;
+    using SafeCast for int256;
+    using TransientSlot for TransientSlot.Bytes32Slot;
 
     // ─────────────────────────── construction ───────────────────────────
 
@@ -39,9 +42,10 @@ contract RebalancingVault is VaultBase {
         if (admin == address(0) || address(usdc) == address(0)) revert ZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         // defaults inside the setters' bounds; trading stays off until the admin sets maxTradeE18
-        _vs().limits = Limits(0, 0, 1 hours, 100, 100, 1 days, type(uint256).max);
+        _vs().config = Config(address(0), 0, 0, 100, 100, uint24(1 hours), uint24(1 days));
+        _vs().depositCapRaw = type(uint256).max;
         _vs().collateral = CollateralParams(address(usdc), 0, 0, 0, 9_000, 1.1e18);
-        emit LimitsSet(_vs().limits);
+        emit LimitsSet(Limits(0, 0, 1 hours, 100, 100, 1 days, type(uint256).max));
         emit CollateralParamsSet(_vs().collateral);
     }
 
@@ -97,11 +101,42 @@ contract RebalancingVault is VaultBase {
         _unpause();
     }
 
+    /// @dev Pausable's _pause on the packed flag (see paused()).
+    function _pause() internal override whenNotPaused {
+        _vs().config.flags |= FLAG_PAUSED;
+        emit Paused(_msgSender());
+    }
+
+    /// @dev Pausable's _unpause on the packed flag (see paused()).
+    function _unpause() internal override whenPaused {
+        _vs().config.flags &= ~FLAG_PAUSED;
+        emit Unpaused(_msgSender());
+    }
+
     // ─────────────────────────── keeper ───────────────────────────
+
+    /// @dev The basket, its checked prices and net values at one moment.
+    struct Book {
+        Asset[] a;
+        uint256[] p;
+        int256[] net;
+        int256 nav;
+        uint16[] targets;
+        uint256[] held; // wallet balances, kept exact through the legs (see _swap)
+    }
+
+    /// @dev What every leg of one call shares.
+    struct Run {
+        uint256 capE18; // notional cap of the whole call
+        uint256 deadline;
+        uint256 epoch;
+        address debtAsset; // ripcord: every leg must end in it, and may withdraw its input
+        uint16 maxSlippageBps;
+    }
 
     /// @notice Swap through whitelisted routers toward the target weights. Reverts unless a weight is
     ///         outside its inner band, every feed is good, the plan is under the notional cap, each
-    ///         leg clears the oracle floor, the period loss stays under the cap and the weights end
+    ///         leg clears the oracle floor, the rolling loss stays under the cap and the weights end
     ///         strictly closer to target.
     /// @param swaps The legs, executed in order.
     /// @param deadline Last valid block timestamp.
@@ -112,31 +147,35 @@ contract RebalancingVault is VaultBase {
         whenNotPaused
         onlyRole(KEEPER_ROLE)
     {
-        _checkTicket(deadline, epoch_);
-        _checkCooldown(_vs().lastRebalanceTs);
+        Config memory cfg = _vs().config;
+        KeeperState memory st = _vs().state;
+        _checkTicket(st, deadline, epoch_);
+        _checkCooldown(st.lastRebalanceTs, cfg.cooldown);
         if (swaps.length == 0) revert EmptyPlan();
-        Asset[] memory a = _vs().assets;
-        uint256[] memory p = _prices(a);
-        (int256[] memory net, int256 navBefore) = _netValues(a, p);
-        uint256 distBefore = _checkNeeded(a, net, navBefore);
-        _vs().lastRebalanceTs = block.timestamp;
-        uint256 ep = ++_vs().epoch;
-        if (_vs().twap.window != 0) _checkTwap();
-        _executeLegs(swaps, a, p, _vs().limits.maxTradeE18, address(0), deadline, ep);
-        int256 navAfter;
-        (net, navAfter) = _netValues(a, p);
-        _checkLossCap(navBefore, navAfter);
-        uint256 distAfter = _checkCloser(a, net, navAfter, distBefore, navBefore);
-        _checkHealth(0);
-        emit Rebalanced(
-            ep,
-            swaps.length,
-            uint256(navBefore),
-            uint256(navAfter),
-            distBefore / uint256(navBefore),
-            distAfter,
-            _vs().periodLossE18
-        );
+        Book memory before = _book(cfg);
+        uint256 distBefore = _checkNeeded(before);
+        st.lastRebalanceTs = block.timestamp.toUint40();
+        ++st.epoch;
+        _vs().state = st;
+        if (cfg.flags & FLAG_TWAP != 0) _checkTwap(before.a, before.p);
+        _executeLegs(swaps, before, Run(_vs().caps.maxTradeE18, deadline, st.epoch, address(0), cfg.maxSlippageBps));
+        _finishRebalance(st, cfg, before, distBefore, swaps.length);
+    }
+
+    /// @dev After the legs: NAV and weights once more, the loss cap, strictly closer, health, event.
+    function _finishRebalance(
+        KeeperState memory st,
+        Config memory cfg,
+        Book memory before,
+        uint256 distBefore,
+        uint256 legs
+    ) internal {
+        (int256[] memory net, int256 navAfter) = _netFromHeld(before.a, before.p, cfg.positionMask, before.held);
+        uint256 lossUsed = _checkLossCap(st, cfg, before.nav, navAfter);
+        uint256 distAfter = _checkCloser(before, net, navAfter, distBefore);
+        if (cfg.positionMask != 0) _checkHealth(0);
+        uint256 navBefore = uint256(before.nav); // positive: _checkNeeded passed
+        emit Rebalanced(st.epoch, legs, navBefore, uint256(navAfter), distBefore / navBefore, distAfter, lossUsed);
     }
 
     /// @notice Supply, withdraw, borrow or repay on the lending pool. Every feed must be good, the
@@ -155,22 +194,24 @@ contract RebalancingVault is VaultBase {
         uint256 deadline,
         uint256 epoch_
     ) external nonReentrant whenNotPaused onlyRole(KEEPER_ROLE) {
-        _checkTicket(deadline, epoch_);
-        _checkCooldown(_vs().lastCollateralTs);
+        Config memory cfg = _vs().config;
+        KeeperState memory st = _vs().state;
+        _checkTicket(st, deadline, epoch_);
+        _checkCooldown(st.lastCollateralTs, cfg.cooldown);
         if (address(lendingPool) == address(0)) revert LendingDisabled();
         if (amount == 0) revert ZeroAmount();
-        uint256 notional = _notionalChecked(asset, amount);
-        if (notional > _vs().limits.maxTradeE18) revert TradeTooLarge(notional, _vs().limits.maxTradeE18);
-        _vs().lastCollateralTs = block.timestamp;
-        uint256 ep = ++_vs().epoch;
-        (uint256 done, uint256 ltv, uint256 hf) = _collateralStep(action, asset, amount);
+        uint256 i = _checkNotional(cfg, asset, amount);
+        st.lastCollateralTs = block.timestamp.toUint40();
+        uint256 ep = ++st.epoch;
+        _vs().state = st;
+        (uint256 done, uint256 ltv, uint256 hf) = _collateralStep(action, asset, amount, i);
         emit CollateralAdjusted(ep, action, asset, done, ltv, hf);
     }
 
     /// @notice Emergency deleverage, open only while the LTV is at or above ripcordLtvBps. No cooldown,
     ///         a tighter notional cap. Each leg must end in the debt asset; a leg's input missing from
     ///         the wallet is withdrawn from collateral first. Then `repayAmount` of the debt asset is
-    ///         repaid (clamped). The LTV must fall and the period loss cap still applies.
+    ///         repaid (clamped). The LTV must fall and the rolling loss cap still applies.
     /// @param swaps Legs into the debt asset (may be empty to repay from the wallet).
     /// @param repayAmount Debt asset to repay, raw.
     /// @param deadline Last valid block timestamp.
@@ -181,105 +222,173 @@ contract RebalancingVault is VaultBase {
         whenNotPaused
         onlyRole(KEEPER_ROLE)
     {
-        _checkTicket(deadline, epoch_);
+        KeeperState memory st = _vs().state;
+        _checkTicket(st, deadline, epoch_);
         if (address(lendingPool) == address(0)) revert LendingDisabled();
         (uint256 ltvBefore,,) = _ltvNow();
-        if (ltvBefore < _vs().collateral.ripcordLtvBps) revert RipcordNotArmed(ltvBefore, _vs().collateral.ripcordLtvBps);
-        Asset[] memory a = _vs().assets;
-        uint256[] memory p = _prices(a);
-        (, int256 navBefore) = _netValues(a, p);
-        uint256 ep = ++_vs().epoch;
-        address debtAsset = _vs().collateral.debtAsset;
-        _executeLegs(swaps, a, p, _vs().limits.ripcordMaxTradeE18, debtAsset, deadline, ep);
-        uint256 repaid = repayAmount == 0 ? 0 : _repay(debtAsset, repayAmount);
-        (, int256 navAfter) = _netValues(a, p);
-        _checkLossCap(navBefore, navAfter);
+        CollateralParams memory col = _vs().collateral;
+        if (ltvBefore < col.ripcordLtvBps) revert RipcordNotArmed(ltvBefore, col.ripcordLtvBps);
+        Config memory cfg = _vs().config;
+        Book memory before = _book(cfg);
+        ++st.epoch;
+        _vs().state = st;
+        _executeLegs(
+            swaps, before, Run(_vs().caps.ripcordMaxTradeE18, deadline, st.epoch, col.debtAsset, cfg.maxSlippageBps)
+        );
+        uint256 repaid;
+        if (repayAmount != 0) {
+            uint256 d = _indexOf(before.a, col.debtAsset);
+            repaid = _repay(col.debtAsset, repayAmount, d);
+            before.held[d] = IERC20(col.debtAsset).balanceOf(address(this));
+        }
+        // the mask read before is a superset of the positions now (a ripcord opens none)
+        (, int256 navAfter) = _netFromHeld(before.a, before.p, cfg.positionMask, before.held);
+        _checkLossCap(st, cfg, before.nav, navAfter);
         (uint256 ltvAfter,,) = _ltvNow();
         if (ltvAfter >= ltvBefore) revert LtvNotReduced(ltvBefore, ltvAfter);
-        emit RipcordPulled(ep, ltvBefore, ltvAfter, repaid);
+        emit RipcordPulled(st.epoch, ltvBefore, ltvAfter, repaid);
     }
 
     // ─────────────────────────── ERC-4626 ───────────────────────────
+    // Views never revert: with a feed stale, out of bounds or unreadable they price from the clamped
+    // answers (totalAssets, convertTo*) and every max* is 0, since the actions would revert. Actions
+    // and previews price from checked feeds only. Arithmetic saturates at 2^256 - 1 in the views and
+    // reverts in the actions. docs/vault.md has the whole table.
 
-    /// @notice NAV in the deposit asset's units, from fresh in-bounds feeds only (reverts otherwise),
-    ///         so deposits and withdrawals are never priced from a bad feed.
-    function totalAssets() public view override returns (uint256) {
-        if (_vs().assets.length == 0) return IERC20(asset()).balanceOf(address(this));
-        Asset[] memory a = _vs().assets;
-        uint256[] memory p = _prices(a);
-        (, int256 nav) = _netValues(a, p);
-        if (nav <= 0) return 0;
-        uint256 i = _vs().slotOf[asset()] - 1;
-        return OracleLib.amountRaw(uint256(nav), p[i], a[i].decimals);
+    /// @notice NAV in the deposit asset's units. Exact while every feed is good; otherwise an estimate
+    ///         from each bad feed's answer clamped into its bounds (no action is priced from it then).
+    /// @return ta Total assets, raw units of the deposit asset.
+    function totalAssets() public view override returns (uint256 ta) {
+        (ta,) = _totalAssets(false);
     }
 
-    /// @notice Zero while paused; otherwise the headroom under depositCapRaw (0 if NAV is unpriceable).
+    /// @notice Zero while paused or while any feed is bad; otherwise the headroom under
+    ///         depositCapRaw (type(uint256).max without a cap).
     function maxDeposit(address) public view override returns (uint256) {
-        if (paused()) return 0;
-        uint256 cap = _vs().limits.depositCapRaw;
-        if (cap == type(uint256).max) return cap;
-        try this.totalAssets() returns (uint256 ta) {
-            return ta >= cap ? 0 : cap - ta;
-        } catch {
-            return 0;
-        }
+        (uint256 ta, bool good) = _totalAssets(false);
+        return good && !paused() ? _depositRoom(ta) : 0;
     }
 
     /// @notice Shares mintable under maxDeposit.
-    /// @param receiver Passed on to maxDeposit.
-    function maxMint(address receiver) public view override returns (uint256) {
-        uint256 m = maxDeposit(receiver);
-        return m == type(uint256).max ? m : _convertToShares(m, Math.Rounding.Floor);
+    function maxMint(address) public view override returns (uint256) {
+        (uint256 ta, bool good) = _totalAssets(false);
+        return good && !paused() ? _mintRoom(ta) : 0;
     }
 
-    /// @notice The owner's assets, capped by the deposit asset held idle in the vault.
+    /// @notice The owner's assets, capped by the deposit asset held idle in the vault; 0 on a bad feed.
     /// @param owner Share holder.
     function maxWithdraw(address owner) public view override returns (uint256) {
-        return Math.min(super.maxWithdraw(owner), IERC20(asset()).balanceOf(address(this)));
+        (uint256 ta, bool good) = _totalAssets(false);
+        return good ? _withdrawRoom(owner, ta) : 0;
     }
 
-    /// @notice The owner's shares, capped by what the idle deposit asset can pay.
+    /// @notice The owner's shares, capped by what the idle deposit asset pays (all of them whenever it
+    ///         covers previewRedeem(balanceOf(owner))); 0 on a bad feed.
     /// @param owner Share holder.
     function maxRedeem(address owner) public view override returns (uint256) {
-        uint256 idleShares = _convertToShares(IERC20(asset()).balanceOf(address(this)), Math.Rounding.Floor);
-        return Math.min(super.maxRedeem(owner), idleShares);
+        (uint256 ta, bool good) = _totalAssets(false);
+        return good ? _redeemRoom(owner, ta) : 0;
     }
 
-    /// @notice ERC-4626 deposit; blocked while paused.
+    /// @notice Exactly what deposit() mints now; reverts on a bad feed as deposit() does.
+    /// @param assets Deposit asset amount, raw.
+    function previewDeposit(uint256 assets) public view override returns (uint256) {
+        return _toShares(assets, _strictAssets(), Math.Rounding.Floor);
+    }
+
+    /// @notice Exactly what mint() takes now; reverts on a bad feed as mint() does.
+    /// @param shares Shares to mint.
+    function previewMint(uint256 shares) public view override returns (uint256) {
+        return _toAssets(shares, _strictAssets(), Math.Rounding.Ceil);
+    }
+
+    /// @notice Exactly what withdraw() burns now; reverts on a bad feed as withdraw() does.
+    /// @param assets Deposit asset amount, raw.
+    function previewWithdraw(uint256 assets) public view override returns (uint256) {
+        return _toShares(assets, _strictAssets(), Math.Rounding.Ceil);
+    }
+
+    /// @notice Exactly what redeem() pays now; reverts on a bad feed as redeem() does.
+    /// @param shares Shares to burn.
+    function previewRedeem(uint256 shares) public view override returns (uint256) {
+        return _toAssets(shares, _strictAssets(), Math.Rounding.Floor);
+    }
+
+    /// @notice ERC-4626 deposit; blocked while paused, priced from checked feeds.
     /// @param assets Deposit asset amount, raw.
     /// @param receiver Receives the shares.
-    function deposit(uint256 assets, address receiver) public override nonReentrant whenNotPaused returns (uint256) {
-        return super.deposit(assets, receiver);
+    /// @return shares Shares minted.
+    function deposit(uint256 assets, address receiver)
+        public
+        override
+        nonReentrant
+        whenNotPaused
+        returns (uint256 shares)
+    {
+        uint256 ta = _strictAssets();
+        uint256 room = _depositRoom(ta);
+        if (assets > room) revert ERC4626ExceededMaxDeposit(receiver, assets, room);
+        shares = _toShares(assets, ta, Math.Rounding.Floor);
+        _deposit(_msgSender(), receiver, assets, shares);
     }
 
-    /// @notice ERC-4626 mint; blocked while paused.
+    /// @notice ERC-4626 mint; blocked while paused, priced from checked feeds.
     /// @param shares Shares to mint.
     /// @param receiver Receives the shares.
-    function mint(uint256 shares, address receiver) public override nonReentrant whenNotPaused returns (uint256) {
-        return super.mint(shares, receiver);
+    /// @return assets Deposit asset taken, raw.
+    function mint(uint256 shares, address receiver) public override nonReentrant whenNotPaused returns (uint256 assets) {
+        uint256 ta = _strictAssets();
+        uint256 room = _mintRoom(ta);
+        if (shares > room) revert ERC4626ExceededMaxMint(receiver, shares, room);
+        assets = _toAssets(shares, ta, Math.Rounding.Ceil);
+        _deposit(_msgSender(), receiver, assets, shares);
     }
 
-    /// @notice ERC-4626 withdraw; works while paused.
+    /// @notice ERC-4626 withdraw; works while paused, priced from checked feeds.
     /// @param assets Deposit asset amount to withdraw, raw.
     /// @param receiver Receives the assets.
     /// @param owner Whose shares are burned.
+    /// @return shares Shares burned.
     function withdraw(uint256 assets, address receiver, address owner)
         public
         override
         nonReentrant
-        returns (uint256)
+        returns (uint256 shares)
     {
-        return super.withdraw(assets, receiver, owner);
+        uint256 ta = _strictAssets();
+        uint256 room = _withdrawRoom(owner, ta);
+        if (assets > room) revert ERC4626ExceededMaxWithdraw(owner, assets, room);
+        shares = _toShares(assets, ta, Math.Rounding.Ceil);
+        _withdraw(_msgSender(), receiver, owner, assets, shares);
     }
 
-    /// @notice ERC-4626 redeem; works while paused.
+    /// @notice ERC-4626 redeem; works while paused, priced from checked feeds.
     /// @param shares Shares to burn.
     /// @param receiver Receives the assets.
     /// @param owner Whose shares are burned.
-    function redeem(uint256 shares, address receiver, address owner) public override nonReentrant returns (uint256) {
-        return super.redeem(shares, receiver, owner);
+    /// @return assets Deposit asset paid, raw.
+    function redeem(uint256 shares, address receiver, address owner)
+        public
+        override
+        nonReentrant
+        returns (uint256 assets)
+    {
+        uint256 ta = _strictAssets();
+        uint256 room = _redeemRoom(owner, ta);
+        if (shares > room) revert ERC4626ExceededMaxRedeem(owner, shares, room);
+        assets = _toAssets(shares, ta, Math.Rounding.Floor);
+        _withdraw(_msgSender(), receiver, owner, assets, shares);
     }
 
+    /// @dev convertToShares and friends: from totalAssets(), never reverting.
+    function _convertToShares(uint256 assets, Math.Rounding rounding) internal view override returns (uint256) {
+        return _toShares(assets, totalAssets(), rounding);
+    }
+
+    /// @dev convertToAssets and friends: from totalAssets(), never reverting.
+    function _convertToAssets(uint256 shares, Math.Rounding rounding) internal view override returns (uint256) {
+        return _toAssets(shares, totalAssets(), rounding);
+    }
 
     // ─────────────────────────── views ───────────────────────────
 
@@ -303,9 +412,10 @@ contract RebalancingVault is VaultBase {
     /// @notice The basket as configured.
     /// @return out One AssetConfig per basket asset, in basket order.
     function assetConfigs() external view returns (AssetConfig[] memory out) {
-        out = new AssetConfig[](_vs().assets.length);
-        for (uint256 i; i < out.length; ++i) {
-            Asset memory x = _vs().assets[i];
+        Asset[] memory a = _basket(_vs().config.basket);
+        out = new AssetConfig[](a.length);
+        for (uint256 i; i < a.length; ++i) {
+            Asset memory x = a[i];
             out[i] = AssetConfig(
                 x.token, x.feed, x.targetBps, x.innerBandBps, x.outerBandBps, x.heartbeat, x.minAnswer, x.maxAnswer
             );
@@ -314,7 +424,11 @@ contract RebalancingVault is VaultBase {
 
     /// @notice The current limits.
     function limits() external view returns (Limits memory) {
-        return _vs().limits;
+        Config memory c = _vs().config;
+        TradeCaps memory t = _vs().caps;
+        return Limits(
+            t.maxTradeE18, t.ripcordMaxTradeE18, c.cooldown, c.maxSlippageBps, c.lossCapBps, c.lossPeriod, _vs().depositCapRaw
+        );
     }
 
     /// @notice The current collateral parameters.
@@ -339,14 +453,16 @@ contract RebalancingVault is VaultBase {
     /// @notice NAV in E18 USD from checked feeds (reverts on a bad feed).
     /// @return nav Signed net asset value, E18 USD.
     function navE18() external view returns (int256 nav) {
-        Asset[] memory a = _vs().assets;
-        (, nav) = _netValues(a, _prices(a));
+        Asset[] memory a = _basket(_vs().config.basket);
+        (uint256[] memory p,) = _prices(a, true);
+        (, nav,) = _netValues(a, p, _vs().config.positionMask);
     }
 
     /// @notice Sum of |weight - target| in bps from checked feeds (reverts on a bad feed).
     function distanceBps() external view returns (uint256) {
-        Asset[] memory a = _vs().assets;
-        (int256[] memory net, int256 nav) = _netValues(a, _prices(a));
+        Asset[] memory a = _basket(_vs().config.basket);
+        (uint256[] memory p,) = _prices(a, true);
+        (int256[] memory net, int256 nav,) = _netValues(a, p, _vs().config.positionMask);
         if (nav <= 0) revert NavNotPositive(nav);
         return WeightsLib.distanceScaled(net, nav, _targets(a)) / uint256(nav);
     }
@@ -358,60 +474,70 @@ contract RebalancingVault is VaultBase {
         (ltvBps, healthFactor,) = _ltvNow();
     }
 
-
     // ─────────────────────────── guards ───────────────────────────
 
-    function _checkTicket(uint256 deadline, uint256 epoch_) internal view {
+    function _checkTicket(KeeperState memory st, uint256 deadline, uint256 epoch_) internal view {
         if (block.timestamp > deadline) revert DeadlinePassed(deadline);
-        if (epoch_ != _vs().epoch) revert BadEpoch(epoch_, _vs().epoch);
+        if (epoch_ != st.epoch) revert BadEpoch(epoch_, st.epoch);
     }
 
-    function _checkCooldown(uint256 lastTs) internal view {
-        uint256 readyAt = lastTs + _vs().limits.cooldown;
+    function _checkCooldown(uint256 lastTs, uint256 cooldown) internal view {
+        uint256 readyAt = lastTs + cooldown;
         if (lastTs != 0 && block.timestamp < readyAt) revert CooldownActive(readyAt);
     }
 
     /// @dev Reverts unless some weight is outside its inner band; returns the scaled distance.
-    function _checkNeeded(Asset[] memory a, int256[] memory net, int256 nav) internal pure returns (uint256) {
-        if (nav <= 0) revert NavNotPositive(nav);
+    function _checkNeeded(Book memory b) internal pure returns (uint256) {
+        if (b.nav <= 0) revert NavNotPositive(b.nav);
         uint256 worst;
-        for (uint256 i; i < a.length; ++i) {
-            uint256 dev = WeightsLib.deviationBps(net[i], nav, a[i].targetBps);
-            if (dev > a[i].innerBandBps) return WeightsLib.distanceScaled(net, nav, _targets(a));
+        for (uint256 i; i < b.a.length; ++i) {
+            uint256 dev = WeightsLib.deviationBps(b.net[i], b.nav, b.targets[i]);
+            if (dev > b.a[i].innerBandBps) return WeightsLib.distanceScaled(b.net, b.nav, b.targets);
             if (dev > worst) worst = dev;
         }
         revert NothingToRebalance(worst);
     }
 
     /// @dev Strictly closer: distAfter/navAfter < distBefore/navBefore, compared exactly.
-    function _checkCloser(
-        Asset[] memory a,
-        int256[] memory net,
-        int256 navAfter,
-        uint256 distBefore,
-        int256 navBefore
-    ) internal pure returns (uint256 afterBps) {
+    function _checkCloser(Book memory before, int256[] memory net, int256 navAfter, uint256 distBefore)
+        internal
+        pure
+        returns (uint256 afterBps)
+    {
         if (navAfter <= 0) revert NavNotPositive(navAfter);
-        uint256 distAfter = WeightsLib.distanceScaled(net, navAfter, _targets(a));
+        uint256 distAfter = WeightsLib.distanceScaled(net, navAfter, before.targets);
         afterBps = distAfter / uint256(navAfter);
-        if (distAfter * uint256(navBefore) >= distBefore * uint256(navAfter)) {
-            revert NotCloserToTarget(distBefore / uint256(navBefore), afterBps);
+        if (distAfter * uint256(before.nav) >= distBefore * uint256(navAfter)) {
+            revert NotCloserToTarget(distBefore / uint256(before.nav), afterBps);
         }
     }
 
-    /// @dev Adds the NAV drop of this action to the period's loss and reverts above the cap.
-    function _checkLossCap(int256 navBefore, int256 navAfter) internal {
-        Limits storage lim = _vs().limits;
-        if (block.timestamp >= _vs().lossPeriodStartTs + lim.lossPeriod) {
-            _vs().lossPeriodStartTs = block.timestamp;
-            _vs().periodLossE18 = 0;
-            emit LossPeriodStarted(block.timestamp);
+    /// @dev Counts this action's NAV drop (a fraction of navBefore, rounded up) in the rolling window
+    ///      and reverts above the cap; writes the keeper state. Returns the window's total.
+    function _checkLossCap(KeeperState memory st, Config memory cfg, int256 navBefore, int256 navAfter)
+        internal
+        returns (uint256 used)
+    {
+        uint256 lossE8;
+        if (navAfter < navBefore) {
+            // with no positive NAV to divide by, any loss counts as all of it
+            lossE8 = navBefore <= 0
+                ? LOSS_UNIT
+                : Math.mulDiv((navBefore - navAfter).toUint256(), LOSS_UNIT, uint256(navBefore), Math.Rounding.Ceil);
         }
-        uint256 loss = navAfter < navBefore ? uint256(navBefore - navAfter) : 0;
-        uint256 total = _vs().periodLossE18 + loss;
-        uint256 cap = navBefore > 0 ? (uint256(navBefore) * lim.lossCapBps) / BPS : 0;
-        if (total > cap) revert LossCapExceeded(total, cap);
-        _vs().periodLossE18 = total;
+        uint256 bucket;
+        (used, bucket) = _lossWindow(st, cfg.lossPeriod);
+        used += lossE8;
+        uint256 cap = uint256(cfg.lossCapBps) * LOSS_UNITS_PER_BPS;
+        if (used > cap) revert LossCapExceeded(used, cap);
+        uint256 ring = st.lossRing;
+        for (uint256 k = 1; k <= bucket - st.lossBucket && k < 5; ++k) {
+            ring &= ~(uint256(0xFFFFFF) << (24 * ((st.lossBucket + k) & 3))); // a bucket the ring enters
+        }
+        // each bucket stays <= the cap <= 1e7 < 2^24, so the addition never carries into the next
+        st.lossRing = (ring + (lossE8 << (24 * (bucket & 3)))).toUint96();
+        st.lossBucket = bucket.toUint32();
+        _vs().state = st;
     }
 
     /// @dev With debt: LTV <= maxLtvBps and HF >= minHealthFactor, unless the LTV ended strictly
@@ -424,72 +550,60 @@ contract RebalancingVault is VaultBase {
         if (hf < _vs().collateral.minHealthFactor) revert HealthTooLow(hf, _vs().collateral.minHealthFactor);
     }
 
-    function _checkLeg(SwapLeg calldata leg, address requiredOut) internal view returns (uint256 i, uint256 o) {
+    function _checkLeg(Asset[] memory a, SwapLeg calldata leg, address requiredOut)
+        internal
+        view
+        returns (uint256 i, uint256 o)
+    {
         if (!_vs().isRouter[leg.router]) revert RouterNotAllowed(leg.router);
         if (leg.amountIn == 0) revert ZeroAmount();
         if (leg.tokenIn == leg.tokenOut) revert SameToken(leg.tokenIn);
-        i = _indexOf(leg.tokenIn);
-        o = _indexOf(leg.tokenOut);
+        i = _indexOf(a, leg.tokenIn);
+        o = _indexOf(a, leg.tokenOut);
         if (requiredOut != address(0) && leg.tokenOut != requiredOut) revert NotDebtAsset(leg.tokenOut, requiredOut);
-        if (leg.path.length != 0) _checkPath(leg.path, leg.tokenIn, leg.tokenOut);
+        if (leg.path.length != 0) _checkPath(a, leg.path, leg.tokenIn, leg.tokenOut);
     }
 
     /// @dev A Uniswap v3 path: token (20) + n * (fee (3) + token (20)); every token in the basket.
-    function _checkPath(bytes calldata path, address tokenIn, address tokenOut) internal view {
+    function _checkPath(Asset[] memory a, bytes calldata path, address tokenIn, address tokenOut) internal pure {
         uint256 n = path.length;
         if (n < 43 || (n - 20) % 23 != 0) revert BadPath(n);
         address first = address(bytes20(path[0:20]));
         address last = address(bytes20(path[n - 20:n]));
         if (first != tokenIn || last != tokenOut) revert PathMismatch(first, last);
         for (uint256 off = 23; off < n - 20; off += 23) {
-            _indexOf(address(bytes20(path[off:off + 20])));
+            _indexOf(a, address(bytes20(path[off:off + 20])));
         }
     }
 
     // ─────────────────────────── swaps ───────────────────────────
 
     /// @dev Runs the legs in order; the cumulative notional is capped and each leg floored by the oracle.
-    ///      With `debtAsset` set (ripcord), legs must end in it and missing input comes from collateral.
-    function _executeLegs(
-        SwapLeg[] calldata swaps,
-        Asset[] memory a,
-        uint256[] memory p,
-        uint256 capE18,
-        address debtAsset,
-        uint256 deadline,
-        uint256 ep
-    ) internal {
+    ///      With `r.debtAsset` set (ripcord), legs must end in it and missing input comes from collateral.
+    function _executeLegs(SwapLeg[] calldata swaps, Book memory b, Run memory r) internal {
         uint256 total;
         for (uint256 k; k < swaps.length; ++k) {
             SwapLeg calldata leg = swaps[k];
-            (uint256 i, uint256 o) = _checkLeg(leg, debtAsset);
-            uint256 notional = OracleLib.valueE18(leg.amountIn, p[i], a[i].decimals);
+            (uint256 i, uint256 o) = _checkLeg(b.a, leg, r.debtAsset);
+            uint256 notional = OracleLib.valueE18(leg.amountIn, b.p[i], b.a[i].decimals);
             total += notional;
-            if (total > capE18) revert TradeTooLarge(total, capE18);
-            _executeLeg(leg, notional, p[o], a[o].decimals, debtAsset != address(0), deadline, ep);
+            if (total > r.capE18) revert TradeTooLarge(total, r.capE18);
+            (, uint256 minOut) = SlippageLib.minOut(notional, b.p[o], b.a[o].decimals, r.maxSlippageBps);
+            if (b.held[i] < leg.amountIn) b.held[i] = _ensureHeld(leg.tokenIn, leg.amountIn, b.held[i], r, i);
+            uint256 out = _swap(leg, minOut, r.deadline, b.held, i, o);
+            emit Swapped(r.epoch, leg.router, leg.tokenIn, leg.tokenOut, leg.amountIn, out, minOut);
         }
     }
 
-    /// @dev One leg: oracle floor, (ripcord: withdraw missing input), swap, event.
-    function _executeLeg(
-        SwapLeg calldata leg,
-        uint256 notional,
-        uint256 priceOutE18,
-        uint8 decimalsOut,
-        bool mayWithdraw,
-        uint256 deadline,
-        uint256 ep
-    ) internal {
-        (, uint256 minOut) = SlippageLib.minOut(notional, priceOutE18, decimalsOut, _vs().limits.maxSlippageBps);
-        _ensureHeld(leg.tokenIn, leg.amountIn, mayWithdraw);
-        uint256 out = _swap(leg, minOut, deadline);
-        emit Swapped(ep, leg.router, leg.tokenIn, leg.tokenOut, leg.amountIn, out, minOut);
-    }
-
-    /// @dev Exact approval, router call with our floor, approval reset, floor re-checked on the balance.
-    function _swap(SwapLeg calldata leg, uint256 minOut, uint256 deadline) internal returns (uint256 out) {
+    /// @dev Exact approval, router call with our floor, floor re-checked on the balance change. Both
+    ///      balances are read after the call and kept in `held`, so they stay exact for the next leg
+    ///      and for the NAV after the legs. The approval is cleared unless the input balance fell by
+    ///      exactly amountIn (the router then spent all of it, the only way our tokens leave).
+    function _swap(SwapLeg calldata leg, uint256 minOut, uint256 deadline, uint256[] memory held, uint256 i, uint256 o)
+        internal
+        returns (uint256 out)
+    {
         IERC20 tokenIn = IERC20(leg.tokenIn);
-        uint256 before = IERC20(leg.tokenOut).balanceOf(address(this));
         tokenIn.forceApprove(leg.router, leg.amountIn);
         if (leg.path.length == 0) {
             ISwapRouter(leg.router).exactInputSingle(
@@ -502,10 +616,13 @@ contract RebalancingVault is VaultBase {
                 ISwapRouter.ExactInputParams(leg.path, address(this), deadline, leg.amountIn, minOut)
             );
         }
-        if (tokenIn.allowance(address(this), leg.router) != 0) tokenIn.forceApprove(leg.router, 0);
-        out = IERC20(leg.tokenOut).balanceOf(address(this)) - before;
+        uint256 inAfter = tokenIn.balanceOf(address(this));
+        if (inAfter + leg.amountIn != held[i]) tokenIn.forceApprove(leg.router, 0);
+        uint256 outAfter = IERC20(leg.tokenOut).balanceOf(address(this));
+        out = outAfter - held[o];
+        (held[i], held[o]) = (inAfter, outAfter);
         // The output is measured as a balance difference on purpose: the router's return value is
-        // not trusted. `before` cannot go stale: every entry point that reaches here (rebalance,
+        // not trusted. held[o] cannot go stale: every entry point that reaches here (rebalance,
         // ripcord) is nonReentrant, which Slither's reentrancy-balance does not model; a router
         // that re-enters is refused (tests/vault: ReentrantRouter), and one that pushes extra
         // tokens in only raises `out` above what the vault would otherwise count.
@@ -513,76 +630,90 @@ contract RebalancingVault is VaultBase {
         if (out < minOut) revert SlippageExceeded(out, minOut);
     }
 
-    /// @dev Makes sure `amount` of `token` is held; the ripcord may withdraw the shortfall from
-    ///      collateral. The final check reads the balance again after the pool call.
-    function _ensureHeld(address token, uint256 amount, bool mayWithdraw) internal {
-        uint256 held = IERC20(token).balanceOf(address(this));
-        if (held >= amount) return;
-        if (!mayWithdraw || _vs().positions[token].supplied < amount - held) {
+    /// @dev The wallet holds `held` < `amount` of `token` (basket index `i`): the ripcord withdraws the
+    ///      shortfall from collateral, a rebalance reverts. Returns the balance read after the pool call.
+    function _ensureHeld(address token, uint256 amount, uint256 held, Run memory r, uint256 i)
+        internal
+        returns (uint256 heldAfter)
+    {
+        if (r.debtAsset == address(0) || _vs().positions[token].supplied < amount - held) {
             revert InsufficientBalance(token, held, amount);
         }
-        _withdrawCollateral(token, amount - held);
-        uint256 heldAfter = IERC20(token).balanceOf(address(this));
+        _withdrawCollateral(token, amount - held, i);
+        heldAfter = IERC20(token).balanceOf(address(this));
         if (heldAfter < amount) revert InsufficientBalance(token, heldAfter, amount);
     }
 
     /// @dev The oracle-vs-TWAP check of every leg before any swap, run in the admin module (EIP-170
-    ///      split); its revert bubbles. The ripcord skips it: in a crash the TWAP lags the oracle and
-    ///      deleveraging must not wait (the oracle floor and the loss cap still bound it).
-    ///      The module takes rebalance's own arguments, so the calldata is forwarded, not re-encoded.
-    function _checkTwap() internal {
+    ///      split); its revert bubbles. The prices read for this call reach the module through
+    ///      transient storage, so no feed is read twice. The ripcord skips it: in a crash the TWAP
+    ///      lags the oracle and deleveraging must not wait (the oracle floor and the loss cap still
+    ///      bound it). The module takes rebalance's own arguments, so the calldata is forwarded.
+    function _checkTwap(Asset[] memory a, uint256[] memory p) internal {
+        for (uint256 i; i < a.length; ++i) {
+            _twapPriceSlot(a[i].token).tstore(bytes32((p[i] << 8) | a[i].decimals));
+        }
         Address.functionDelegateCall(_ADMIN_MODULE, bytes.concat(VaultAdmin.checkTwap.selector, msg.data[4:]));
     }
 
     // ─────────────────────────── collateral ───────────────────────────
 
-    /// @dev Oracle value of `amount` of `asset`, with every feed checked: the pool values the whole
-    ///      position from the same feeds.
-    function _notionalChecked(address asset, uint256 amount) internal view returns (uint256) {
-        uint256 i = _indexOf(asset);
-        Asset[] memory a = _vs().assets;
-        return OracleLib.valueE18(amount, _prices(a)[i], a[i].decimals);
+    /// @dev Reverts unless every feed is good (the pool values the whole position from them) and the
+    ///      oracle value of `amount` is under the trade cap; returns the asset's basket index.
+    function _checkNotional(Config memory cfg, address asset, uint256 amount) internal view returns (uint256 i) {
+        Asset[] memory a = _basket(cfg.basket);
+        (uint256[] memory p,) = _prices(a, true);
+        i = _indexOf(a, asset);
+        uint256 notional = OracleLib.valueE18(amount, p[i], a[i].decimals);
+        uint256 cap = _vs().caps.maxTradeE18;
+        if (notional > cap) revert TradeTooLarge(notional, cap);
     }
 
     /// @dev Applies the action, then the health guard. Supply and Repay may also pass by strictly
     ///      lowering an out-of-band LTV, so the keeper is never stuck between maxLtvBps and the
     ///      ripcord trigger; Borrow and Withdraw must end in band.
-    function _collateralStep(CollateralAction action, address asset, uint256 amount)
+    function _collateralStep(CollateralAction action, address asset, uint256 amount, uint256 i)
         internal
         returns (uint256 done, uint256 ltv, uint256 hf)
     {
         uint256 ltvBefore;
         if (action == CollateralAction.Supply || action == CollateralAction.Repay) (ltvBefore,,) = _ltvNow();
-        done = _applyCollateral(action, asset, amount);
+        done = _applyCollateral(action, asset, amount, i);
         (ltv, hf) = _checkHealth(ltvBefore);
     }
 
-    function _applyCollateral(CollateralAction action, address token, uint256 amount) internal returns (uint256) {
+    function _applyCollateral(CollateralAction action, address token, uint256 amount, uint256 i)
+        internal
+        returns (uint256)
+    {
         if (action == CollateralAction.Supply) {
             uint256 held = IERC20(token).balanceOf(address(this));
             if (held < amount) revert InsufficientBalance(token, held, amount);
             IERC20(token).forceApprove(address(lendingPool), amount);
             lendingPool.supply(token, amount, address(this), 0);
             _vs().positions[token].supplied += amount.toUint128();
+            _syncPositionBit(token, i);
             return amount;
         }
-        if (action == CollateralAction.Withdraw) return _withdrawCollateral(token, amount);
+        if (action == CollateralAction.Withdraw) return _withdrawCollateral(token, amount, i);
         if (action == CollateralAction.Borrow) {
             if (token != _vs().collateral.debtAsset) revert NotDebtAsset(token, _vs().collateral.debtAsset);
             lendingPool.borrow(token, amount, VARIABLE_RATE, 0, address(this));
             _vs().positions[token].borrowed += amount.toUint128();
+            _syncPositionBit(token, i);
             return amount;
         }
-        return _repay(token, amount);
+        return _repay(token, amount, i);
     }
 
-    function _withdrawCollateral(address token, uint256 amount) internal returns (uint256 done) {
+    function _withdrawCollateral(address token, uint256 amount, uint256 i) internal returns (uint256 done) {
         Position storage pos = _vs().positions[token];
         done = lendingPool.withdraw(token, Math.min(amount, pos.supplied), address(this));
         pos.supplied -= uint128(Math.min(done, pos.supplied));
+        _syncPositionBit(token, i);
     }
 
-    function _repay(address token, uint256 amount) internal returns (uint256 done) {
+    function _repay(address token, uint256 amount, uint256 i) internal returns (uint256 done) {
         Position storage pos = _vs().positions[token];
         uint256 amt = Math.min(amount, IERC20(token).balanceOf(address(this)));
         if (amt == 0) revert ZeroAmount();
@@ -590,6 +721,15 @@ contract RebalancingVault is VaultBase {
         done = lendingPool.repay(token, amt, VARIABLE_RATE, address(this));
         pos.borrowed -= uint128(Math.min(done, pos.borrowed));
         IERC20(token).forceApprove(address(lendingPool), 0);
+        _syncPositionBit(token, i);
+    }
+
+    /// @dev Keeps Config.positionMask bit `i` equal to "token has a position on record".
+    function _syncPositionBit(address token, uint256 i) internal {
+        Position memory pos = _vs().positions[token];
+        uint8 mask = _vs().config.positionMask;
+        uint8 next = pos.supplied | pos.borrowed != 0 ? mask | uint8(1 << i) : mask & ~uint8(1 << i);
+        if (next != mask) _vs().config.positionMask = next;
     }
 
     /// @dev (LTV bps, health factor, has debt) from the pool; LTV = debt / collateral, rounded up.
@@ -602,19 +742,104 @@ contract RebalancingVault is VaultBase {
         return (_ltvBps(coll, debt), h, debt != 0);
     }
 
-
     // ─────────────────────────── accounting ───────────────────────────
 
-    /// @dev Net value per asset (held + supplied - borrowed) and their sum, E18 USD.
-    function _netValues(Asset[] memory a, uint256[] memory p) internal view returns (int256[] memory net, int256 nav) {
+    /// @dev The basket, every feed read once (checked), and the net values before any swap.
+    function _book(Config memory cfg) internal view returns (Book memory b) {
+        b.a = _basket(cfg.basket);
+        (b.p,) = _prices(b.a, true);
+        (b.net, b.nav, b.held) = _netValues(b.a, b.p, cfg.positionMask);
+        b.targets = _targets(b.a);
+    }
+
+    /// @dev Wallet balances, net value per asset (held + supplied - borrowed) and their sum, E18 USD.
+    function _netValues(Asset[] memory a, uint256[] memory p, uint8 mask)
+        internal
+        view
+        returns (int256[] memory net, int256 nav, uint256[] memory held)
+    {
+        held = new uint256[](a.length);
+        for (uint256 i; i < a.length; ++i) {
+            held[i] = IERC20(a[i].token).balanceOf(address(this));
+        }
+        (net, nav) = _netFromHeld(a, p, mask, held);
+    }
+
+    /// @dev Net values from given wallet balances, with checked arithmetic and casts (a value past
+    ///      int256 reverts rather than wraps).
+    function _netFromHeld(Asset[] memory a, uint256[] memory p, uint8 mask, uint256[] memory held)
+        internal
+        view
+        returns (int256[] memory net, int256 nav)
+    {
         net = new int256[](a.length);
         for (uint256 i; i < a.length; ++i) {
-            Position memory pos = _vs().positions[a[i].token];
-            uint256 long = IERC20(a[i].token).balanceOf(address(this)) + pos.supplied;
-            net[i] = int256(OracleLib.valueE18(long, p[i], a[i].decimals))
-                - int256(OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals));
+            Position memory pos;
+            if (mask & (1 << i) != 0) pos = _vs().positions[a[i].token];
+            net[i] = OracleLib.valueE18(held[i] + pos.supplied, p[i], a[i].decimals).toInt256();
+            if (pos.borrowed != 0) net[i] -= OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals).toInt256();
             nav += net[i];
         }
+    }
+
+    /// @dev (total assets in the deposit asset's units, every feed good). Strict: checked feeds and
+    ///      arithmetic (reverts). Not strict: never reverts (clamped answers, saturating math).
+    function _totalAssets(bool strict) internal view returns (uint256 ta, bool good) {
+        Config memory cfg = _vs().config;
+        Asset[] memory a = _basket(cfg.basket);
+        if (a.length == 0) return (IERC20(asset()).balanceOf(address(this)), true);
+        uint256[] memory p;
+        (p, good) = _prices(a, strict);
+        (uint256 longs, uint256 debts) = _longsAndDebts(a, p, cfg.positionMask, strict);
+        if (longs <= debts) return (0, good);
+        uint256 i = _indexOf(a, asset());
+        ta = strict
+            ? OracleLib.amountRaw(longs - debts, p[i], a[i].decimals)
+            : _mulDivSat(longs - debts, OracleLib.unit(a[i].decimals), p[i], Math.Rounding.Floor);
+        // a saturated value means the checked path would overflow: no action can be priced
+        if (longs == type(uint256).max || ta == type(uint256).max) good = false;
+    }
+
+    function _strictAssets() internal view returns (uint256 ta) {
+        (ta,) = _totalAssets(true);
+    }
+
+    /// @dev ERC-4626 conversions at a given totalAssets (OpenZeppelin's formula with the virtual
+    ///      offset), saturating instead of overflowing.
+    function _toShares(uint256 assets, uint256 ta, Math.Rounding rounding) internal view returns (uint256) {
+        return _mulDivSat(assets, totalSupply() + 10 ** DECIMALS_OFFSET, Math.saturatingAdd(ta, 1), rounding);
+    }
+
+    function _toAssets(uint256 shares, uint256 ta, Math.Rounding rounding) internal view returns (uint256) {
+        return _mulDivSat(shares, Math.saturatingAdd(ta, 1), totalSupply() + 10 ** DECIMALS_OFFSET, rounding);
+    }
+
+    /// @dev Deposit headroom under the cap at `ta` (no cap: type(uint256).max).
+    function _depositRoom(uint256 ta) internal view returns (uint256) {
+        uint256 cap = _vs().depositCapRaw;
+        if (cap == type(uint256).max) return cap;
+        return ta >= cap ? 0 : cap - ta;
+    }
+
+    /// @dev Shares mintable under the deposit headroom; previewMint of it stays within the headroom.
+    function _mintRoom(uint256 ta) internal view returns (uint256) {
+        uint256 room = _depositRoom(ta);
+        return room == type(uint256).max ? room : _toShares(room, ta, Math.Rounding.Floor);
+    }
+
+    function _withdrawRoom(address owner, uint256 ta) internal view returns (uint256) {
+        uint256 idle = IERC20(asset()).balanceOf(address(this));
+        return Math.min(_toAssets(balanceOf(owner), ta, Math.Rounding.Floor), idle);
+    }
+
+    /// @dev The owner's shares, capped by the most shares s the idle balance pays: s * (ta + 1) must
+    ///      stay below (idle + 1) * (supply + offset), the exact inverse of redeem's rounding down.
+    function _redeemRoom(address owner, uint256 ta) internal view returns (uint256) {
+        uint256 idle = IERC20(asset()).balanceOf(address(this));
+        uint256 payable_ = _mulDivSat(
+            Math.saturatingAdd(idle, 1), totalSupply() + 10 ** DECIMALS_OFFSET, Math.saturatingAdd(ta, 1), Math.Rounding.Ceil
+        ) - 1;
+        return Math.min(balanceOf(owner), payable_);
     }
 
     function _targets(Asset[] memory a) internal pure returns (uint16[] memory t) {
@@ -624,22 +849,16 @@ contract RebalancingVault is VaultBase {
         }
     }
 
-
-
     // ─────────────────────────── module ───────────────────────────
 
     /// @dev Runs the same calldata in VaultAdmin on this storage and returns or bubbles its result.
     ///      The module checks the roles itself (same AccessControl storage).
     function _delegateToAdmin() internal {
-        address module = _ADMIN_MODULE;
-        // a plain delegatecall proxy to the admin module (the EIP-170 split), as in Balancer v3
+        bytes memory ret = Address.functionDelegateCall(_ADMIN_MODULE, msg.data);
+        // returns the module's ABI-encoded result verbatim (a revert has already bubbled)
         // solhint-disable-next-line no-inline-assembly
-        assembly {
-            calldatacopy(0, 0, calldatasize())
-            let ok := delegatecall(gas(), module, 0, calldatasize(), 0, 0)
-            returndatacopy(0, 0, returndatasize())
-            if iszero(ok) { revert(0, returndatasize()) }
-            return(0, returndatasize())
+        assembly ("memory-safe") {
+            return(add(ret, 32), mload(ret))
         }
     }
 }

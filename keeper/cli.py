@@ -41,6 +41,7 @@ VaultOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 DEFAULT_CONFIG = Path("networks.yaml")
+FAILED_VERDICTS = ("failed", "error", "halted", "skipped")  # `rebalance` exits 1 on these
 
 
 def fail(err: Exception) -> None:
@@ -161,7 +162,15 @@ def rebalance(
     if not yes and not typer.confirm("send these transactions?", default=False):
         raise typer.Exit(1)
     keeper.last_block = None  # the send tick takes a fresh snapshot at a newer block
-    emit(_tick(keeper, Mode.SEND, vault), as_json, "keeper rebalance")
+    from keeper.runtime import expected
+
+    results = _tick(keeper, Mode.SEND, vault)
+    emit(results, as_json, "keeper rebalance")
+    failed = [r for r in results if r.verdict in FAILED_VERDICTS and not expected(r)]
+    if failed:
+        for r in failed:
+            err_console.print(f"[bold red]error:[/] {r.name}: {redact(r.reason)}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()

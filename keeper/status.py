@@ -18,7 +18,7 @@ def gather_status(cfg: KeeperConfig) -> dict[str, Any]:
     symbols = {t.address.lower(): s for s, t in cfg.contracts.tokens.items()}
     targets = [ReadTarget(address=str(v.address), symbols=symbols) for v in cfg.vaults]
     snap = read_snapshot(w3, cfg.contracts.multicall3, targets, chain_id=cfg.network.chain_id)
-    with Ledger(cfg.ledger.path) as ledger:
+    with Ledger(cfg.store_location) as ledger:
         pending = [
             {
                 "id": t.id,

@@ -14,7 +14,7 @@ from keeper.chain.chainid import with_known_chain_id
 from keeper.chain.rpc import RpcSettings, connect_urls
 from keeper.config import KeeperConfig, load_config
 from keeper.config_file import config_error
-from keeper.errors import ConfigError, RpcUnavailable
+from keeper.errors import ConfigError, RpcUnavailable, WrongChain
 from keeper.forecast.live import Forecaster
 from keeper.history import PriceHistory
 from keeper.ledger import Ledger
@@ -22,6 +22,7 @@ from keeper.metrics import Metrics
 from keeper.policy import Policy, make_policy
 from keeper.send.keys import load_account
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
+from keeper.store import parse_store
 
 
 def load(path: str | Path, network: str | None = None) -> KeeperConfig:
@@ -47,12 +48,19 @@ def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
     """A Web3 over every RPC URL of the network, with failover and retry (keeper.chain.rpc);
     URLs that answer with another chain id are dropped, so the chain id is known and answered
     without a round trip (keeper.chain.chainid)."""
+    name = cfg.network.name
     try:
         w3 = connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
         return with_known_chain_id(w3, cfg.network.chain_id)
+    except WrongChain as err:
+        raise WrongChain(
+            f"network '{name}' expects chain id {cfg.network.chain_id}: {err.message}. Fix: "
+            f"point networks.{name}.rpc_urls at a node of that chain, or correct "
+            f"networks.{name}.chain_id"
+        ) from err
     except RpcUnavailable as err:
         raise RpcUnavailable(
-            f"no RPC of network '{cfg.network.name}' is usable: {err.message}. "
+            f"no RPC of network '{name}' is usable: {err.message}. "
             "Fix: start the node (for local: `make demo` or `anvil`)"
         ) from err
 
@@ -84,6 +92,16 @@ def unlock(cfg: KeeperConfig) -> LocalAccount:
     )
 
 
+def open_stores(cfg: KeeperConfig) -> tuple[Ledger, PriceHistory]:
+    """The ledger and the price history: one PostgreSQL database, or a SQLite ledger file
+    with its history file beside it."""
+    store = parse_store(cfg.store_location)
+    ledger = Ledger(store)
+    if store.path is None:
+        return ledger, PriceHistory(store)
+    return ledger, PriceHistory(store.path.with_name(store.path.stem + "-history.sqlite"))
+
+
 def build_keeper(
     cfg: KeeperConfig,
     *,
@@ -93,15 +111,21 @@ def build_keeper(
     rpc: RpcSettings | None = None,
 ) -> Keeper:
     w3 = connect(cfg, rpc)
-    ledger = Ledger(cfg.ledger.path)
-    history = PriceHistory(cfg.ledger.path.with_name(cfg.ledger.path.stem + "-history.sqlite"))
+    ledger, history = open_stores(cfg)
+    if metrics is not None:
+        metrics.names.update({str(v.address).lower(): v.name for v in cfg.vaults})
     sender = None
     if can_send:
         account = unlock(cfg)
         # Rebalances go to the private relay first (when configured) and fall back to the public
         # mempool after private_fallback_blocks: the vault's oracle floor bounds any sandwich.
         sender = Sender(
-            w3, account, ledger, SenderSettings.from_config(cfg), broadcast_w3=private_endpoint(cfg)
+            w3,
+            account,
+            ledger,
+            SenderSettings.from_config(cfg),
+            broadcast_w3=private_endpoint(cfg),
+            metrics=metrics,
         )
         address: str = account.address
     else:

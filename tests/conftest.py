@@ -94,4 +94,7 @@ def chain_snapshot(w3: Web3) -> Iterator[None]:
     w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
 
 
-__all__ = ["move_market", "set_feed"]
+__all__ = ["move_market", "pg_server", "set_feed", "store_url"]
+
+
+from tests.pgserver import pg_server, store_url  # noqa: E402 - fixtures for every test

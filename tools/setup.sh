@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One idempotent setup step: Python env, pinned node packages, the solc wrapper, anvil on PATH,
+# One idempotent setup step: Python env, pinned node packages, the solc wrapper, anvil and forge on PATH,
 # and the compiled contracts. A second run only compares stamps and returns in about a second.
 set -euo pipefail
 
@@ -56,12 +56,14 @@ setup_bins() {
   ln -sf "$wrapper" "$TOOLS/bin/solc"
   ln -sf "$ROOT/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil" "$TOOLS/bin/anvil"
   ln -sf "$ROOT/node_modules/@foundry-rs/cast-linux-amd64/bin/cast" "$TOOLS/bin/cast"
+  ln -sf "$ROOT/node_modules/@foundry-rs/forge-linux-amd64/bin/forge" "$TOOLS/bin/forge"
   cat > "$TOOLS/env.sh" <<EOF
 # source this file to use the project's tools by hand (ape, anvil, keeper)
 export PATH="$TOOLS/bin:$VENV/bin:\$PATH"
 export SOLCX_BINARY_PATH="$TOOLS/solcx"
 EOF
   "$TOOLS/bin/anvil" --version >/dev/null || die "anvil does not run. Fix: rm -rf node_modules && make setup"
+  "$TOOLS/bin/forge" --version >/dev/null || die "forge does not run. Fix: rm -rf node_modules && make setup"
   "$wrapper" --version | grep -q "$SOLC_VERSION+commit" || die "solc wrapper broken. Fix: rm -rf node_modules && make setup"
 }
 

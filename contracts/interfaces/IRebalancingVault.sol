@@ -47,8 +47,8 @@ interface IRebalancingVault {
         uint256 ripcordMaxTradeE18; // tighter notional cap per ripcord call (<= maxTradeE18)
         uint32 cooldown; // seconds between two rebalances (and between two adjustCollateral calls)
         uint16 maxSlippageBps; // oracle floor: minOut = oracleOut * (1 - maxSlippageBps)
-        uint16 lossCapBps; // cumulative loss against the oracle per period, in bps of NAV
-        uint32 lossPeriod; // seconds
+        uint16 lossCapBps; // loss against the oracle in any window of lossPeriod seconds, bps of NAV
+        uint32 lossPeriod; // seconds, the rolling window of the loss cap
         uint256 depositCapRaw; // totalAssets cap for deposits, in the deposit asset's units
     }
 
@@ -120,7 +120,7 @@ interface IRebalancingVault {
         uint16 maxSlippageBps;
         uint16 lossCapBps;
         uint32 lossPeriod;
-        uint256 periodLossE18;
+        uint256 lossInWindowE8; // loss counted in the rolling window now, 1e-8 of NAV (1e8 = all)
         bool paused;
         uint256 blockTimestamp;
         // added after the first draft:
@@ -128,7 +128,7 @@ interface IRebalancingVault {
         uint256 ripcordMaxTradeE18;
         uint256 minHealthFactor;
         address debtAsset;
-        uint256 lossPeriodStartTs;
+        uint256 lossWindowStartTs; // start of the oldest loss bucket still counted
         uint256 totalSupply;
         uint256 depositCapRaw;
         bool feedsOk; // every feed is good, so navE18 is complete and keeper actions can pass the oracle guard
@@ -195,7 +195,7 @@ interface IRebalancingVault {
     /// @param navAfterE18 NAV after, E18 USD.
     /// @param distanceBeforeBps Sum of |weight - target| before, bps.
     /// @param distanceAfterBps Sum of |weight - target| after, bps.
-    /// @param periodLossE18 Loss accumulated in the current period, E18 USD.
+    /// @param lossInWindowE8 Loss counted in the rolling window after this one, 1e-8 of NAV.
     event Rebalanced(
         uint256 indexed epoch,
         uint256 legs,
@@ -203,7 +203,7 @@ interface IRebalancingVault {
         uint256 navAfterE18,
         uint256 distanceBeforeBps,
         uint256 distanceAfterBps,
-        uint256 periodLossE18
+        uint256 lossInWindowE8
     );
     /// @notice A collateral action finished (amount is what the pool actually moved).
     /// @param epoch The new epoch.
@@ -226,9 +226,6 @@ interface IRebalancingVault {
     /// @param ltvAfterBps LTV after, bps.
     /// @param repaidRaw Debt asset repaid, raw.
     event RipcordPulled(uint256 indexed epoch, uint256 ltvBeforeBps, uint256 ltvAfterBps, uint256 repaidRaw);
-    /// @notice A new loss-accounting period started.
-    /// @param startTs Its start, unix seconds.
-    event LossPeriodStarted(uint256 startTs);
 
     // ───────────────────────────── errors ─────────────────────────────
 
@@ -255,7 +252,7 @@ interface IRebalancingVault {
     error TwapUnavailable(address pool);
     error TwapDeviationTooHigh(address pool, uint256 deviationBps, uint256 maxDeviationBps);
     error TradeTooLarge(uint256 notionalE18, uint256 capE18);
-    error LossCapExceeded(uint256 lossE18, uint256 capE18);
+    error LossCapExceeded(uint256 lossInWindowE8, uint256 capE8);
     error NotCloserToTarget(uint256 beforeBps, uint256 afterBps);
     error NothingToRebalance(uint256 maxExcessBps);
     error NavNotPositive(int256 navE18);

@@ -2,42 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
-import {IAggregatorV3} from "../interfaces/IAggregatorV3.sol";
 import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
 
 /// @title OracleLib
 /// @notice Chainlink-style feed guards (freshness per heartbeat, positive answer, own bounds) and the
 ///         scaling between a token's raw units, the feed's decimals and E18 USD.
 library OracleLib {
-    /// @notice Read a feed without ever reverting (for views): `readable` is false when the call failed.
-    /// @param feed Chainlink-style aggregator.
-    /// @return answer The latest answer, unchecked (0 when unreadable).
-    /// @return updatedAt When it was updated, unix seconds (0 when unreadable).
-    /// @return readable Whether latestRoundData() returned.
-    function tryRead(address feed) internal view returns (int256 answer, uint256 updatedAt, bool readable) {
-        try IAggregatorV3(feed).latestRoundData() returns (uint80, int256 a, uint256, uint256 u, uint80) {
-            return (a, u, true);
-        } catch {
-            return (0, 0, false);
-        }
-    }
-
-    /// @notice Read a feed and revert unless its answer is usable; returns the price in E18 USD.
-    /// @param feed Chainlink-style aggregator.
-    /// @param feedDecimals The feed's decimals (<= 18).
-    /// @param heartbeat Longest accepted age of the answer, seconds.
-    /// @param minAnswer Lowest accepted answer, in feed units.
-    /// @param maxAnswer Highest accepted answer, in feed units.
-    function priceE18Checked(address feed, uint8 feedDecimals, uint256 heartbeat, int256 minAnswer, int256 maxAnswer)
-        internal
-        view
-        returns (uint256)
-    {
-        (, int256 answer,, uint256 updatedAt,) = IAggregatorV3(feed).latestRoundData();
-        check(feed, answer, updatedAt, heartbeat, minAnswer, maxAnswer);
-        return toE18(answer, feedDecimals);
-    }
-
     /// @notice Revert with the specific error when an answer is not positive, from the future,
     ///         older than the heartbeat, or outside [minAnswer, maxAnswer].
     /// @param feed The feed, for the error.
@@ -81,7 +51,12 @@ library OracleLib {
     /// @param answer A checked, positive answer.
     /// @param feedDecimals The feed's decimals (<= 18).
     function toE18(int256 answer, uint8 feedDecimals) internal pure returns (uint256) {
-        return uint256(answer) * 10 ** (18 - feedDecimals);
+        // feedDecimals <= 18 (checked by setBasket): the power is at most 1e18, so EXP needs no check
+        uint256 scale;
+        unchecked {
+            scale = 10 ** (18 - feedDecimals);
+        }
+        return uint256(answer) * scale;
     }
 
     /// @notice Value in E18 USD of `amountRaw`, rounded down.
@@ -89,7 +64,7 @@ library OracleLib {
     /// @param priceE18 Token price, E18 USD.
     /// @param tokenDecimals The token's decimals.
     function valueE18(uint256 amountRaw, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
-        return Math.mulDiv(amountRaw, priceE18, 10 ** tokenDecimals);
+        return Math.mulDiv(amountRaw, priceE18, unit(tokenDecimals));
     }
 
     /// @notice Raw amount worth `value` E18 USD, rounded down.
@@ -97,6 +72,16 @@ library OracleLib {
     /// @param priceE18 Token price, E18 USD.
     /// @param tokenDecimals The token's decimals.
     function amountRaw(uint256 value, uint256 priceE18, uint8 tokenDecimals) internal pure returns (uint256) {
-        return Math.mulDiv(value, 10 ** tokenDecimals, priceE18);
+        return Math.mulDiv(value, unit(tokenDecimals), priceE18);
+    }
+
+    /// @notice 10 ** decimals for a token's decimals (<= 18, checked by setBasket), without the
+    ///         checked-power loop Solidity emits for a variable exponent.
+    /// @param decimals The token's decimals (<= 18).
+    /// @return u 10 ** decimals.
+    function unit(uint8 decimals) internal pure returns (uint256 u) {
+        unchecked {
+            u = 10 ** uint256(decimals);
+        }
     }
 }

@@ -4,10 +4,13 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Create2} from "@openzeppelin/contracts/utils/Create2.sol";
+import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 
 import {IAggregatorV3} from "../interfaces/IAggregatorV3.sol";
 import {IAavePool} from "../interfaces/IAavePool.sol";
-import {IUniswapV3FactoryPools, IUniswapV3PoolObserve} from "../interfaces/IUniswapV3Oracle.sol";
+import {IUniswapV3PoolObserve} from "../interfaces/IUniswapV3Oracle.sol";
 import {OracleLib} from "./OracleLib.sol";
 import {TwapLib} from "./TwapLib.sol";
 import {WeightsLib} from "./WeightsLib.sol";
@@ -18,6 +21,14 @@ import {VaultBase} from "./VaultBase.sol";
 ///         and only ever run by delegatecall from the vault, on the vault's storage (VaultBase layout).
 ///         Called directly it acts on its own empty storage, where nobody holds a role.
 contract VaultAdmin is VaultBase {
+    using SafeCast for uint256;
+    using TransientSlot for TransientSlot.Bytes32Slot;
+
+    /// @dev keccak256 of the Uniswap v3 pool creation code (v3-periphery's PoolAddress), so a pool's
+    ///      address comes from CREATE2 rather than a factory call. A factory whose pools have other
+    ///      code gives addresses without code, and the guard then fails closed (TwapUnavailable).
+    bytes32 internal constant POOL_INIT_CODE_HASH = 0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54;
+
     /// @notice Deployed by the vault's constructor with the vault's own asset and pool.
     /// @param usdc The vault's deposit asset (for the shared immutables).
     /// @param pool The vault's lending pool (read by keeperView).
@@ -27,24 +38,39 @@ contract VaultAdmin is VaultBase {
 
     /// @notice Replace the basket. Targets must sum to 10,000 bps, with no duplicates and the deposit
     ///         asset included; an asset may only leave the basket with no balance and no position.
+    ///         The basket is written once into the code of a data contract (read with one
+    ///         EXTCODECOPY by every keeper action and ERC-4626 call).
     /// @param configs The new basket.
     function setBasket(AssetConfig[] calldata configs) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint256 n = configs.length;
         if (n == 0 || n > MAX_ASSETS) revert BasketSizeInvalid(n, MAX_ASSETS);
-        _clearBasket(configs);
+        _checkLeavers(configs);
+        Asset[] memory a = new Asset[](n);
         uint256 sum;
+        uint8 mask;
+        bool hasDepositAsset;
         for (uint256 i; i < n; ++i) {
             AssetConfig calldata c = configs[i];
-            if (_vs().slotOf[c.token] != 0) revert DuplicateAsset(c.token);
-            _vs().assets.push(_validated(c));
-            _vs().slotOf[c.token] = i + 1;
+            for (uint256 j; j < i; ++j) {
+                if (a[j].token == c.token) revert DuplicateAsset(c.token);
+            }
+            a[i] = _validated(c);
             sum += c.targetBps;
+            hasDepositAsset = hasDepositAsset || c.token == asset();
+            Position memory pos = _vs().positions[c.token];
+            if (pos.supplied | pos.borrowed != 0) mask |= uint8(1 << i);
             emit AssetConfigured(
                 c.token, c.feed, c.targetBps, c.innerBandBps, c.outerBandBps, c.heartbeat, c.minAnswer, c.maxAnswer
             );
         }
         if (sum != BPS) revert WeightsSumInvalid(sum, BPS);
-        if (_vs().slotOf[asset()] == 0) revert DepositAssetMissing(asset());
+        if (!hasDepositAsset) revert DepositAssetMissing(asset());
+        uint256[] memory words = new uint256[](3 * n);
+        for (uint256 i; i < n; ++i) {
+            (words[3 * i], words[3 * i + 1], words[3 * i + 2]) = _packAsset(a[i]);
+        }
+        _vs().config.basket = _writeData(abi.encode(words));
+        _vs().config.positionMask = mask;
         emit BasketSet(n);
     }
 
@@ -86,6 +112,8 @@ contract VaultAdmin is VaultBase {
             }
         }
         _vs().twap = guard;
+        uint8 flags = _vs().config.flags;
+        _vs().config.flags = guard.window != 0 ? flags | FLAG_TWAP : flags & ~FLAG_TWAP;
         emit TwapGuardSet(guard);
     }
 
@@ -96,19 +124,19 @@ contract VaultAdmin is VaultBase {
     ///         swap, so the legs cannot move what later legs are checked against (a TWAP ignores the
     ///         current block anyway). Reads only. A pool without the window's history reverts too.
     ///         Takes rebalance's own arguments, so the vault forwards its calldata unchanged.
+    ///         The oracle prices are this call's own, left in transient storage by the vault.
     /// @param swaps The rebalance legs.
     function checkTwap(SwapLeg[] calldata swaps, uint256, uint256) external view {
         TwapGuard memory g = _vs().twap;
         if (g.window == 0) return;
-        uint256[] memory pricesE18 = _prices(_vs().assets);
         for (uint256 k; k < swaps.length; ++k) {
-            _checkLegTwap(g, swaps[k], pricesE18);
+            _checkLegTwap(g, swaps[k]);
         }
     }
 
-    function _checkLegTwap(TwapGuard memory g, SwapLeg calldata leg, uint256[] memory pricesE18) internal view {
+    function _checkLegTwap(TwapGuard memory g, SwapLeg calldata leg) internal view {
         if (leg.path.length == 0) {
-            _checkHop(g, leg.tokenIn, leg.tokenOut, leg.fee, pricesE18);
+            _checkHop(g, leg.tokenIn, leg.tokenOut, leg.fee);
             return;
         }
         bytes calldata path = leg.path;
@@ -117,26 +145,29 @@ contract VaultAdmin is VaultBase {
                 g,
                 address(bytes20(path[off:off + 20])),
                 address(bytes20(path[off + 23:off + 43])),
-                uint24(bytes3(path[off + 20:off + 23])),
-                pricesE18
+                uint24(bytes3(path[off + 20:off + 23]))
             );
         }
     }
 
-    function _checkHop(TwapGuard memory g, address tokenA, address tokenB, uint24 fee, uint256[] memory p)
-        internal
-        view
-    {
+    function _checkHop(TwapGuard memory g, address tokenA, address tokenB, uint24 fee) internal view {
         (address t0, address t1) = tokenA < tokenB ? (tokenA, tokenB) : (tokenB, tokenA);
-        address pool = IUniswapV3FactoryPools(g.factory).getPool(t0, t1, fee);
-        if (pool == address(0)) revert TwapUnavailable(pool);
+        address pool = Create2.computeAddress(keccak256(abi.encode(t0, t1, fee)), POOL_INIT_CODE_HASH, g.factory);
+        if (pool.code.length == 0) revert TwapUnavailable(pool);
         uint256 twap = TwapLib.priceX96(_meanTick(pool, g.window));
-        (uint256 i0, uint256 i1) = (_indexOf(t0), _indexOf(t1));
-        uint256 oracle =
-            TwapLib.oraclePriceX96(p[i0], _vs().assets[i0].decimals, p[i1], _vs().assets[i1].decimals);
+        (uint256 p0, uint8 d0) = _twapPrice(t0);
+        (uint256 p1, uint8 d1) = _twapPrice(t1);
+        uint256 oracle = TwapLib.oraclePriceX96(p0, d0, p1, d1);
         if (oracle == 0) revert TwapUnavailable(pool);
         uint256 dev = TwapLib.deviationBps(twap, oracle);
         if (dev > g.maxDeviationBps) revert TwapDeviationTooHigh(pool, dev, g.maxDeviationBps);
+    }
+
+    /// @dev The checked oracle price and decimals the vault read for `token` in this call.
+    function _twapPrice(address token) internal view returns (uint256 priceE18, uint8 decimals) {
+        uint256 v = uint256(_twapPriceSlot(token).tload());
+        if (v == 0) revert NotBasketAsset(token);
+        return (v >> 8, uint8(v));
     }
 
     function _meanTick(address pool, uint32 window) internal view returns (int256) {
@@ -156,43 +187,57 @@ contract VaultAdmin is VaultBase {
     ///         asset then shows feedOk = false and zero value/weight). Batchable with Multicall3.
     /// @return v The vault's state as the keeper reads it.
     function buildKeeperView() external view returns (KeeperView memory v) {
-        Asset[] memory a = _vs().assets;
+        Config memory cfg = _vs().config;
+        Asset[] memory a = _basket(cfg.basket);
         v.assets = new AssetView[](a.length);
         int256 nav;
         v.feedsOk = true;
         for (uint256 i; i < a.length; ++i) {
             v.assets[i] = _assetView(a[i]);
             v.feedsOk = v.feedsOk && v.assets[i].feedOk;
-            nav += v.assets[i].netValueE18;
+            nav = _addSat(nav, v.assets[i].netValueE18);
         }
         v.navE18 = nav > 0 ? uint256(nav) : 0;
         for (uint256 i; i < a.length; ++i) {
             v.assets[i].weightBps = WeightsLib.weightBpsClamped(v.assets[i].netValueE18, nav);
         }
         _fillCollateralView(v);
-        _fillLimitsView(v);
+        _fillLimitsView(v, cfg);
     }
 
     // ─────────────────────────── view helpers ───────────────────────────
 
+    /// @dev One asset's view; values saturate (never revert) far past any real balance.
     function _assetView(Asset memory x) internal view returns (AssetView memory w) {
         (w.token, w.decimals, w.targetBps, w.innerBandBps, w.outerBandBps) =
             (x.token, x.decimals, x.targetBps, x.innerBandBps, x.outerBandBps);
         (w.feed, w.feedDecimals, w.heartbeat, w.minAnswer, w.maxAnswer) =
             (x.feed, x.feedDecimals, x.heartbeat, x.minAnswer, x.maxAnswer);
         bool readable;
-        (w.answer, w.updatedAt, readable) = OracleLib.tryRead(x.feed);
+        (w.answer, w.updatedAt, readable) = _tryRead(x.feed);
         w.feedOk = readable && OracleLib.isGood(w.answer, w.updatedAt, x.heartbeat, x.minAnswer, x.maxAnswer);
         Position memory pos = _vs().positions[x.token];
         (w.heldRaw, w.suppliedRaw, w.borrowedRaw) =
             (IERC20(x.token).balanceOf(address(this)), pos.supplied, pos.borrowed);
-        uint256 long = w.heldRaw + w.suppliedRaw;
-        w.balance = long > w.borrowedRaw ? long - w.borrowedRaw : 0;
+        uint256 long = Math.saturatingAdd(w.heldRaw, w.suppliedRaw);
+        w.balance = Math.saturatingSub(long, w.borrowedRaw);
         if (!w.feedOk) return w;
         uint256 price = OracleLib.toE18(w.answer, x.feedDecimals);
-        w.netValueE18 = int256(OracleLib.valueE18(long, price, x.decimals))
-            - int256(OracleLib.valueE18(w.borrowedRaw, price, x.decimals));
+        uint256 unit = OracleLib.unit(x.decimals);
+        int256 longValue = _toIntSat(_mulDivSat(long, price, unit, Math.Rounding.Floor));
+        w.netValueE18 = longValue - _toIntSat(_mulDivSat(w.borrowedRaw, price, unit, Math.Rounding.Floor));
         w.valueE18 = w.netValueE18 > 0 ? uint256(w.netValueE18) : 0;
+    }
+
+    /// @dev min(v, type(int256).max) as int256.
+    function _toIntSat(uint256 v) internal pure returns (int256) {
+        return Math.min(v, uint256(type(int256).max)).toInt256();
+    }
+
+    /// @dev a + b for a NAV sum, saturating at type(int256).max (both sides are at most that).
+    function _addSat(int256 a, int256 b) internal pure returns (int256) {
+        if (a > 0 && b > type(int256).max - a) return type(int256).max;
+        return a + b;
     }
 
     function _fillCollateralView(KeeperView memory v) internal view {
@@ -213,23 +258,26 @@ contract VaultAdmin is VaultBase {
         } catch {}
     }
 
-    function _fillLimitsView(KeeperView memory v) internal view {
-        Limits memory lim = _vs().limits;
+    function _fillLimitsView(KeeperView memory v, Config memory cfg) internal view {
+        TradeCaps memory t = _vs().caps;
         (v.cooldown, v.maxTradeE18, v.maxSlippageBps, v.lossCapBps, v.lossPeriod) =
-            (lim.cooldown, lim.maxTradeE18, lim.maxSlippageBps, lim.lossCapBps, lim.lossPeriod);
-        (v.ripcordMaxTradeE18, v.depositCapRaw) = (lim.ripcordMaxTradeE18, lim.depositCapRaw);
-        (v.epoch, v.lastRebalanceTs, v.lastCollateralTs) = (_vs().epoch, _vs().lastRebalanceTs, _vs().lastCollateralTs);
-        bool newPeriod = block.timestamp >= _vs().lossPeriodStartTs + lim.lossPeriod;
-        (v.periodLossE18, v.lossPeriodStartTs) = (newPeriod ? 0 : _vs().periodLossE18, _vs().lossPeriodStartTs);
+            (cfg.cooldown, t.maxTradeE18, cfg.maxSlippageBps, cfg.lossCapBps, cfg.lossPeriod);
+        (v.ripcordMaxTradeE18, v.depositCapRaw) = (t.ripcordMaxTradeE18, _vs().depositCapRaw);
+        KeeperState memory st = _vs().state;
+        (v.epoch, v.lastRebalanceTs, v.lastCollateralTs) = (st.epoch, st.lastRebalanceTs, st.lastCollateralTs);
+        uint256 bucket;
+        (v.lossInWindowE8, bucket) = _lossWindow(st, cfg.lossPeriod);
+        v.lossWindowStartTs = Math.saturatingSub(bucket, LOSS_BUCKETS_PER_PERIOD) * _bucketLength(cfg.lossPeriod);
         (v.paused, v.blockTimestamp, v.totalSupply) = (paused(), block.timestamp, totalSupply());
     }
 
     // ─────────────────────────── setters ───────────────────────────
 
-    /// @dev Removes the old basket; an asset that leaves must hold nothing and have no position.
-    function _clearBasket(AssetConfig[] calldata next) internal {
-        for (uint256 i; i < _vs().assets.length; ++i) {
-            address t = _vs().assets[i].token;
+    /// @dev An asset that leaves the basket must hold nothing and have no position.
+    function _checkLeavers(AssetConfig[] calldata next) internal view {
+        Asset[] memory old = _basket(_vs().config.basket);
+        for (uint256 i; i < old.length; ++i) {
+            address t = old[i].token;
             bool stays;
             for (uint256 j; j < next.length && !stays; ++j) {
                 stays = next[j].token == t;
@@ -239,9 +287,20 @@ contract VaultAdmin is VaultBase {
             if (!stays && (held != 0 || pos.supplied != 0 || pos.borrowed != 0)) {
                 revert AssetStillHeld(t, held, uint256(pos.supplied) + pos.borrowed);
             }
-            delete _vs().slotOf[t];
         }
-        delete _vs().assets;
+    }
+
+    /// @dev Deploys a data contract whose code is `data` (the SSTORE2 pattern). `data` is an ABI
+    ///      encoding, whose first byte is 0x00 (STOP), so calling the contract does nothing.
+    function _writeData(bytes memory data) internal returns (address ptr) {
+        // init code: PUSH2 len, DUP1, PUSH1 0x0a, RETURNDATASIZE, CODECOPY, RETURNDATASIZE, RETURN
+        bytes memory init = abi.encodePacked(hex"61", data.length.toUint16(), hex"80600a3d393df3", data);
+        // Solidity cannot create a contract from given runtime bytes; this is the one create call
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            ptr := create(0, add(init, 32), mload(init))
+        }
+        if (ptr == address(0)) revert ZeroAddress();
     }
 
     function _validated(AssetConfig calldata c) internal view returns (Asset memory x) {
@@ -283,8 +342,26 @@ contract VaultAdmin is VaultBase {
         if (lim.ripcordMaxTradeE18 > lim.maxTradeE18) {
             revert ParamOutOfRange("ripcordMaxTradeE18", lim.ripcordMaxTradeE18, 0, lim.maxTradeE18);
         }
-        _vs().limits = lim;
+        if (lim.maxTradeE18 > type(uint128).max) {
+            revert ParamOutOfRange("maxTradeE18", lim.maxTradeE18, 0, type(uint128).max);
+        }
+        Config storage c = _vs().config;
+        if (lim.lossPeriod != c.lossPeriod) _rebaseLossRing(uint24(lim.lossPeriod));
+        (c.maxSlippageBps, c.lossCapBps) = (lim.maxSlippageBps, lim.lossCapBps);
+        (c.cooldown, c.lossPeriod) = (uint24(lim.cooldown), uint24(lim.lossPeriod)); // both checked above
+        _vs().caps = TradeCaps(uint128(lim.maxTradeE18), uint128(lim.ripcordMaxTradeE18));
+        _vs().depositCapRaw = lim.depositCapRaw;
         emit LimitsSet(lim);
+    }
+
+    /// @dev A new lossPeriod changes the bucket length: everything the ring still counts moves into
+    ///      the current bucket of the new length (counted a full window more, never less).
+    function _rebaseLossRing(uint24 newPeriod) internal {
+        KeeperState storage st = _vs().state;
+        (uint256 used,) = _lossWindow(st, _vs().config.lossPeriod);
+        uint256 bucket = block.timestamp / _bucketLength(newPeriod);
+        st.lossBucket = bucket.toUint32();
+        st.lossRing = (used << (24 * (bucket & 3))).toUint96();
     }
 
     function _setCollateralParams(CollateralParams memory c) internal {

@@ -8,9 +8,12 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SlotDerivation} from "@openzeppelin/contracts/utils/SlotDerivation.sol";
+import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 
 import {IRebalancingVault} from "../interfaces/IRebalancingVault.sol";
 import {IAavePool} from "../interfaces/IAavePool.sol";
+import {IAggregatorV3} from "../interfaces/IAggregatorV3.sol";
 import {OracleLib} from "./OracleLib.sol";
 
 /// @title VaultBase
@@ -65,7 +68,8 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     // ─────────────────────────── storage ───────────────────────────
 
-    /// @dev Three slots per asset: (token, bands, heartbeat, decimals), (feed, feed decimals), bounds.
+    /// @dev One basket asset in memory. The basket lives in the code of a data contract written by
+    ///      setBasket (abi.encode(Asset[]), read with one EXTCODECOPY instead of 3 slots per asset).
     struct Asset {
         address token;
         uint16 targetBps;
@@ -85,6 +89,34 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint128 borrowed;
     }
 
+    /// @dev Slot 0: read by every keeper action and every ERC-4626 call, written by the admin setters
+    ///      (and positionMask by collateral actions).
+    struct Config {
+        address basket; // data contract holding abi.encode(Asset[]); address(0) = no basket
+        uint8 positionMask; // bit i: basket asset i has a supplied or borrowed amount on record
+        uint8 flags; // FLAG_PAUSED | FLAG_TWAP
+        uint16 maxSlippageBps;
+        uint16 lossCapBps;
+        uint24 cooldown; // <= MAX_COOLDOWN (7 days < 2^24 s)
+        uint24 lossPeriod; // <= MAX_LOSS_PERIOD (30 days < 2^24 s)
+    }
+
+    /// @dev Slot 1: read and written by every keeper action. The loss ring holds four 24-bit buckets
+    ///      of lossPeriod / 3 seconds each (losses in 1e-8 of NAV); bucket b sits at bits 24 * (b & 3).
+    struct KeeperState {
+        uint32 epoch;
+        uint40 lastRebalanceTs;
+        uint40 lastCollateralTs;
+        uint32 lossBucket; // index (timestamp / bucket length) of the newest bucket in the ring
+        uint96 lossRing;
+    }
+
+    /// @dev Slot 2: the notional caps, E18 USD (setLimits refuses values above 2^128 - 1).
+    struct TradeCaps {
+        uint128 maxTradeE18;
+        uint128 ripcordMaxTradeE18;
+    }
+
     // the name is the public getter lendingPool() in the vault's ABI, so it stays mixedCase
     /// @notice The lending pool (address(0) disables the collateral position).
     IAavePool public immutable lendingPool; // solhint-disable-line immutable-vars-naming
@@ -95,21 +127,29 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     ///      namespace: the two contracts share it through delegatecall without depending on the
     ///      order of inherited state variables (and each one's reads and writes are visible to
     ///      static analysis as storage-pointer accesses rather than "never written" variables).
+    ///      docs/vault.md lists the slots.
     /// @custom:storage-location erc7201:vaultkeeper.storage.RebalancingVault
     struct VaultStorage {
-        Asset[] assets;
-        mapping(address token => uint256 indexPlusOne) slotOf;
-        mapping(address token => Position) positions;
-        mapping(address router => bool allowed) isRouter;
-        Limits limits;
-        CollateralParams collateral;
-        uint256 epoch;
-        uint256 lastRebalanceTs;
-        uint256 lastCollateralTs;
-        uint256 lossPeriodStartTs;
-        uint256 periodLossE18;
-        TwapGuard twap;
+        Config config; // slot 0
+        KeeperState state; // slot 1
+        TradeCaps caps; // slot 2
+        uint256 depositCapRaw; // slot 3
+        CollateralParams collateral; // slots 4-5
+        TwapGuard twap; // slot 6
+        mapping(address token => Position) positions; // slot 7
+        mapping(address router => bool allowed) isRouter; // slot 8
     }
+
+    /// @dev Config.flags bit: paused (Pausable's own flag is not used, so one slot answers both).
+    uint8 internal constant FLAG_PAUSED = 1;
+    /// @dev Config.flags bit: the oracle-vs-TWAP guard is on.
+    uint8 internal constant FLAG_TWAP = 2;
+    /// @dev Loss ring: buckets per lossPeriod, and the fraction unit (1e8 = all of NAV).
+    uint256 internal constant LOSS_BUCKETS_PER_PERIOD = 3;
+    uint256 internal constant LOSS_UNIT = 1e8;
+    uint256 internal constant LOSS_UNITS_PER_BPS = 1e4;
+    /// @dev Transient slot base of the per-token (price, decimals) the TWAP check reads.
+    bytes32 internal constant _TWAP_PRICES_SLOT = keccak256("vaultkeeper.transient.twapPrices");
 
     // keccak256(abi.encode(uint256(keccak256("vaultkeeper.storage.RebalancingVault")) - 1)) & ~bytes32(uint256(0xff))
     bytes32 private constant _STORAGE_SLOT = 0x8c931bdcd43053c9da715cc33cb51ba79c9df8ecf52c3ed591be03a0bdbf2100;
@@ -148,43 +188,158 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
 
     /// @notice Incremented by every successful rebalance, adjustCollateral and ripcord.
     function epoch() external view returns (uint256) {
-        return _vs().epoch;
+        return _vs().state.epoch;
     }
 
     /// @notice Time of the last rebalance.
     function lastRebalanceTs() external view returns (uint256) {
-        return _vs().lastRebalanceTs;
+        return _vs().state.lastRebalanceTs;
     }
 
     /// @notice Time of the last adjustCollateral.
     function lastCollateralTs() external view returns (uint256) {
-        return _vs().lastCollateralTs;
+        return _vs().state.lastCollateralTs;
     }
 
-    /// @notice Start of the current loss-accounting period.
-    function lossPeriodStartTs() external view returns (uint256) {
-        return _vs().lossPeriodStartTs;
+    /// @notice Loss against the oracle counted in the rolling window now, in 1e-8 of NAV (1e8 = all of
+    ///         it); keeper actions revert once it would exceed lossCapBps * 1e4. See docs/vault.md.
+    /// @return used The loss counted now, 1e-8 of NAV.
+    function lossInWindowE8() external view returns (uint256 used) {
+        (used,) = _lossWindow(_vs().state, _vs().config.lossPeriod);
     }
 
-    /// @notice Loss against the oracle accumulated in the current period, E18 USD.
-    function periodLossE18() external view returns (uint256) {
-        return _vs().periodLossE18;
+    /// @notice Pausable's paused(), from the vault's packed configuration slot.
+    function paused() public view override returns (bool) {
+        return _vs().config.flags & FLAG_PAUSED != 0;
     }
 
     // ─────────────────────────── shared helpers ───────────────────────────
 
-    function _indexOf(address token) internal view returns (uint256) {
-        uint256 s = _vs().slotOf[token];
-        if (s == 0) revert NotBasketAsset(token);
-        return s - 1;
+    /// @dev The basket, decoded from its data contract (empty before setBasket): three words per
+    ///      asset (see _packAsset), ABI-encoded as one uint256[].
+    function _basket(address data) internal view returns (Asset[] memory a) {
+        if (data == address(0)) return a;
+        uint256[] memory w = abi.decode(data.code, (uint256[]));
+        a = new Asset[](w.length / 3);
+        for (uint256 i; i < a.length; ++i) {
+            a[i] = _unpackAsset(w[3 * i], w[3 * i + 1], w[3 * i + 2]);
+        }
     }
 
-    /// @dev Every basket price, E18 USD, each feed checked (fresh, positive, in bounds).
-    function _prices(Asset[] memory a) internal view returns (uint256[] memory p) {
-        p = new uint256[](a.length);
+    /// @dev (token, target, bands, heartbeat, decimals, feed decimals), (feed), (min, max answer).
+    ///      setBasket has checked every field: bounds in (0, 2^127), decimals <= 18.
+    function _packAsset(Asset memory x) internal pure returns (uint256 w0, uint256 w1, uint256 w2) {
+        w0 = uint256(uint160(x.token)) | uint256(x.targetBps) << 160 | uint256(x.innerBandBps) << 176
+            | uint256(x.outerBandBps) << 192 | uint256(x.heartbeat) << 208 | uint256(x.decimals) << 240
+            | uint256(x.feedDecimals) << 248;
+        w1 = uint256(uint160(x.feed));
+        w2 = uint256(uint128(x.minAnswer)) | uint256(uint128(x.maxAnswer)) << 128;
+    }
+
+    /// @dev The inverse of _packAsset.
+    function _unpackAsset(uint256 w0, uint256 w1, uint256 w2) internal pure returns (Asset memory x) {
+        x.token = address(uint160(w0));
+        (x.targetBps, x.innerBandBps, x.outerBandBps) = (uint16(w0 >> 160), uint16(w0 >> 176), uint16(w0 >> 192));
+        (x.heartbeat, x.decimals, x.feedDecimals) = (uint32(w0 >> 208), uint8(w0 >> 240), uint8(w0 >> 248));
+        x.feed = address(uint160(w1));
+        (x.minAnswer, x.maxAnswer) = (int128(uint128(w2)), int128(uint128(w2 >> 128)));
+    }
+
+    /// @dev Index of `token` in the basket (a scan of at most MAX_ASSETS in memory).
+    function _indexOf(Asset[] memory a, address token) internal pure returns (uint256) {
         for (uint256 i; i < a.length; ++i) {
-            p[i] = OracleLib.priceE18Checked(a[i].feed, a[i].feedDecimals, a[i].heartbeat, a[i].minAnswer, a[i].maxAnswer);
+            if (a[i].token == token) return i;
         }
+        revert NotBasketAsset(token);
+    }
+
+    /// @dev Latest answer of a feed; `readable` is false when the call fails or returns too little,
+    ///      so views never revert on a broken feed.
+    function _tryRead(address feed) internal view returns (int256 answer, uint256 updatedAt, bool readable) {
+        (bool ok, bytes memory ret) = feed.staticcall(abi.encodeCall(IAggregatorV3.latestRoundData, ()));
+        if (!ok || ret.length < 160) return (0, 0, false);
+        (, answer,, updatedAt,) = abi.decode(ret, (uint256, int256, uint256, uint256, uint256));
+        return (answer, updatedAt, true);
+    }
+
+    /// @dev Price of one asset, E18 USD. Strict: the feed must be readable, positive, fresh and in
+    ///      bounds (else the specific error). Not strict: never reverts; `good` says whether it would
+    ///      pass, and a bad answer is clamped into [minAnswer, maxAnswer] (unreadable: minAnswer).
+    function _price(Asset memory x, bool strict) internal view returns (uint256 p, bool good) {
+        if (strict) {
+            try IAggregatorV3(x.feed).latestRoundData() returns (uint80, int256 a, uint256, uint256 u, uint80) {
+                OracleLib.check(x.feed, a, u, x.heartbeat, x.minAnswer, x.maxAnswer);
+                return (OracleLib.toE18(a, x.feedDecimals), true);
+            } catch {
+                revert FeedUnreadable(x.feed);
+            }
+        }
+        (int256 answer, uint256 updatedAt, bool readable) = _tryRead(x.feed);
+        good = readable && OracleLib.isGood(answer, updatedAt, x.heartbeat, x.minAnswer, x.maxAnswer);
+        if (!readable || answer < x.minAnswer) answer = x.minAnswer;
+        else if (answer > x.maxAnswer) answer = x.maxAnswer;
+        p = OracleLib.toE18(answer, x.feedDecimals);
+    }
+
+    /// @dev Every basket price, E18 USD, each feed read once; `good` is false if any would fail.
+    function _prices(Asset[] memory a, bool strict) internal view returns (uint256[] memory p, bool good) {
+        p = new uint256[](a.length);
+        good = true;
+        for (uint256 i; i < a.length; ++i) {
+            bool ok;
+            (p[i], ok) = _price(a[i], strict);
+            good = good && ok;
+        }
+    }
+
+    /// @dev NAV in E18 USD as (longs, debts), each asset's held + supplied and borrowed valued at `p`.
+    ///      Strict: checked arithmetic (reverts on overflow). Not strict: saturates at 2^256 - 1.
+    function _longsAndDebts(Asset[] memory a, uint256[] memory p, uint8 mask, bool strict)
+        internal
+        view
+        returns (uint256 longs, uint256 debts)
+    {
+        for (uint256 i; i < a.length; ++i) {
+            Position memory pos;
+            if (mask & (1 << i) != 0) pos = _vs().positions[a[i].token];
+            uint256 held = IERC20(a[i].token).balanceOf(address(this));
+            if (strict) {
+                longs += OracleLib.valueE18(held + pos.supplied, p[i], a[i].decimals);
+                if (pos.borrowed != 0) debts += OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals);
+            } else {
+                uint256 long = Math.saturatingAdd(held, pos.supplied);
+                longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
+                debts = Math.saturatingAdd(debts, _mulDivSat(pos.borrowed, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
+            }
+        }
+    }
+
+    /// @dev x * y / d rounded as asked, or 2^256 - 1 when the result does not fit (never reverts for d > 0).
+    function _mulDivSat(uint256 x, uint256 y, uint256 d, Math.Rounding rounding) internal pure returns (uint256) {
+        (uint256 high,) = Math.mul512(x, y);
+        if (high >= d) return type(uint256).max;
+        return Math.mulDiv(x, y, d, rounding);
+    }
+
+    /// @dev The loss counted in the rolling window at this block, and the window's bucket index.
+    function _lossWindow(KeeperState memory s, uint24 lossPeriod) internal view returns (uint256 used, uint256 bucket) {
+        bucket = block.timestamp / _bucketLength(lossPeriod);
+        uint256 age = bucket - s.lossBucket; // buckets the ring has not seen yet are empty
+        // the ring's bucket lossBucket - k is in the window while k + age <= 3
+        for (uint256 k; k + age < LOSS_BUCKETS_PER_PERIOD + 1; ++k) {
+            used += (s.lossRing >> (24 * ((s.lossBucket + 4 - k) & 3))) & 0xFFFFFF;
+        }
+    }
+
+    /// @dev Seconds per loss bucket: lossPeriod / 3 rounded up, so 3 buckets cover a period and the
+    ///      4 in the ring cover any window of lossPeriod seconds that ends now.
+    function _bucketLength(uint24 lossPeriod) internal pure returns (uint256) {
+        return Math.max(1, Math.ceilDiv(lossPeriod, LOSS_BUCKETS_PER_PERIOD));
+    }
+
+    /// @dev Transient slot of `token`'s (price E18 << 8 | decimals) for the TWAP check of this call.
+    function _twapPriceSlot(address token) internal pure returns (TransientSlot.Bytes32Slot) {
+        return TransientSlot.asBytes32(SlotDerivation.deriveMapping(_TWAP_PRICES_SLOT, token));
     }
 
     /// @dev LTV = debt / collateral in bps, rounded up (65535 for debt without collateral).

@@ -26,6 +26,11 @@ class KeeperEnv:
     config: Path
     ledger: Path
     tmp: Path
+    store: str = ""  # postgresql://... when the config names a shared store; else the ledger
+
+    @property
+    def store_location(self) -> str:
+        return self.store or str(self.ledger)
 
 
 VAULT_YAML = """

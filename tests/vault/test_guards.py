@@ -215,12 +215,14 @@ def test_skimming_router_trips_cumulative_loss_cap(env: Env) -> None:
     skim = _skim_router(env, short_by=0)
     env.vault.setLimits(limits_tuple(lossCapBps=30), sender=env.admin)
     leg = env.leg("USDC", "WETH", 200_000 * 10**6, router=skim.address)
-    env.rebalance([leg])  # loses 1% of 200k = 2,000 of a 3,000 cap
-    assert int(env.vault.periodLossE18()) == pytest.approx(2_000 * E18, rel=1e-3)
+    env.rebalance([leg])  # loses 1% of 200k = 2,000 of a 3,000 cap (0.2% of NAV, 30 bps cap)
+    assert int(env.vault.lossInWindowE8()) == pytest.approx(2_000 * 10**8 // 1_000_000, rel=1e-3)
     env.warp(3601)
     with ape.reverts(env.vault.LossCapExceeded):
         env.rebalance([leg])
-    env.warp(86400)  # a new period resets the budget
+    # the window rolls: the first loss is forgotten once a whole period (plus at most one
+    # bucket of a third of it) has passed
+    env.warp(86400 + 86400 // 3)
     env.rebalance([leg])
 
 

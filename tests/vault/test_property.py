@@ -134,7 +134,7 @@ def _state(kv: dict[str, Any]) -> tuple:
     """Everything a vault action can change, from one keeperView."""
     assets = tuple((a["heldRaw"], a["suppliedRaw"], a["borrowedRaw"]) for a in kv["assets"])
     return (kv["totalSupply"], kv["epoch"], assets, kv["lastRebalanceTs"], kv["lastCollateralTs"],
-            kv["periodLossE18"], kv["paused"])
+            kv["lossInWindowE8"], kv["paused"])
 
 
 def _names(abi: list[dict[str, Any]]) -> tuple[list[str], list[str]]:

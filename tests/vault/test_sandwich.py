@@ -40,7 +40,7 @@ def test_large_sandwich_is_refused_by_the_oracle_floor(balanced: Env, push_price
 def test_small_sandwich_costs_at_most_the_slippage(balanced: Env, push_price, w3,
                                                    drop_bps: int) -> None:
     env, legs = _setup(balanced, push_price)
-    nav0, loss0 = env.nav(), int(env.vault.periodLossE18())
+    nav0, loss0 = env.nav(), int(env.vault.lossInWindowE8())
     _front_run(env, w3, drop_bps)
     tx = env.rebalance(legs)
     (swap,) = tx.decode_logs(env.vault.Swapped)
@@ -48,4 +48,5 @@ def test_small_sandwich_costs_at_most_the_slippage(balanced: Env, push_price, w3
     notional = 15 * E18 * env.price_e8("WETH") // 10**8
     loss = nav0 - env.nav()
     assert loss <= notional * 100 // BPS  # maxSlippageBps = 100
-    assert int(env.vault.periodLossE18()) - loss0 == max(loss, 0)
+    # the window counts the loss as a fraction of NAV before, in 1e-8 rounded up
+    assert int(env.vault.lossInWindowE8()) - loss0 == -(-max(loss, 0) * 10**8 // nav0)
