@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from keeper.app import Keeper, KeeperDeps
-from keeper.chain.chainid import with_known_chain_id
+from keeper.chain.chainid import without_chain_id_round_trips
 from keeper.chain.rpc import RpcSettings, connect_urls
 from keeper.config import KeeperConfig, load_config
 from keeper.config_file import config_error
@@ -46,12 +46,12 @@ def policies_for(cfg: KeeperConfig) -> dict[str, Policy]:
 
 def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
     """A Web3 over every RPC URL of the network, with failover and retry (keeper.chain.rpc);
-    URLs that answer with another chain id are dropped, so the chain id is known and answered
-    without a round trip (keeper.chain.chainid)."""
+    URLs that answer with another chain id are dropped. web3.py's validation asks the chain id
+    only for requests that declare one (keeper.chain.chainid)."""
     name = cfg.network.name
     try:
         w3 = connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
-        return with_known_chain_id(w3, cfg.network.chain_id)
+        return without_chain_id_round_trips(w3)
     except WrongChain as err:
         raise WrongChain(
             f"network '{name}' expects chain id {cfg.network.chain_id}: {err.message}. Fix: "

@@ -49,6 +49,18 @@ class SimBlock:
     keeper: str  # the sender
 
 
+@dataclass(**FROZEN)
+class Refused:
+    """A node's error answer to one plan's request: it would not run the transaction."""
+
+    message: str
+
+
+def refusal(error: Any) -> Refused:
+    message = error.get("message") if isinstance(error, dict) else error
+    return Refused(message=" ".join(str(message or "no reason given").split())[:300])
+
+
 def view_data() -> str:
     return "0x" + encode_call("RebalancingVault", "keeperView").hex()
 

@@ -32,7 +32,15 @@ from web3.types import RPCEndpoint
 from keeper.chain.anvil import Anvil
 from keeper.errors import KeeperError, SimulationError, ToolchainError
 from keeper.redact import redact
-from keeper.simulate.calls import SIMULATE, SimBlock, SimJob, simulate_params, tx_of, view_of
+from keeper.simulate.calls import (
+    SIMULATE,
+    SimBlock,
+    SimJob,
+    refusal,
+    simulate_params,
+    tx_of,
+    view_of,
+)
 from keeper.simulate.statecache import StateCache
 
 log = logging.getLogger("keeper.simulate")
@@ -81,7 +89,8 @@ class ForkRun:
         self.prefetched = 0
 
     def run(self, jobs: list[SimJob]) -> list[Any]:
-        """eth_simulateV1's result for each job, from the fork."""
+        """eth_simulateV1's result for each job, from the fork, or Refused where the fork would
+        not run that job's transaction."""
         self.cache.start()
         loader = threading.Thread(target=self._prefetch, args=(jobs,), daemon=True)
         loader.start()
@@ -153,12 +162,12 @@ class ForkRun:
             why = f"the fork did not answer ({type(err).__name__}). {NODE_FIX}"
             raise self._failed(why) from err
         answers = sorted(got, key=lambda a: a.get("id", 0)) if isinstance(got, list) else [got]
-        out = []
-        for answer in answers:
-            if "result" not in answer:
-                raise self._failed(f"the fork answered: {_message(answer.get('error'))}")
-            out.append(answer["result"])
-        return out
+        if len(answers) != len(jobs) or (
+            self.cache.failures and any("result" not in a for a in answers)
+        ):  # the fork failed for want of the node's state, not for the plans
+            error = next((a.get("error") for a in answers if "result" not in a), got)
+            raise self._failed(f"the fork answered: {_message(error)}")
+        return [a["result"] if "result" in a else refusal(a.get("error")) for a in answers]
 
     def _failed(self, what: str) -> SimulationError:
         """One line naming the node (redacted) and what it failed to answer, rather than the

@@ -22,8 +22,15 @@ from keeper.errors import SimulationError
 from keeper.models import SimulationReport
 from keeper.redact import redact
 from keeper.simulate import batches
-from keeper.simulate.calls import SIMULATE, SimBlock, SimJob, outcome_of, simulate_params
-from keeper.simulate.verdict import report
+from keeper.simulate.calls import (
+    SIMULATE,
+    Refused,
+    SimBlock,
+    SimJob,
+    outcome_of,
+    simulate_params,
+)
+from keeper.simulate.verdict import refused, report
 
 if TYPE_CHECKING:  # the fork (an HTTP server, threads, anvil) loads only when a node needs it
     from keeper.simulate.fork import ForkRun, Hints
@@ -58,28 +65,28 @@ class Simulator:
         if not jobs:
             return []
         node = self.node()
-        results = None
+        results: list[Any] = [None] * len(jobs)
         if _url(node) not in self.without_method:
             results = self._direct(node, jobs, at)
-        if results is None:
-            results = self._fork(node, jobs, at)
-        else:
-            self.last_path = SIMULATE
-        return [
-            report(j.plan, j.state, outcome_of(j, r), j.limits)
-            for j, r in zip(jobs, results, strict=True)
-        ]
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            forked = self._fork(node, [jobs[i] for i in todo], at)
+            for i, r in zip(todo, forked, strict=True):
+                results[i] = r
+        self.last_path = "fork" if todo else SIMULATE
+        return [_report(j, r) for j, r in zip(jobs, results, strict=True)]
 
     def _fork(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any]:
         from keeper.simulate.fork import ForkRun, Hints
 
-        self.last_path = "fork"
         self.hints = self.hints or Hints()
         self.last_fork = ForkRun(node, self.chain_id, at, redact(_url(node)), self.hints)
         return self.last_fork.run(jobs)
 
-    def _direct(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any] | None:
-        """The node's results, or None where it cannot run them (no such method: remembered)."""
+    def _direct(self, node: Web3, jobs: list[SimJob], at: SimBlock) -> list[Any]:
+        """The node's result for each job; None where it cannot run it (the fork will): every
+        job when the node lacks the method (remembered), else the ones it answered with an
+        error (a node that has the method but fails a request)."""
         reqs = [(RPCEndpoint(SIMULATE), simulate_params(j, at)) for j in jobs]
         answers = batches.send(node, reqs, SIM_CHUNK)
         failed = next((a for a in answers if isinstance(a, batches.ChunkFailed)), None)
@@ -89,17 +96,23 @@ class Simulator:
                 "Fix: check the network's rpc_urls (or fork_source), or wait for the node"
             ) from failed
         url = _url(node)
-        errors = [a.get("error", a) if isinstance(a, dict) else a for a in answers
-                  if not isinstance(a, dict) or "result" not in a]
+        errors = [a.get("error", a) for a in answers if "result" not in a]
         if not errors:
             return [a["result"] for a in answers]
         if method_missing(errors[0]):
             self.without_method.add(url)
             log.info("%s has no %s: simulating on a fork of it", redact(url), SIMULATE)
-        else:
-            log.warning("%s answered %s with %s: simulating on a fork of it",
-                        redact(url), SIMULATE, redact(str(errors[0]))[:200])
-        return None
+            return [None] * len(jobs)
+        log.warning("%s answered %s with %s: simulating those plans on a fork of it",
+                    redact(url), SIMULATE, redact(str(errors[0]))[:200])
+        return [a.get("result") for a in answers]
+
+
+def _report(job: SimJob, result: Any) -> SimulationReport:
+    if isinstance(result, Refused):
+        return refused(job.state, result.message)
+    return report(job.plan, job.state, outcome_of(job, result), job.limits)
+
 
 def _url(w3: Web3) -> str:
     rpc = failover_of(w3)

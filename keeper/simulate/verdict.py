@@ -39,19 +39,10 @@ def report(
 ) -> SimulationReport:
     """The SimulationReport of one run: a revert rejects it, otherwise `judge` says why not."""
     targets = tuple(int(a.target_bps) for a in state.assets)
-    pre = distance_bps(tuple(int(a.weight_bps) for a in state.assets), targets)
+    pre = pre_distance_bps(state)
     if outcome.revert is not None:
-        return SimulationReport(
-            ok=False,
-            reasons=(f"reverts: {outcome.revert}",),
-            gas_used=outcome.gas_used,
-            amounts_out_raw=(),
-            post_weights_bps=(),
-            post_distance_bps=pre,
-            pre_distance_bps=pre,
-            post_ltv_bps=None,
-            revert=outcome.revert,
-        )
+        reason = f"reverts: {outcome.revert}"
+        return _rejected(pre, reason, gas=outcome.gas_used, revert=outcome.revert)
     post = distance_bps(outcome.post_weights_bps, targets)
     outs = outcome.amounts_out_raw
     reasons = judge(plan, state, outcome.gas_used, outs, pre, post, limits, outcome.post_ltv_bps)
@@ -64,6 +55,31 @@ def report(
         post_distance_bps=post,
         pre_distance_bps=pre,
         post_ltv_bps=outcome.post_ltv_bps,
+    )
+
+
+def refused(state: VaultState, why: str) -> SimulationReport:
+    """The node would not run the transaction at all (invalid as it stands: a gas limit under
+    its intrinsic gas, say): rejected, with the node's words."""
+    return _rejected(pre_distance_bps(state), f"not run: {why}", gas=0, revert=None)
+
+
+def pre_distance_bps(state: VaultState) -> int:
+    targets = tuple(int(a.target_bps) for a in state.assets)
+    return distance_bps(tuple(int(a.weight_bps) for a in state.assets), targets)
+
+
+def _rejected(pre: int, reason: str, *, gas: int, revert: str | None) -> SimulationReport:
+    return SimulationReport(
+        ok=False,
+        reasons=(reason,),
+        gas_used=gas,
+        amounts_out_raw=(),
+        post_weights_bps=(),
+        post_distance_bps=pre,
+        pre_distance_bps=pre,
+        post_ltv_bps=None,
+        revert=revert,
     )
 
 

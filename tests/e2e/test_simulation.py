@@ -90,16 +90,25 @@ def variants(job: SimJob, at: SimBlock) -> dict[str, SimJob]:
 
     bad_router = [replace(legs[0], router=DEAD), *legs[1:]]
     deadline, epoch = plan.deadline_ts, plan.epoch
+    starved = intrinsic_gas(plan.calldata) + 500  # runs out of gas in the vault's first steps
     return {
         "as planned": job,
         "wrong epoch": calldata(rebalance_calldata(legs, deadline, epoch + 1)),
         "deadline passed": calldata(rebalance_calldata(legs, at.next_ts - 1, epoch)),
         "router not allowed": calldata(rebalance_calldata(bad_router, deadline, epoch)),
         "first leg three times": calldata(rebalance_calldata([legs[0]] * 3, deadline, epoch)),
-        "out of gas": replace(job, plan=replace(plan, gas_limit=60_000)),
+        "out of gas": replace(job, plan=replace(plan, gas_limit=starved)),
         "slippage limit 0 bps": replace(job, limits=replace(job.limits, max_slippage_bps=0)),
         "gas budget 100k": replace(job, limits=replace(job.limits, gas_budget=100_000)),
     }
+
+
+def intrinsic_gas(data: bytes) -> int:
+    """What a transaction with this calldata needs before it runs (Prague: the larger of the
+    standard cost and the calldata floor of EIP-7623)."""
+    zeros = data.count(0)
+    standard = 21_000 + 4 * zeros + 16 * (len(data) - zeros)
+    return max(standard, 21_000 + 10 * (zeros + 4 * (len(data) - zeros)))
 
 
 def rpc(w3: Web3, method: str, *params: Any) -> Any:
@@ -201,9 +210,25 @@ def test_both_paths_give_the_verdict_of_the_mined_transaction(
     assert str(verdicts["deadline passed"][1]).startswith("DeadlinePassed(")
     assert str(verdicts["router not allowed"][1]).startswith("RouterNotAllowed(")
     assert verdicts["first leg three times"][0] is False
-    assert verdicts["out of gas"] == (False, f"out of gas (gas limit {60_000})")
+    assert verdicts["out of gas"][0] is False and verdicts["out of gas"][1]
     for judged in ("slippage limit 0 bps", "gas budget 100k"):
         assert verdicts[judged] == (False, None)
+
+
+def test_a_transaction_the_node_refuses_is_rejected_on_both_paths(
+    keeper_env: KeeperEnv, anvil_url: str, proxy: Any
+) -> None:
+    """A gas limit under the intrinsic gas: no node runs it (nor would one mine it); the plan
+    is rejected with the node's words, and the other plans of the tick are judged as usual."""
+    move_market(keeper_env.w3, keeper_env.market, "WETH", 3_000)
+    keeper = build_keeper(load(keeper_env.config), can_send=False)
+    (job,), at = planned_jobs(keeper)
+    jobs = [replace(job, plan=replace(job.plan, gas_limit=21_000)), job]
+    direct, _ = simulate_through(anvil_url, jobs, at)
+    forked, path = simulate_through(proxy(reject=NO_SIMULATE).url, jobs, at)
+    assert path == "fork" and direct == forked
+    assert (direct[0].ok, direct[0].revert, direct[1].ok) == (False, None, True)
+    assert direct[0].reasons[0].startswith("not run: ") and "gas" in direct[0].reasons[0]
 
 
 def test_both_paths_run_the_plan_in_the_next_block(
