@@ -48,7 +48,7 @@ from keeper.plan import PlanContext, market_from_config
 from keeper.policy.base import Policy
 from keeper.read import GasAsk, ReadTarget, read_snapshot_with
 from keeper.send.sender import Sender, TxRequest
-from keeper.simulate import SimLimits, simulate
+from keeper.simulate import SimBlock, SimJob, SimLimits, Simulator
 from keeper.summaries import plan_details, report_details
 from keeper.units import ONE_E18, WEI_PER_GWEI
 
@@ -73,7 +73,7 @@ class KeeperDeps:
     forecaster: Forecaster = field(default_factory=Forecaster)
     sender: Sender | None = None
     metrics: Metrics | None = None
-    fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
+    fork_rpc: str | None = None  # the node simulations run on (default: the network's RPCs)
     max_pool_deviation_bps: int = guards.DEFAULT_DEVIATION_BPS  # oracle vs pool TWAP/spot
     twap_s: int = guards.DEFAULT_TWAP_S
     # blocks the hourly gas sample spans (default: an hour of blocks at the network's block time);
@@ -105,6 +105,12 @@ class Keeper:
         self.last_ts = 0
         self.tip_wei = DEFAULT_TIP_WEI
         self._halts: list[Halt] = []
+        self.simulator = Simulator(
+            deps.w3,
+            chain_id=cfg.network.chain_id,
+            source_url=deps.fork_rpc or cfg.network.fork_source,
+        )
+        self._simulated: dict[str, SimulationReport | KeeperError] = {}
 
     def recover(self) -> None:
         """Resolve the transactions a previous run left pending (never send twice)."""
@@ -129,6 +135,7 @@ class Keeper:
             (v, s, d) for (v, s), d in zip(pairs, steps, strict=True) if isinstance(d, Decision)
         ]
         planned = self._plan_all(snap, acting)
+        self._simulated = self._simulate_all(mode, snap, acting, planned)
         results = []
         for (v, s), step in zip(pairs, steps, strict=True):
             if isinstance(step, Decision):
@@ -360,23 +367,50 @@ class Keeper:
             )
         return self._send(snap, vcfg, state, decision, plan, base)
 
+    def _simulate_all(
+        self,
+        mode: Mode,
+        snap: MarketSnapshot,
+        acting: list[tuple[VaultConfig, VaultState, Decision]],
+        planned: dict[str, PlanOutcome],
+    ) -> dict[str, SimulationReport | KeeperError]:
+        """Every plan of the tick simulated at once (one eth_simulateV1 batch, or one fork), by
+        vault address; a failure to simulate is each vault's error."""
+        if mode == Mode.CHECK:
+            return {}
+        jobs = [
+            SimJob(state=s, plan=p, limits=self._sim_limits(snap, s))
+            for v, s, _d in acting
+            if isinstance(p := planned[v.name], RebalancePlan)
+        ]
+        try:
+            reports = self.simulator.run(jobs, self._sim_block(snap))
+        except KeeperError as err:
+            return {j.plan.vault: err for j in jobs}
+        return {j.plan.vault: r for j, r in zip(jobs, reports, strict=True)}
+
     def _simulate(
         self, snap: MarketSnapshot, state: VaultState, plan: RebalancePlan
     ) -> SimulationReport:
-        failover = failover_of(self.deps.w3)
-        rpc = (
-            self.deps.fork_rpc
-            or self.cfg.network.fork_source
-            or (failover.current_url() if failover else self.cfg.network.rpc_urls[0])
-        )
-        limits = SimLimits(
+        got = self._simulated.pop(plan.vault, None)
+        if got is None:
+            job = SimJob(state=state, plan=plan, limits=self._sim_limits(snap, state))
+            got = self.simulator.run([job], self._sim_block(snap))[0]
+        if isinstance(got, KeeperError):
+            raise got
+        return got
+
+    def _sim_limits(self, snap: MarketSnapshot, state: VaultState) -> SimLimits:
+        return SimLimits(
             gas_budget=self.cfg.gas.budget_units(self.gas_price_wei(snap)),
             max_slippage_bps=int(state.limits.max_slippage_bps),
         )
+
+    def _sim_block(self, snap: MarketSnapshot) -> SimBlock:
+        """The block after the snapshot, one block time later: the earliest the transaction can
+        land."""
         next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
-        return simulate(
-            rpc, state, plan, snap.block_number, self.deps.keeper_address, limits, next_ts
-        )
+        return SimBlock(number=snap.block_number, next_ts=next_ts, keeper=self.deps.keeper_address)
 
     def _send(
         self,

@@ -10,6 +10,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from keeper.app import Keeper, KeeperDeps
+from keeper.chain.chainid import without_chain_id_round_trips
 from keeper.chain.rpc import RpcSettings, connect_urls
 from keeper.config import AccountConfig, KeeperConfig, load_config
 from keeper.config_file import config_error
@@ -45,10 +46,12 @@ def policies_for(cfg: KeeperConfig) -> dict[str, Policy]:
 
 def connect(cfg: KeeperConfig, rpc: RpcSettings | None = None) -> Web3:
     """A Web3 over every RPC URL of the network, with failover and retry (keeper.chain.rpc);
-    URLs that answer with another chain id are dropped."""
+    URLs that answer with another chain id are dropped. web3.py's validation asks the chain id
+    only for requests that declare one (keeper.chain.chainid)."""
     name = cfg.network.name
     try:
-        return connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
+        w3 = connect_urls([str(u) for u in cfg.network.rpc_urls], cfg.network.chain_id, rpc)
+        return without_chain_id_round_trips(w3)
     except WrongChain as err:
         raise WrongChain(
             f"network '{name}' expects chain id {cfg.network.chain_id}: {err.message}. Fix: "

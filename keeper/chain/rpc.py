@@ -172,13 +172,17 @@ class FailoverProvider(JSONBaseProvider):
         self.check_health(self.chain_id)
 
     def _probe(self, ep: Endpoint, chain_id: int | None) -> str:
+        """The endpoint's chain id and head, in one round trip (a batch)."""
         try:
-            if chain_id is not None:
-                got = int(ep.provider.make_request(RPCEndpoint("eth_chainId"), [])["result"], 16)
-                if got != chain_id:
-                    return self._drop(ep, f"chain id {got}, expected {chain_id}")
-            head = ep.provider.make_request(RPCEndpoint("eth_blockNumber"), [])
-            ep.head = int(head["result"], 16)
+            got = ep.provider.make_batch_request(
+                [(RPCEndpoint("eth_chainId"), []), (RPCEndpoint("eth_blockNumber"), [])]
+            )
+            if not isinstance(got, list) or len(got) != 2:
+                raise ValueError("no batch answer")
+            chain, head = (int(r["result"], 16) for r in got)
+            if chain_id is not None and chain != chain_id:
+                return self._drop(ep, f"chain id {chain}, expected {chain_id}")
+            ep.head = head
         except (*_RETRYABLE, KeyError, ValueError, TypeError) as err:
             self._mark_down(ep, err)
             return _describe(err)

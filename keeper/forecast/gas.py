@@ -43,6 +43,7 @@ def _wei(gwei: float) -> int:
 
 
 def _ewma(x: NDArray[np.float64], half_life: float) -> NDArray[np.float64]:
+    """y[t] = lam*y[t-1] + (1-lam)*x[t], from y[-1] = x[0] (without scipy: see iir1)."""
     lam = 0.5 ** (1.0 / half_life)
     return iir1(x, 1.0 - lam, lam, lam * x[0])
 
