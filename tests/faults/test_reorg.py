@@ -90,7 +90,7 @@ def test_reorg_that_undoes_the_price_move_makes_the_keeper_recompute(
     assert r.verdict == "hold" and r.action == "hold", r.reason
     assert r.block is not None and seen.block is not None and r.block > seen.block
     assert chain.sent_count(kit.env.keeper) == 0 and txs(kit.env) == []
-    with pytest.raises(ContractLogicError) as err:  # V2: the stale plan could not execute
+    with pytest.raises(ContractLogicError) as err:  # the stale plan could not execute
         kit.env.w3.eth.call({"from": kit.env.keeper, "to": kit.env.vault, "data": stale})
     reason = name_revert(err.value.data if isinstance(err.value.data, str) else None)
     assert reason is not None

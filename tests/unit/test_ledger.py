@@ -288,7 +288,7 @@ def test_nonce_manager_reserves_persists_and_resyncs(store_url: str) -> None:
             assert nm.next_nonce == 5
             node.counts = {"latest": 9, "pending": 9}  # someone else used the key
             assert nm.sync().next_nonce == 9 and nm.reserve() == 9
-            nm.resync_interval_s = 0  # K2: a stale view resyncs before reserving
+            nm.resync_interval_s = 0  # a stale view resyncs before reserving
             node.counts = {"latest": 12, "pending": 12}
             assert nm.reserve() == 12
         finally:

@@ -1,4 +1,4 @@
-"""Vault test helpers on the lead's local market (real Uniswap v3, Aave v3, feeds).
+"""Vault test helpers on the local market (real Uniswap v3, Aave v3, feeds).
 
 deploy() builds a fresh RebalancingVault (ape's isolation reverts it after each test), configures a
 four-asset basket, whitelists the real SwapRouter and seeds 1,000,000 USDC from alice. balanced()
