@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,9 +73,9 @@ def iir1(x: NDArray[np.float64], b0: float, a: float, zi: NDArray[np.float64] | 
     """y[n] = b0 x[n] + a y[n-1] along axis 0, with y[0] = b0 x[0] + zi: what
     `scipy.signal.lfilter([b0], [1, -a], x, axis=0, zi=zi)[0]` computes, to rounding (checked
     in tests/unit/test_forecast.py), without importing scipy.signal (about half a second of a
-    backtest's start-up). Blocks of IIR_BLOCK rows are filtered at once as a lower-triangular
-    matrix product, and only the block boundaries are carried one by one (|a| <= 1 here, so
-    the powers of a stay bounded)."""
+    backtest's start-up). Blocks of IIR_BLOCK rows are filtered at once, from a zero state, as
+    one product with a lower-triangular matrix; the block boundaries' states follow from a
+    second, small triangular product (|a| <= 1 here, so the powers of a stay bounded)."""
     x = np.asarray(x, dtype=float)
     t_n = x.shape[0]
     flat = x.reshape(t_n, -1)
@@ -82,19 +83,35 @@ def iir1(x: NDArray[np.float64], b0: float, a: float, zi: NDArray[np.float64] | 
     n_b = -(-t_n // IIR_BLOCK)
     padded = np.zeros((n_b * IIR_BLOCK, m))
     padded[:t_n] = flat
-    k = np.arange(IIR_BLOCK)
-    lag = k[:, None] - k[None, :]
-    mat = np.where(lag >= 0, b0 * np.power(a, np.maximum(lag, 0)), 0.0)
-    zs = np.matmul(mat, padded.reshape(n_b, IIR_BLOCK, m))  # each block from a zero state
-    carry = np.empty((n_b, m))
-    c = np.broadcast_to(np.asarray(zi, dtype=float).reshape(-1), (m,)).copy()
-    a_block, ends = a**IIR_BLOCK, a * zs[:, -1, :]
-    for b in range(n_b):
-        carry[b] = c
-        c = ends[b] + a_block * c
-    out = zs + np.power(a, k)[None, :, None] * carry[:, None, :]
+    inner, decay = _iir_block(float(b0), float(a))
+    cols = padded.reshape(n_b, IIR_BLOCK, m).transpose(1, 0, 2).reshape(IIR_BLOCK, n_b * m)
+    zs = (inner @ cols).reshape(IIR_BLOCK, n_b, m).transpose(1, 0, 2)  # (n_b, block, m)
+    c0 = np.broadcast_to(np.asarray(zi, dtype=float).reshape(-1), (m,))
+    outer, start = _iir_carry(float(a), n_b)
+    carry = outer @ (a * zs[:, -1, :]) + start[:, None] * c0[None, :]  # state entering block b
+    out = zs + decay[None, :, None] * carry[:, None, :]
     y: NDArray[np.float64] = out.reshape(n_b * IIR_BLOCK, m)[:t_n].reshape(x.shape)
     return y
+
+
+@lru_cache(maxsize=64)
+def _iir_block(b0: float, a: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Within a block: y = inner @ x from a zero state, plus decay[k] x the entering state."""
+    k = np.arange(IIR_BLOCK)
+    lag = k[:, None] - k[None, :]
+    inner = np.where(lag >= 0, b0 * np.power(a, np.maximum(lag, 0)), 0.0)
+    return inner, np.power(a, k)
+
+
+@lru_cache(maxsize=64)
+def _iir_carry(a: float, n_b: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Across blocks: the state entering block b is sum_{j<b} A^(b-1-j) e_j + A^b zi, where
+    A = a^IIR_BLOCK and e_j = a y_j[last] is block j's zero-state end carried one step."""
+    a_block = a**IIR_BLOCK
+    b = np.arange(n_b)
+    lag = b[:, None] - b[None, :] - 1
+    outer = np.where(lag >= 0, np.power(a_block, np.maximum(lag, 0)), 0.0)
+    return outer, np.power(a_block, b)
 
 
 # ---------------------------------------------------------------- EWMA

@@ -193,6 +193,32 @@ def test_live_forecast_equals_the_backtest_forecast_on_the_same_history(tmp_path
         assert live.long_run_vol_per_h_frac == pytest.approx(mkt.vol_lr, rel=1e-12)
 
 
+def test_vaults_on_the_same_prices_share_one_filter_run_and_get_the_same_forecast(
+        tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 vaults on the same feeds run the vol filters once per tick, not 100 times; a vault
+    whose prices differ in one hour gets its own run and its own forecast."""
+    import keeper.forecast.live as live_mod
+
+    path = write_prices(tmp_path / "p.csv", n=400)  # type: ignore[operator]
+    data = load_prices(str(path))
+    px = np.ones((400, 4))
+    px[:, :3] = data.prices[:, [data.symbols.index(s) for s in ("ETH", "BTC", "LINK")]]
+    hist = OracleHistory(hours_ts=data.ts.astype(np.int64), prices=px)
+    runs: list[int] = []
+    real = live_mod.vol_paths
+    monkeypatch.setattr(live_mod, "vol_paths", lambda *a: runs.append(1) or real(*a))
+    fc = Forecaster(model="ewma")
+    states = [replace(make_state([4000, 3000, 1000, 2000]), address=f"0x{i:040x}")
+              for i in range(3)]
+    got = [fc.forecast(s, hist, horizon_h=24.0, now_ts=int(data.ts[-1])) for s in states]
+    assert len(runs) == 1 and got[0] == got[1] == got[2]
+    moved = px.copy()
+    moved[200, 0] *= 1.05
+    other = fc.forecast(states[0], OracleHistory(hours_ts=hist.hours_ts, prices=moved),
+                        horizon_h=24.0, now_ts=int(data.ts[-1]))
+    assert len(runs) == 2 and other.vol_per_h_frac != got[0].vol_per_h_frac
+
+
 def _fit_of(data: object, cols: list[int], fit_end: int) -> object:
     from keeper.forecast import vol
     from keeper.forecast.model import fit_vols
