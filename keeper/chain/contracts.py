@@ -7,8 +7,8 @@ from typing import Any, cast
 
 from eth_abi.abi import decode, encode
 from eth_typing import ABIFunction
-from eth_utils.address import is_address
 from eth_utils.abi import function_abi_to_4byte_selector
+from eth_utils.address import is_address
 
 from keeper.abi import load_abi
 
