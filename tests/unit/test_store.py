@@ -261,3 +261,19 @@ def test_leases_left_without_a_transaction_are_freed_and_those_with_one_kept(
         assert led.lease("main", "1") is None
         assert led.lease("main", "2") is not None and led.lease("main", "3") is not None
         assert led.take_lease("main", "2", owner_id("me"), ttl_s=60) > 0  # recovery's turn
+
+
+def test_the_schema_head_the_store_opens_fast_at_is_alembics_head() -> None:
+    """A store already at SCHEMA_HEAD opens without Alembic: a new migration must move it."""
+    from keeper.store.migrate import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD
+
+
+def test_a_current_store_opens_without_loading_alembic(tmp_path: Path) -> None:
+    code = ("import sys; from keeper.ledger import Ledger; from pathlib import Path; "
+            f"Ledger(Path({str(tmp_path / 'l.sqlite')!r})); "
+            "print(any(m.split('.')[0] == 'alembic' for m in sys.modules))")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (first.stdout.strip(), again.stdout.strip()) == ("True", "False")
