@@ -10,7 +10,7 @@ setup:            ## install everything (idempotent; a second run takes about a 
 test: setup       ## the whole test suite (starts and stops its own anvil)
 	@$(ENV) .venv/bin/pytest -q $(PYTEST_ARGS)
 
-demo: setup       ## anvil + local market + vault + scheduler against a scripted market
+demo: setup       ## 72 real hours of June 2022 through the keeper on a local chain (state/demo.png)
 	@$(ENV) .venv/bin/keeper demo $(DEMO_ARGS)
 
 lint: setup      ## ruff, mypy strict, the import-linter contracts, solhint

@@ -282,7 +282,7 @@ def report(
     verdicts = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("verdict:")}
     failures = sum(verdicts.get(v, 0) for v in ("error", "failed", "halted", "skipped"))
     lines = [
-        "# Soak: simulated market time with random faults (issue 6)",
+        "# Soak: simulated market time with random faults",
         "",
         f"`python -m benchmarks.bench_soak --hours {args.hours:g} --tick-blocks {args.tick_blocks}"
         f" --fault-rate {args.fault_rate:g} --vol-scale {args.vol_scale:g}"

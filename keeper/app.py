@@ -48,7 +48,7 @@ from keeper.plan import PlanContext, market_from_config
 from keeper.policy.base import Policy
 from keeper.read import GasAsk, ReadTarget, read_snapshot_with
 from keeper.send.sender import Sender, TxRequest
-from keeper.simulate import SimLimits, simulate
+from keeper.simulate import SimBlock, SimJob, SimLimits, Simulator
 from keeper.summaries import plan_details, report_details
 from keeper.units import ONE_E18, WEI_PER_GWEI
 
@@ -73,9 +73,12 @@ class KeeperDeps:
     forecaster: Forecaster = field(default_factory=Forecaster)
     sender: Sender | None = None
     metrics: Metrics | None = None
-    fork_rpc: str | None = None  # where simulations fork from (default: the network's RPC)
+    fork_rpc: str | None = None  # the node simulations run on (default: the network's RPCs)
     max_pool_deviation_bps: int = guards.DEFAULT_DEVIATION_BPS  # oracle vs pool TWAP/spot
     twap_s: int = guards.DEFAULT_TWAP_S
+    # blocks the hourly gas sample spans (default: an hour of blocks at the network's block time);
+    # a replay, whose chain mines one block per hour carrying that hour's gas, samples that block
+    gas_sample_blocks: int | None = None
 
 
 class Keeper:
@@ -102,6 +105,12 @@ class Keeper:
         self.last_ts = 0
         self.tip_wei = DEFAULT_TIP_WEI
         self._halts: list[Halt] = []
+        self.simulator = Simulator(
+            deps.w3,
+            chain_id=cfg.network.chain_id,
+            source_url=deps.fork_rpc or cfg.network.fork_source,
+        )
+        self._simulated: dict[str, SimulationReport | KeeperError] = {}
 
     def recover(self) -> None:
         """Resolve the transactions a previous run left pending (never send twice)."""
@@ -126,6 +135,7 @@ class Keeper:
             (v, s, d) for (v, s), d in zip(pairs, steps, strict=True) if isinstance(d, Decision)
         ]
         planned = self._plan_all(snap, acting)
+        self._simulated = self._simulate_all(mode, snap, acting, planned)
         results = []
         for (v, s), step in zip(pairs, steps, strict=True):
             if isinstance(step, Decision):
@@ -191,7 +201,9 @@ class Keeper:
     def _read_once(
         self, targets: list[ReadTarget], extra: list[tuple[str, bool, bytes]]
     ) -> tuple[MarketSnapshot, list[tuple[bool, bytes]], GasHour | None]:
-        blocks = min(MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s)))
+        blocks = self.deps.gas_sample_blocks or min(
+            MAX_FEE_HISTORY_BLOCKS, max(1, int(3600 / self.cfg.network.block_time_s))
+        )
         ask = GasAsk(blocks=blocks, tip_percentile=self.cfg.gas.priority_fee_percentile)
         return read_snapshot_with(
             self.deps.w3,
@@ -200,22 +212,21 @@ class Keeper:
             chain_id=self.cfg.network.chain_id,
             last_block=self.last_block,
             extra=extra,
-            gas=ask if self._gas_due() else None,
+            gas=ask,  # in the same batch; kept once per hour of block time (`_learn`)
         )
-
-    def _gas_due(self) -> bool:
-        """Sample the chain's gas once per hour of block time (the hour of the last snapshot)."""
-        return self.gas_outlook is None or self.gas_sampled_hour != hour_of(self.last_ts)
 
     def _learn(self, snap: MarketSnapshot, gas: GasHour | None) -> None:
         """Record the history the forecast learns from: every vault's prices each hour and the
-        chain's gas once an hour; then the gas outlook for the ticks of this hour."""
+        chain's gas at the first snapshot of each hour of block time (the hour is known only
+        once the snapshot is read, so every read asks for the gas in its batch; a keeper that
+        ticks once an hour samples every hour); then the gas outlook for the ticks of this hour."""
         history, chain = self.deps.history, snap.chain_id
         self.last_ts = snap.block_ts
         history.record_many(list(snap.vaults), snap.block_ts)
-        if gas is None and self.gas_outlook is not None:
+        fresh = gas is not None and hour_of(snap.block_ts) != self.gas_sampled_hour
+        if not fresh and self.gas_outlook is not None:
             return
-        if gas is not None:
+        if gas is not None and fresh:
             history.record_gas(chain, [gas])
             self.gas_sampled_hour = hour_of(snap.block_ts)
         hours = history.gas_history(chain)
@@ -356,23 +367,50 @@ class Keeper:
             )
         return self._send(snap, vcfg, state, decision, plan, base)
 
+    def _simulate_all(
+        self,
+        mode: Mode,
+        snap: MarketSnapshot,
+        acting: list[tuple[VaultConfig, VaultState, Decision]],
+        planned: dict[str, PlanOutcome],
+    ) -> dict[str, SimulationReport | KeeperError]:
+        """Every plan of the tick simulated at once (one eth_simulateV1 batch, or one fork), by
+        vault address; a failure to simulate is each vault's error."""
+        if mode == Mode.CHECK:
+            return {}
+        jobs = [
+            SimJob(state=s, plan=p, limits=self._sim_limits(snap, s))
+            for v, s, _d in acting
+            if isinstance(p := planned[v.name], RebalancePlan)
+        ]
+        try:
+            reports = self.simulator.run(jobs, self._sim_block(snap))
+        except KeeperError as err:
+            return {j.plan.vault: err for j in jobs}
+        return {j.plan.vault: r for j, r in zip(jobs, reports, strict=True)}
+
     def _simulate(
         self, snap: MarketSnapshot, state: VaultState, plan: RebalancePlan
     ) -> SimulationReport:
-        failover = failover_of(self.deps.w3)
-        rpc = (
-            self.deps.fork_rpc
-            or self.cfg.network.fork_source
-            or (failover.current_url() if failover else self.cfg.network.rpc_urls[0])
-        )
-        limits = SimLimits(
+        got = self._simulated.pop(plan.vault, None)
+        if got is None:
+            job = SimJob(state=state, plan=plan, limits=self._sim_limits(snap, state))
+            got = self.simulator.run([job], self._sim_block(snap))[0]
+        if isinstance(got, KeeperError):
+            raise got
+        return got
+
+    def _sim_limits(self, snap: MarketSnapshot, state: VaultState) -> SimLimits:
+        return SimLimits(
             gas_budget=self.cfg.gas.budget_units(self.gas_price_wei(snap)),
             max_slippage_bps=int(state.limits.max_slippage_bps),
         )
+
+    def _sim_block(self, snap: MarketSnapshot) -> SimBlock:
+        """The block after the snapshot, one block time later: the earliest the transaction can
+        land."""
         next_ts = snap.block_ts + max(1, math.ceil(self.cfg.network.block_time_s))
-        return simulate(
-            rpc, state, plan, snap.block_number, self.deps.keeper_address, limits, next_ts
-        )
+        return SimBlock(number=snap.block_number, next_ts=next_ts, keeper=self.deps.keeper_address)
 
     def _send(
         self,

@@ -12,24 +12,29 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from keeper.app import Keeper, Mode
 from keeper.cli_backtest import register as register_backtest
-from keeper.config import KeeperConfig
+from keeper.cli_errors import GuardedCommand, remember
+from keeper.cli_replay import register as register_replay
 from keeper.errors import ConfigError, DataError, KeeperError
-from keeper.metrics import Metrics, setup_logging
 from keeper.models import TickResult
 from keeper.redact import redact
+
+if TYPE_CHECKING:  # the keeper (web3, pydantic, the stages) loads on first use: `backtest`
+    from keeper.app import Keeper  # needs none of it
+    from keeper.config import KeeperConfig
+    from keeper.metrics import Metrics
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="vault-keeper: preventative rebalancing for guarded on-chain vaults.",
+    pretty_exceptions_enable=False,  # GuardedCommand reports errors in one line, never a traceback
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -41,22 +46,26 @@ VaultOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 DEFAULT_CONFIG = Path("networks.yaml")
+FAILED_VERDICTS = ("failed", "error", "halted", "skipped")  # `rebalance` exits 1 on these
 
 
 def fail(err: Exception) -> None:
     """One line on stderr, exit 2 for input problems, 1 for the rest."""
     code = 2 if isinstance(err, ConfigError | DataError) else 1
-    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {redact(str(err))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _load(config: Path, network: str | None) -> KeeperConfig:
+    from keeper.metrics import setup_logging
+
     try:
         from keeper.wiring import load
 
         cfg = load(config, network)
     except KeeperError as err:
         fail(err)
+    remember(cfg)
     setup_logging(cfg.log_format)
     return cfg
 
@@ -71,9 +80,17 @@ def _keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None
     raise AssertionError("unreachable")
 
 
-def _tick(keeper: Keeper, mode: Mode, vault: str | None) -> list[TickResult]:
+def _mode(name: str) -> Any:
+    from keeper.app import Mode
+
+    return Mode(name)
+
+
+def _tick(keeper: Keeper, mode: str, vault: str | None) -> list[TickResult]:
+    from keeper.app import Mode
+
     try:
-        return keeper.tick(mode, only=vault)
+        return keeper.tick(Mode(mode), only=vault)
     except KeeperError as err:
         fail(err)
     raise AssertionError("unreachable")
@@ -113,7 +130,7 @@ def emit(results: list[TickResult], as_json: bool, title: str) -> None:
 # ------------------------------------------------------------------ commands
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def check(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -122,10 +139,10 @@ def check(
 ) -> None:
     """One dry tick: snapshot, decision and plan. Sends nothing."""
     cfg = _load(config, network)
-    emit(_tick(_keeper(cfg, can_send=False), Mode.CHECK, vault), as_json, "keeper check (dry)")
+    emit(_tick(_keeper(cfg, can_send=False), "check", vault), as_json, "keeper check (dry)")
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def simulate(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -134,10 +151,10 @@ def simulate(
 ) -> None:
     """`check` plus the fork simulation of every plan. Sends nothing."""
     cfg = _load(config, network)
-    emit(_tick(_keeper(cfg, can_send=False), Mode.SIMULATE, vault), as_json, "keeper simulate")
+    emit(_tick(_keeper(cfg, can_send=False), "simulate", vault), as_json, "keeper simulate")
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def rebalance(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
@@ -152,7 +169,7 @@ def rebalance(
         keeper.recover()  # a transaction a previous run left pending is resolved, never resent
     except KeeperError as err:
         fail(err)
-    planned = _tick(keeper, Mode.SIMULATE, vault)
+    planned = _tick(keeper, "simulate", vault)
     if not as_json:
         console.print(results_table(planned, "plan (simulated)"))
     if not any(r.verdict == "simulated" for r in planned):
@@ -161,10 +178,18 @@ def rebalance(
     if not yes and not typer.confirm("send these transactions?", default=False):
         raise typer.Exit(1)
     keeper.last_block = None  # the send tick takes a fresh snapshot at a newer block
-    emit(_tick(keeper, Mode.SEND, vault), as_json, "keeper rebalance")
+    from keeper.runtime import expected
+
+    results = _tick(keeper, "send", vault)
+    emit(results, as_json, "keeper rebalance")
+    failed = [r for r in results if r.verdict in FAILED_VERDICTS and not expected(r)]
+    if failed:
+        for r in failed:
+            err_console.print(f"[bold red]error:[/] {r.name}: {redact(r.reason)}", highlight=False)
+        raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def status(
     config: ConfigOpt = DEFAULT_CONFIG, network: NetworkOpt = None, as_json: JsonOpt = False
 ) -> None:
@@ -182,13 +207,14 @@ def status(
         print_status(console, st)
 
 
-@app.command()
+@app.command(cls=GuardedCommand)
 def run(
     config: ConfigOpt = DEFAULT_CONFIG,
     network: NetworkOpt = None,
     dry: Annotated[bool, typer.Option("--dry", help="simulate only, never send")] = False,
 ) -> None:
     """Start the scheduler (one job per vault) until SIGINT/SIGTERM."""
+    from keeper.metrics import Metrics
     from keeper.runtime import Runtime
 
     cfg = _load(config, network)
@@ -199,7 +225,7 @@ def run(
     rt = Runtime(
         cfg,
         keeper,
-        Mode.SIMULATE if dry else Mode.SEND,
+        _mode("simulate" if dry else "send"),
         on_result=lambda r: console.print(_line(r)),
     )
     console.print(
@@ -215,33 +241,8 @@ def _line(r: TickResult) -> str:
     )
 
 
-@app.command()
-def demo(
-    config: ConfigOpt = DEFAULT_CONFIG,
-    hours: Annotated[int, typer.Option(min=2, max=5000, help="simulated hours")] = 72,
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8545,
-    start: Annotated[
-        str, typer.Option(help="first hour of the real price window")
-    ] = "2022-06-10 00:00:00",
-    prices: Annotated[Path | None, typer.Option(help="hourly price CSV")] = None,
-    seed: Annotated[int, typer.Option(help="random-walk seed (no price file)")] = 7,
-    step: Annotated[float, typer.Option(min=0.05, help="wall seconds per simulated hour")] = 0.4,
-) -> None:
-    """Start anvil, deploy the local market and a vault, and run the scheduler against a
-    scripted market. Ends with a summary."""
-    from keeper.demo import DemoSettings
-    from keeper.demo_run import run_demo
-
-    settings = DemoSettings(
-        hours=hours, port=port, start=start, prices=prices, seed=seed, step_s=step
-    )
-    try:
-        run_demo(settings, config, console)
-    except KeeperError as err:
-        fail(err)
-
-
 register_backtest(app)
+register_replay(app)
 
 
 def main() -> None:
@@ -249,6 +250,10 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as err:  # noqa: BLE001 (outside any command: one line, logged)
+        from keeper.cli_errors import report
+
+        sys.exit(report("keeper", {}, err))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,29 @@ def _single(prices: str, gas: list[str], policy: str, params: dict[str, Any], na
     return out, res, spec
 
 
+def _collateral(prices: str, gas: list[str], policy: str, params: dict[str, Any],
+                equity_usd: float, start: str | None, end: str | None, fill: str
+                ) -> dict[str, Any]:
+    """Replay the collateral position from `start` (vols fitted on the rows before it)."""
+    from keeper.backtest import collateral, defaults, market
+    from keeper.policy import make_policy
+
+    mkt, i0, i1 = market.from_files(prices, gas, defaults.SYMBOLS, start=start, end=end,
+                                    fit_before=start, fill=fill)
+    loan = collateral.LoanSpec(equity_usd=equity_usd)
+    out = collateral.run_loan(mkt, defaults.vault_spec(), make_policy(policy, params), loan,
+                              i0, i1)
+    return {"policy": policy, "params": params, "start": _iso(int(mkt.ts[i0])),
+            "end": _iso(int(mkt.ts[i1])), "equity_usd": equity_usd, **out,
+            "fit": mkt.fit_note}
+
+
+def _iso(ts: int) -> str:
+    from keeper.backtest.engine import _iso as iso
+
+    return iso(ts)
+
+
 def _sweep(prices: str, gas: list[str], policy: str, nav_usd: float, start: str | None,
            end: str | None, split: str, profile: bool, fill: str, workers: int,
            quiet: bool) -> dict[str, Any]:
@@ -68,7 +91,9 @@ def _sweep(prices: str, gas: list[str], policy: str, nav_usd: float, start: str 
 def register(app: typer.Typer) -> None:
     """Add the `backtest` command to a typer app."""
 
-    @app.command("backtest")
+    from keeper.cli_errors import GuardedCommand
+
+    @app.command("backtest", cls=GuardedCommand)
     def backtest(
         prices: Annotated[Path, typer.Option(help="hourly CSV: timestamp, <sym>_usdt_close")],
         policy: Annotated[str, typer.Option(help="calendar|threshold|band|band+split|"
@@ -82,6 +107,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json")] = False,
         plot: Annotated[Path | None, typer.Option(help="write a PNG")] = None,
         do_sweep: Annotated[bool, typer.Option("--sweep")] = False,
+        do_collateral: Annotated[bool, typer.Option(
+            "--collateral", help="replay the collateral position (equity = --nav-usd)")] = False,
         split: Annotated[str | None, typer.Option(help="train/test split date")] = None,
         gas_profile: Annotated[bool, typer.Option(help="impose the intraday gas model")] = False,
         fill: Annotated[str, typer.Option(help="error | ffill (carry prices forward)")] = "error",
@@ -99,6 +126,10 @@ def register(app: typer.Typer) -> None:
                 _emit(console, out, as_json)
                 return
             name, p = _policy_args(policy, _parse_params(params))
+            if do_collateral:
+                _emit(console, _collateral(str(prices), gas_paths, name, p, nav_usd, start, end,
+                                           fill), as_json)
+                return
             out, res, spec = _single(str(prices), gas_paths, name, p, nav_usd, start, end,
                                      gas_profile, fill)
             if plot:
@@ -123,7 +154,11 @@ def _emit(console: Console, out: dict[str, Any], as_json: bool) -> None:
         return
     from keeper.backtest.report import metrics_table
 
-    if "train" in out:
+    if "crash_day_min_hf" in out:
+        from keeper.backtest.report import loan_table
+
+        console.print(loan_table(out))
+    elif "train" in out:
         console.print(metrics_table({"train": out["train"], "test": out["test"]},
                                     f"{out['policy']} {out['chosen_params']}"))
     elif "policies" in out:

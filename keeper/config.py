@@ -228,6 +228,9 @@ class GasConfig(_Model):
     bump_percent: float = Field(default=12.5, ge=12.5, le=100)
     replace_after_blocks: int = Field(default=3, ge=1)
     emergency_max_fee_gwei: float | None = Field(default=None, gt=0)
+    # the least tip any attempt pays: on an idle chain the fee history's tips are 0, and a
+    # replacement must raise the tip too (0 x 1.125 is still 0)
+    min_tip_gwei: float = Field(default=0.01, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> GasConfig:
@@ -250,6 +253,10 @@ class GasConfig(_Model):
     @property
     def emergency_max_fee_wei(self) -> Wei:
         return gwei(self.emergency_max_fee_gwei or self.max_fee_gwei)
+
+    @property
+    def min_tip_wei(self) -> Wei:
+        return gwei(self.min_tip_gwei)
 
     @property
     def budget_wei(self) -> Wei | None:
@@ -306,6 +313,21 @@ class LedgerConfig(_Model):
     path: Path = Path("state/keeper.sqlite")
 
 
+def _store(value: str) -> str:
+    if "://" in value and not value.startswith(
+        ("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")
+    ):
+        raise PydanticCustomError(
+            "keeper_store",
+            "({v}) must be postgresql://user@host:port/database or a SQLite file path",
+            {"v": repr(value.split("://")[0] + "://...")},
+        )
+    return value
+
+
+StoreValue = Annotated[str, AfterValidator(_store)]
+
+
 class FileModel(_Model):
     """The file as written, after ${VAR} substitution and network selection."""
 
@@ -318,6 +340,10 @@ class FileModel(_Model):
     schedule: ScheduleConfig | None = None
     ledger: LedgerConfig = LedgerConfig()
     forecast: ForecastConfig = ForecastConfig()
+    # where the ledger, leases and history live: a SQLite file (default: ledger.path) or
+    # postgresql://... shared by keepers on several machines
+    store: StoreValue | None = None
+    lease_s: float | None = Field(default=None, gt=0, le=3600)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_format: Literal["text", "json"] = "text"
 
@@ -345,9 +371,15 @@ class KeeperConfig(_Model):
     forecast: ForecastConfig = ForecastConfig()
     metrics_port: int
     log_format: Literal["text", "json"]
+    store: str = ""  # a postgresql:// URL or an absolute SQLite path
+    lease_s: float = 30.0  # an epoch lease lasts this long unless renewed
 
     def schedule_for(self, vault: VaultConfig) -> ScheduleConfig | None:
         return vault.schedule or self.schedule
+
+    @property
+    def store_location(self) -> str:
+        return self.store or str(self.ledger.path)
 
 
 NetworkConfig.model_rebuild()
@@ -520,4 +552,25 @@ def load_config(path: str | Path, network: str | None = None) -> KeeperConfig:
         forecast=model.forecast,
         metrics_port=model.metrics_port,
         log_format=model.log_format,
+        store=_resolve_store(base, model.store, ledger),
+        lease_s=model.lease_s or _default_lease_s(model),
     )
+
+
+def _resolve_store(base: Path, store: str | None, ledger: LedgerConfig) -> str:
+    if store is None:
+        return str(ledger.path)
+    if store.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        return store
+    return str(_resolve(base, Path(store.removeprefix("sqlite:///"))))
+
+
+def _default_lease_s(model: FileModel) -> float:
+    """Three quarters of the shortest interval, 5 s to 300 s: a dead keeper's lease has expired
+    by the time its peers tick twice. Renewed every third of it while held."""
+    intervals = [
+        s.interval_s
+        for s in (model.schedule, *(v.schedule for v in model.vaults))
+        if s is not None and s.interval_s
+    ]
+    return min(max(0.75 * min(intervals, default=60), 5.0), 300.0)

@@ -78,3 +78,17 @@ class LedgerError(KeeperError):
 
 class Halt(KeeperError):
     """Stops a vault or the scheduler: role revoked, no gas money, N failures in a row."""
+
+
+class LeaseLost(SendError):
+    """This keeper no longer holds the epoch lease (it expired or another keeper took it): it
+    must not broadcast; the holder resumes the transaction."""
+
+
+class WrongChain(ChainError):
+    """Every answering RPC endpoint reports another chain id than the config's."""
+
+
+class EpochTaken(SendError):
+    """Another live keeper holds this vault epoch's lease, or the epoch was executed: an
+    expected outcome when keepers run side by side, not a failure."""

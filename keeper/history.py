@@ -1,33 +1,31 @@
 """The history the forecast stage learns from: hourly oracle prices per vault, and hourly gas per
 chain (median base fee and median tip). One sample per hour of block time.
 
-Stored beside the ledger (its own tables, its own connection). The app appends each snapshot's
-feed answers and, once an hour, the chain's gas; the forecast stage reads both. `seed_*` lets a
-replay start with the same history the backtester fits on.
+Stored in the keeper's store (keeper/store: a SQLite file beside the ledger, or the shared
+PostgreSQL database). The app appends each snapshot's feed answers and, once an hour, the
+chain's gas; the forecast stage reads both. `seed_*` lets a replay start with the same history
+the backtester fits on.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import Table, select
 
 from keeper.errors import LedgerError
 from keeper.models import GasHour, OracleHistory, VaultState
+from keeper.store import open_store
+from keeper.store.engine import DB_ERRORS, StoreUrl, parse_store, store_error
+from keeper.store.schema import gas_history, price_history
+from keeper.store.upsert import upsert
 
 HOUR_S = 3600
 MAX_HOURS = 24 * 90  # the forecast's window: 90 days
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS price_history (
-  vault TEXT NOT NULL, hour_ts INTEGER NOT NULL, prices TEXT NOT NULL,
-  PRIMARY KEY (vault, hour_ts))""",
-    """CREATE TABLE IF NOT EXISTS gas_history (
-  chain_id INTEGER NOT NULL, hour_ts INTEGER NOT NULL, base_fee_wei TEXT NOT NULL,
-  tip_wei TEXT NOT NULL, PRIMARY KEY (chain_id, hour_ts))""",
-)
 
 
 _NO_HOURS = np.empty(0, dtype=np.int64)
@@ -37,8 +35,7 @@ def hour_of(ts: int) -> int:
     return ts // HOUR_S * HOUR_S
 
 
-def _parse(rows: list[tuple[int, str]], n_assets: int
-           ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+def _parse(rows: Sequence[Any], n_assets: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """(hours, prices) of the rows whose basket has `n_assets` assets."""
     parsed = [(int(h), p.split(",")) for h, p in rows]
     kept = [(h, px) for h, px in parsed if len(px) == n_assets]
@@ -50,18 +47,15 @@ def _parse(rows: list[tuple[int, str]], n_assets: int
 class PriceHistory:
     """Hourly oracle answers per vault (asset order) and hourly gas per chain."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | StoreUrl) -> None:
+        self.store = path if isinstance(path, StoreUrl) else parse_store(path)
+        self.path = self.store.path or Path(self.store.shown)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
-            for statement in SCHEMA:
-                self.conn.execute(statement)
-            self.conn.commit()
-        except sqlite3.Error as err:
+            self.engine = open_store(self.store)
+        except LedgerError as err:
             raise LedgerError(
-                f"price history {self.path} is unusable: {err}. Fix: move the file "
-                "aside (it is never reset silently)"
+                f"price history {self.store.shown} is unusable: {err.message}. Fix: move the "
+                "file aside (it is never reset silently)"
             ) from err
         self._cache: dict[tuple[str, int], tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
 
@@ -75,16 +69,23 @@ class PriceHistory:
         one transaction for all vaults of a tick."""
         hour = hour_of(block_ts)
         rows = [
-            (s.address, hour, ",".join(str(a.feed.answer / 10**a.feed.decimals) for a in s.assets))
+            {
+                "vault": s.address,
+                "hour_ts": hour,
+                "prices": ",".join(str(a.feed.answer / 10**a.feed.decimals) for a in s.assets),
+            }
             for s in states
             if s.assets and not s.feed_problems
         ]
-        self._write("INSERT OR REPLACE INTO price_history VALUES (?, ?, ?)", rows)
+        self._write(price_history, rows, ("vault", "hour_ts"))
 
     def seed_prices(self, vault: str, hours: Iterable[tuple[int, tuple[float, ...]]]) -> None:
         """Load hourly prices (hour, prices in asset order) recorded elsewhere."""
-        rows = [(vault, hour_of(h), ",".join(str(p) for p in px)) for h, px in hours]
-        self._write("INSERT OR REPLACE INTO price_history VALUES (?, ?, ?)", rows)
+        rows = [
+            {"vault": vault, "hour_ts": hour_of(h), "prices": ",".join(str(p) for p in px)}
+            for h, px in hours
+        ]
+        self._write(price_history, rows, ("vault", "hour_ts"))
         for key in [k for k in self._cache if k[0] == vault]:
             del self._cache[key]  # older hours changed: read the vault's history afresh
 
@@ -95,14 +96,22 @@ class PriceHistory:
         (that hour may have been rewritten), so a tick costs one small query per vault."""
         key = (vault, n_assets)
         hours, prices = self._cache.get(key, (_NO_HOURS, np.empty((0, n_assets))))
+        cols = (price_history.c.hour_ts, price_history.c.prices)
         if hours.size:
-            rows = self.conn.execute(
-                "SELECT hour_ts, prices FROM price_history WHERE vault = ? AND hour_ts >= ? "
-                "ORDER BY hour_ts", (vault, int(hours[-1]))).fetchall()
+            query = (
+                select(*cols)
+                .where(price_history.c.vault == vault, price_history.c.hour_ts >= int(hours[-1]))
+                .order_by(price_history.c.hour_ts)
+            )
+            rows = self._read(query)
         else:
-            rows = self.conn.execute(
-                "SELECT hour_ts, prices FROM price_history WHERE vault = ? "
-                "ORDER BY hour_ts DESC LIMIT ?", (vault, MAX_HOURS)).fetchall()[::-1]
+            query = (
+                select(*cols)
+                .where(price_history.c.vault == vault)
+                .order_by(price_history.c.hour_ts.desc())
+                .limit(MAX_HOURS)
+            )
+            rows = self._read(query)[::-1]
         new_h, new_px = _parse(rows, n_assets)
         if new_h.size:
             keep = hours < new_h[0]
@@ -114,35 +123,55 @@ class PriceHistory:
     # ------------------------------------------------------------ gas
 
     def has_gas_hour(self, chain_id: int, hour_ts: int) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM gas_history WHERE chain_id = ? AND hour_ts = ?",
-            (chain_id, hour_of(hour_ts)),
-        ).fetchone()
-        return row is not None
+        query = select(gas_history.c.hour_ts).where(
+            gas_history.c.chain_id == chain_id, gas_history.c.hour_ts == hour_of(hour_ts)
+        )
+        return bool(self._read(query))
 
     def record_gas(self, chain_id: int, hours: Iterable[GasHour]) -> None:
-        rows = [(chain_id, hour_of(g.hour_ts), str(g.base_fee_wei), str(g.tip_wei))
-                for g in hours]
-        self._write("INSERT OR REPLACE INTO gas_history VALUES (?, ?, ?, ?)", rows)
+        rows = [
+            {
+                "chain_id": chain_id,
+                "hour_ts": hour_of(g.hour_ts),
+                "base_fee_wei": str(g.base_fee_wei),
+                "tip_wei": str(g.tip_wei),
+            }
+            for g in hours
+        ]
+        self._write(gas_history, rows, ("chain_id", "hour_ts"))
 
     def gas_history(self, chain_id: int, max_rows: int = MAX_HOURS) -> list[GasHour]:
         """The chain's hourly gas, oldest first."""
-        rows = self.conn.execute(
-            "SELECT hour_ts, base_fee_wei, tip_wei FROM gas_history WHERE chain_id = ? "
-            "ORDER BY hour_ts DESC LIMIT ?",
-            (chain_id, max_rows),
-        ).fetchall()
-        return [GasHour(hour_ts=int(h), base_fee_wei=int(b), tip_wei=int(t))
-                for h, b, t in reversed(rows)]
+        g = gas_history.c
+        query = (
+            select(g.hour_ts, g.base_fee_wei, g.tip_wei)
+            .where(g.chain_id == chain_id)
+            .order_by(g.hour_ts.desc())
+            .limit(max_rows)
+        )
+        return [
+            GasHour(hour_ts=int(h), base_fee_wei=int(b), tip_wei=int(t))
+            for h, b, t in reversed(self._read(query))
+        ]
 
     # ------------------------------------------------------------ plumbing
 
-    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    def _write(self, table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...]) -> None:
+        if not rows:
+            return
         try:
-            self.conn.executemany(sql, rows)
-            self.conn.commit()
-        except sqlite3.Error as err:
-            raise LedgerError(f"price history write failed: {err}") from err
+            with self.engine.connect().execution_options(write=True) as c, c.begin():
+                upsert(c, table, rows, keys=keys)
+        except DB_ERRORS as err:
+            why = store_error(self.store, err, 5).message
+            raise LedgerError(f"price history write failed: {why}") from err
+
+    def _read(self, query: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as c:
+                return list(c.execute(query).all())
+        except DB_ERRORS as err:
+            raise store_error(self.store, err, 5) from err
 
     def close(self) -> None:
-        self.conn.close()
+        self.engine.dispose()

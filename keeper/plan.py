@@ -18,7 +18,7 @@ from web3.exceptions import Web3Exception
 from web3.providers import JSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint
 
-from keeper.chain.contracts import encode_call
+from keeper.chain.contracts import address_bytes, encode_call
 from keeper.chain.errors import method_missing, name_revert, revert_data
 from keeper.config import Contracts
 from keeper.costs import MAX_REQUIRED_COST_BPS, cost_gate, required_or_benefit_e18
@@ -181,7 +181,9 @@ def quote_all(
     w3: Web3, market: Market, calls: list[tuple[str, bool, bytes]], block: BlockIdentifier
 ) -> list[tuple[int, int] | None]:
     """All quotes in one Multicall3 eth_call: (amountOut, gasEstimate) or None if it failed."""
-    data = encode_call("Multicall3", "aggregate3", (calls,))
+    data = encode_call(
+        "Multicall3", "aggregate3", ([(address_bytes(t), f, d) for t, f, d in calls],)
+    )
     try:
         raw = w3.eth.call({"to": Web3.to_checksum_address(market.multicall), "data": data}, block)
     except (Web3Exception, ValueError) as err:

@@ -18,7 +18,7 @@ from web3.exceptions import Web3Exception
 from web3.providers import JSONBaseProvider
 from web3.types import BlockIdentifier, RPCEndpoint
 
-from keeper.chain.contracts import decode_output, encode_call
+from keeper.chain.contracts import address_bytes, decode_output, encode_call
 from keeper.errors import ChainError, SnapshotRejected
 from keeper.models import (
     AssetState,
@@ -101,10 +101,13 @@ def read_snapshot_with(
     Returns the snapshot, the extra calls' (ok, return data), and the gas hour (None when not
     asked for or the node could not give it: the snapshot does not depend on it)."""
     extra = extra or []
-    data = encode_call("Multicall3", "aggregate3", (build_calls(multicall, targets) + extra,))
+    calls = build_calls(multicall, targets) + extra
+    data = encode_call(
+        "Multicall3", "aggregate3", ([(address_bytes(t), f, d) for t, f, d in calls],)
+    )
     call = {"to": Web3.to_checksum_address(multicall), "data": data}
     raw, fee = _call_and_fee_history(w3, call, block, gas)
-    results = decode(["(bool,bytes)[]"], raw)[0]
+    results = _decode_results(raw, multicall)
     head = [decode(["uint256"], r[1])[0] if i < 4 else r[1] for i, r in enumerate(results[:5])]
     number, ts, base_fee, got_chain, parent = head
     if got_chain != chain_id:
@@ -128,6 +131,22 @@ def read_snapshot_with(
     )
     hour = _gas_hour(fee, ts) if fee is not None else None
     return snap, [(bool(ok), bytes(ret)) for ok, ret in results[n:]], hour
+
+
+def _decode_results(raw: bytes, multicall: str) -> Any:
+    """Multicall3's (success, returnData)[]; no code at the address answers with no data."""
+    if not raw:
+        raise ChainError(
+            f"Multicall3 at {multicall} returned no data: there is no contract at that address on "
+            "this chain. Fix: check contracts.multicall3 (or the deployments file) for this network"
+        )
+    try:
+        return decode(["(bool,bytes)[]"], raw)[0]
+    except (DecodingError, ValueError, TypeError) as err:
+        raise ChainError(
+            f"Multicall3 at {multicall} answered {len(raw)} bytes that are not a "
+            f"multicall result ({err}). Fix: check contracts.multicall3"
+        ) from err
 
 
 def _call_and_fee_history(

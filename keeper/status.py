@@ -18,7 +18,7 @@ def gather_status(cfg: KeeperConfig) -> dict[str, Any]:
     symbols = {t.address.lower(): s for s, t in cfg.contracts.tokens.items()}
     targets = [ReadTarget(address=str(v.address), symbols=symbols) for v in cfg.vaults]
     snap = read_snapshot(w3, cfg.contracts.multicall3, targets, chain_id=cfg.network.chain_id)
-    with Ledger(cfg.ledger.path) as ledger:
+    with Ledger(cfg.store_location) as ledger:
         pending = [
             {
                 "id": t.id,
@@ -89,21 +89,20 @@ def print_status(console: Console, st: dict[str, Any]) -> None:
             title=f"{v['name']} {v['address']}  NAV ${v['nav_usd']:,.0f}  epoch {v['epoch']}"
             + ("  PAUSED" if v["paused"] else "")
         )
-        for col in ("asset", "weight", "target", "inner", "outer", "state", "price"):
-            t.add_column(col)
+        for col in ("asset", "weight", "target", "deviation", "inner band", "outer band",
+                    "state", "oracle price"):
+            t.add_column(col, justify="left" if col in ("asset", "state") else "right")
         for a in v["assets"]:
-            dev = abs(a["weight_bps"] - a["target_bps"])
-            state = (
-                "OUTSIDE" if dev > a["outer_bps"] else ("drift" if dev > a["inner_bps"] else "ok")
-            )
+            dev = a["weight_bps"] - a["target_bps"]
             t.add_row(
                 a["symbol"],
-                f"{a['weight_bps']}",
-                f"{a['target_bps']}",
-                f"±{a['inner_bps']}",
-                f"±{a['outer_bps']}",
-                state,
-                f"{a['price']:,.4f}",
+                f"{a['weight_bps'] / 100:.2f}%",
+                f"{a['target_bps'] / 100:g}%",
+                f"{dev / 100:+.2f}%",
+                f"±{a['inner_bps'] / 100:g}%",
+                f"±{a['outer_bps'] / 100:g}%",
+                band_state(abs(dev), a["inner_bps"], a["outer_bps"]),
+                f"${a['price']:,.4f}",
             )
         console.print(t)
         if v["collateral"]:
@@ -119,3 +118,9 @@ def print_status(console: Console, st: dict[str, Any]) -> None:
     for d in st["recent"]:
         rt.add_row(d["vault"][:10], str(d["block"]), d["decision"], str(d["verdict"]), d["reason"])
     console.print(rt)
+
+
+def band_state(dev_bps: int, inner_bps: int, outer_bps: int) -> str:
+    """ok: inside the inner band; drift: between the bands (the policy may act); OUTSIDE: past
+    the outer band (a rebalance is required)."""
+    return "OUTSIDE" if dev_bps > outer_bps else ("drift" if dev_bps > inner_bps else "ok")

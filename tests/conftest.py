@@ -53,6 +53,31 @@ def pytest_configure(config: pytest.Config) -> None:
     _STATE["market"] = deploy_market(w3, w3.eth.accounts[0])
 
 
+# the team's study data (a user's machine has none): beside the checkout, or VAULT_SHARED_DATA
+STUDY_DATA = Path(os.environ.get("VAULT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `realdata` read the study data. Where it is absent (a user's fresh clone)
+    they are left out, and the run says how many; the product never needs it, so neither does
+    `make test`. CI (CI=true) always has it, so there a missing folder fails them instead."""
+    if STUDY_DATA.is_dir() or os.environ.get("CI") == "true":
+        return
+    left = [it for it in items if it.get_closest_marker("realdata")]
+    if left:
+        items[:] = [it for it in items if not it.get_closest_marker("realdata")]
+        config.hook.pytest_deselected(items=left)
+        _STATE["realdata_left_out"] = len(left)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    n = _STATE.get("realdata_left_out")
+    if n:
+        terminalreporter.write_line(
+            f"{n} realdata test(s) left out: they read the study data in {STUDY_DATA}, which "
+            "this machine does not have (CI has it and runs them all)")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     anvil = _STATE.pop("anvil", None)
     if isinstance(anvil, Anvil):
@@ -94,4 +119,7 @@ def chain_snapshot(w3: Web3) -> Iterator[None]:
     w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
 
 
-__all__ = ["move_market", "set_feed"]
+__all__ = ["move_market", "pg_server", "set_feed", "store_url"]
+
+
+from tests.pgserver import pg_server, store_url  # noqa: E402 - fixtures for every test

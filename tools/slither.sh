@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static analysis of the vault (checklist L77): Slither (PyPI slither-analyzer) through the
+# Static analysis of the vault: Slither (PyPI slither-analyzer) through the
 # project's solc wrapper, offline. Fails on any High finding, and on any Medium finding that
 # SLITHER_TRIAGE.md does not triage (a `| check | element |` row); prints every finding either way.
 # Usage: tools/slither.sh [--json out.json]

@@ -21,12 +21,14 @@ Conventions (documented in the report):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
+from keeper.backtest.fast import held_hours, screen_context
 from keeper.backtest.market import Market
 from keeper.costs import (
     MAX_REQUIRED_COST_BPS,
@@ -101,6 +103,7 @@ class RunResult:
 # ---------------------------------------------------------------- state building
 
 
+@functools.lru_cache(maxsize=64)
 def _limits(spec: VaultSpec) -> VaultLimits:
     return VaultLimits(max_slippage_bps=Bps(spec.max_slippage_bps),
                        max_trade_e18=E18(int(spec.max_trade_usd) * ONE_E18), cooldown_s=0,
@@ -108,7 +111,9 @@ def _limits(spec: VaultSpec) -> VaultLimits:
 
 
 def build_state(spec: VaultSpec, values: list[float], last_ts: int, epoch: int,
-                limits: VaultLimits) -> VaultState:
+                limits: VaultLimits, nav_usd: float | None = None) -> VaultState:
+    """The vault as the policy reads it; `nav_usd` (the nominal NAV, when held) is the NAV it
+    reports, and weights are the values' shares of their sum."""
     nav = sum(values)
     inner, outer = spec.inner_band_bps, spec.outer_band_bps
     assets = tuple([
@@ -116,7 +121,8 @@ def build_state(spec: VaultSpec, values: list[float], last_ts: int, epoch: int,
                    value_e18=E18(int(v * ONE_E18)), weight_bps=Bps(round(v / nav * BPS)),
                    target_bps=Bps(tb), inner_band_bps=Bps(inner), outer_band_bps=Bps(outer))
         for s, v, tb in zip(spec.symbols, values, spec.targets_bps, strict=True)])
-    return VaultState(address="backtest", assets=assets, nav_e18=E18(int(nav * ONE_E18)),
+    nav_e18 = E18(int((nav if nav_usd is None else nav_usd) * ONE_E18))
+    return VaultState(address="backtest", assets=assets, nav_e18=nav_e18,
                       epoch=epoch, last_rebalance_ts=last_ts, limits=limits, paused=False)
 
 
@@ -126,6 +132,11 @@ def _forecast(policy: Policy, state: VaultState, mkt: Market, t: int) -> Forecas
         return Forecast(horizon_h=mkt.horizon_h, vol_per_h_frac=tuple(vols), corr=(),
                         breach_prob=math.nan, expected_time_to_breach_h=math.nan,
                         now_ts=int(mkt.ts[t]), notes=("not computed: policy ignores it",))
+    if not getattr(policy, "needs_breach_prob", True):
+        return Forecast(horizon_h=mkt.horizon_h, vol_per_h_frac=vols, corr=mkt.corr_rows[t],
+                        breach_prob=math.nan, expected_time_to_breach_h=math.nan,
+                        now_ts=int(mkt.ts[t]), long_run_vol_per_h_frac=mkt.vol_lr,
+                        notes=("breach probability not computed: the policy does not read it",))
     horizon = float(getattr(policy, "horizon_h", mkt.horizon_h))
     return build_forecast(state, vol_per_h=vols, corr=mkt.corr_rows[t],
                           horizon_h=horizon, now_ts=int(mkt.ts[t]),
@@ -192,66 +203,119 @@ def _execute(book: _Book, q: list[float], tc: TradeCost, px: list[float], cash: 
 
 # ---------------------------------------------------------------- the replay
 
+FIRST_SPAN = 16  # hours the fast path screens at once after a decision; doubles while all hold
+MAX_SPAN = 4096
+MAX_BACKOFF = 16  # after a span whose first hour is not held, hours before screening again
+
+
+@dataclass(slots=True)
+class _Out:
+    gas: NDArray[np.float64]
+    fee: NDArray[np.float64]
+    imp: NDArray[np.float64]
+    nav: NDArray[np.float64]
+    weights: NDArray[np.float64]
+    trades: list[int] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
 
 def run(mkt: Market, spec: VaultSpec, policy: Policy, i0: int, i1: int,
-        params: dict[str, object] | None = None, keep_reasons: bool = False) -> RunResult:
-    """Replay hours [i0, i1] of the market under `policy`."""
+        params: dict[str, object] | None = None, keep_reasons: bool = False,
+        fast: bool = True) -> RunResult:
+    """Replay hours [i0, i1] of the market under `policy`.
+
+    `fast` skips the hours the policy's own screen provably holds (keeper/backtest/fast.py);
+    `fast=False` (and `keep_reasons`, which records every hour's reason) is the plain
+    hour-by-hour replay, the reference the fast path is tested against."""
     n_h, n_a = i1 - i0 + 1, len(spec.symbols)
-    cash = spec.symbols.index("USDC") if "USDC" in spec.symbols else n_a - 1
     tw = [x / BPS for x in spec.targets_bps]
     p0 = mkt.px_rows[i0]
     book = _Book(units=[spec.nav_usd * w / p for w, p in zip(tw, p0, strict=True)],
                  last_ts=int(mkt.ts[i0]), res_ppm=[0] * n_a, res_dir=[0] * n_a,
                  res_t=[-(10**9)] * n_a)
-    out = {k: np.zeros(n_h) for k in ("gas", "fee", "imp", "nav")}
-    weights, trades, reasons = np.zeros((n_h, n_a)), [], []
-    limits = _limits(spec)
-    for k, t in enumerate(range(i0, i1 + 1)):
-        px = mkt.px_rows[t]
-        vals = [u * p for u, p in zip(book.units, px, strict=True)]
-        nav = sum(vals)
-        if spec.hold_nav:
-            book.units = [u * spec.nav_usd / nav for u in book.units]
-            vals, nav = [v * spec.nav_usd / nav for v in vals], spec.nav_usd
-        state = build_state(spec, vals, book.last_ts, book.n_trades, limits)
-        d = policy.decide(state, _forecast(policy, state, mkt, t),
-                          _costs(spec, mkt, t, tuple(book.res_ppm)))
-        if keep_reasons:
-            reasons.append(d.reason)
-        _accept(book, d)
-        w = [v / nav for v in vals]
-        if book.order is not None:
-            q = _clip(book, w, nav, cash)
-            tc = _priced(book, q, spec, mkt, t)
-            refused = cost_gate(tc, required_or_benefit_e18(state, d), state.nav_e18,
-                                MAX_REQUIRED_COST_BPS) if any(q) else ""
-            if refused:  # the plan stage's own rule: the live keeper would not send it either
-                book.order = None
-                if keep_reasons:
-                    reasons[-1] = f"{d.reason}; not sent: {refused}"
-            elif any(q):
-                g, f, im = _execute(book, q, tc, px, cash, spec, mkt, t)
-                out["gas"][k], out["fee"][k], out["imp"][k] = g / ONE_E18, f / ONE_E18, im / ONE_E18
-                trades.append(k)
-                vals = [u * p for u, p in zip(book.units, px, strict=True)]
-                nav = sum(vals)
-                w = [v / nav for v in vals]
-        weights[k] = w
-        out["nav"][k] = nav
-    return _result(policy, params, mkt, spec, i0, i1, weights, out, trades, reasons)
+    out = _Out(gas=np.zeros(n_h), fee=np.zeros(n_h), imp=np.zeros(n_h), nav=np.zeros(n_h),
+               weights=np.zeros((n_h, n_a)))
+    skip = fast and not keep_reasons and spec.hold_nav and \
+        callable(getattr(policy, "screen", None))
+    run_view = screen_context(mkt, spec, i0, i1) if skip else None
+    t, span, wait, backoff = i0, FIRST_SPAN, 0, 1
+    while t <= i1:
+        if skip and book.order is None and wait == 0:
+            b = min(i1 + 1, t + span)
+            assert run_view is not None
+            n, m = held_hours(run_view, mkt, spec, policy, book.units, i0, (t - i0, b - i0),
+                              book.last_ts)
+            out.weights[t - i0: t - i0 + n] = m.weights[:n]
+            out.nav[t - i0: t - i0 + n] = m.nav[:n]
+            t += n
+            if t == b:
+                span = min(2 * span, MAX_SPAN)
+                continue
+            span = FIRST_SPAN
+            wait, backoff = (backoff, min(2 * backoff, MAX_BACKOFF)) if n == 0 else (0, 1)
+        elif wait:
+            wait -= 1
+        _hour(mkt, spec, policy, book, t, t - i0, out, keep_reasons)
+        t += 1
+    return _result(policy, params, mkt, spec, i0, i1, out)
+
+
+def _hour(mkt: Market, spec: VaultSpec, policy: Policy, book: _Book, t: int, k: int, out: _Out,
+          keep_reasons: bool) -> None:
+    """One hour the plain way: mark, build the state, decide, execute. Holdings are rescaled to
+    the nominal NAV only when they trade (a common factor changes no weight), so between trades
+    they stay constant and the fast path can mark hours ahead from prices alone."""
+    px = mkt.px_rows[t]
+    vals = [u * p for u, p in zip(book.units, px, strict=True)]
+    nav = sum(vals)
+    scale = nav
+    if spec.hold_nav:
+        vals, nav = [v * spec.nav_usd / scale for v in vals], spec.nav_usd
+    state = build_state(spec, vals, book.last_ts, book.n_trades, _limits(spec),
+                        spec.nav_usd if spec.hold_nav else None)
+    d = policy.decide(state, _forecast(policy, state, mkt, t),
+                      _costs(spec, mkt, t, tuple(book.res_ppm)))
+    if keep_reasons:
+        out.reasons.append(d.reason)
+    _accept(book, d)
+    w = [v / nav for v in vals]
+    if book.order is not None:
+        cash = _cash(spec)
+        q = _clip(book, w, nav, cash)
+        tc = _priced(book, q, spec, mkt, t)
+        refused = cost_gate(tc, required_or_benefit_e18(state, d), state.nav_e18,
+                            MAX_REQUIRED_COST_BPS) if any(q) else ""
+        if refused:  # the plan stage's own rule: the live keeper would not send it either
+            book.order = None
+            if keep_reasons:
+                out.reasons[-1] = f"{d.reason}; not sent: {refused}"
+        elif any(q):
+            if spec.hold_nav:
+                book.units = [u * spec.nav_usd / scale for u in book.units]
+            g, f, im = _execute(book, q, tc, px, cash, spec, mkt, t)
+            out.gas[k], out.fee[k], out.imp[k] = g / ONE_E18, f / ONE_E18, im / ONE_E18
+            out.trades.append(k)
+            vals = [u * p for u, p in zip(book.units, px, strict=True)]
+            nav = sum(vals)
+            w = [v / nav for v in vals]
+    out.weights[k] = w
+    out.nav[k] = nav
+
+
+def _cash(spec: VaultSpec) -> int:
+    return spec.symbols.index("USDC") if "USDC" in spec.symbols else len(spec.symbols) - 1
 
 
 def _result(policy: Policy, params: dict[str, object] | None, mkt: Market, spec: VaultSpec,
-            i0: int, i1: int, weights: NDArray[np.float64], out: dict[str, NDArray[np.float64]],
-            trades: list[int], reasons: list[str]) -> RunResult:
-    dev = weights - np.asarray(spec.targets_bps) / BPS
+            i0: int, i1: int, out: _Out) -> RunResult:
+    dev = out.weights - np.asarray(spec.targets_bps) / BPS
     cov = mkt.cov[i0: i1 + 1]
     quad = np.einsum("ti,tij,tj->t", dev, cov, dev)
-    pen = 0.5 * spec.cost_model.tracking_gamma * out["nav"] * np.maximum(quad, 0.0)
+    pen = 0.5 * spec.cost_model.tracking_gamma * out.nav * np.maximum(quad, 0.0)
     return RunResult(policy=policy.name, params=dict(params or {}), ts=mkt.ts[i0: i1 + 1],
-                     weights=weights, nav=out["nav"], gas_usd=out["gas"], fee_usd=out["fee"],
-                     impact_usd=out["imp"], penalty_usd=pen,
-                     trade_hours=np.asarray(trades, dtype=int), reasons=tuple(reasons))
+                     weights=out.weights, nav=out.nav, gas_usd=out.gas, fee_usd=out.fee,
+                     impact_usd=out.imp, penalty_usd=pen,
+                     trade_hours=np.asarray(out.trades, dtype=int), reasons=tuple(out.reasons))
 
 
 def metrics(res: RunResult, spec: VaultSpec) -> dict[str, float | int | str]:

@@ -6,7 +6,9 @@ Vol models are fitted on [fit_start, fit_end) only (the training window, or the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,32 +23,59 @@ from keeper.models import DEFAULT_VOL_MODEL, GasOutlook
 from keeper.units import ONE_E18, WEI_PER_GWEI
 
 MIN_FIT_H = 720  # 30 days
+T = TypeVar("T")
+
+
+class Rows(Generic[T]):
+    """Row t of a per-hour table as the Python objects a decision needs, made on first use
+    (a fast replay touches a few thousand of 43,000 hours) and kept."""
+
+    __slots__ = ("_cache", "_make", "_n")
+
+    def __init__(self, make: Callable[[int], T], n: int) -> None:
+        self._make, self._n = make, n
+        self._cache: dict[int, T] = {}
+
+    def __getitem__(self, t: int) -> T:
+        if t < 0:
+            t += self._n
+        if not 0 <= t < self._n:
+            raise IndexError(f"hour {t} outside the market's {self._n} rows")
+        row = self._cache.get(t)
+        if row is None:
+            row = self._cache[t] = self._make(t)
+        return row
+
+    def __len__(self) -> int:
+        return self._n
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Market:
     ts: NDArray[np.int64]
     symbols: tuple[str, ...]
-    px_rows: list[list[float]]  # (T, N) with the cash asset at 1.0
-    vol_rows: list[tuple[float, ...]]  # average hourly vol over the forecast horizon, known at t
+    px_rows: Rows[list[float]]  # (T, N) with the cash asset at 1.0
+    vol_rows: Rows[tuple[float, ...]]  # average hourly vol over the forecast horizon, known at t
     vol_lr: tuple[float, ...]  # long-run (unconditional) hourly vol per asset
     cov: NDArray[np.float64]  # (T, N, N) causal EWMA covariance, hourly
     corr: NDArray[np.float64]
-    corr_rows: list[tuple[tuple[float, ...], ...]]  # `corr` as the tuples a Forecast holds
+    corr_rows: Rows[tuple[tuple[float, ...], ...]]  # `corr` as the tuples a Forecast holds
     horizon_h: float
     gas_gwei: NDArray[np.float64]
     gas_source: NDArray[np.int8]
-    gas_wei: list[int]
-    outlook: list[GasOutlook]  # what the gas history up to each hour says (keeper.forecast.gas)
-    eth_e18: list[int]
+    gas_wei: Rows[int]
+    outlook: Rows[GasOutlook]  # what the gas history up to each hour says (keeper.forecast.gas)
+    eth_e18: Rows[int]
     fit_note: str
+    # the same numbers as arrays, for the replay's screen over many hours (keeper/backtest/fast.py)
+    px: NDArray[np.float64]  # (T, N)
+    vol: NDArray[np.float64]  # (T, N)
+    gas_wei_f: NDArray[np.float64]  # float(gas_wei[t])
+    typical_wei_f: NDArray[np.float64]  # float(outlook[t].typical_wei)
+    eth_e18_f: NDArray[np.float64]  # float(eth_e18[t])
 
     def index(self, ts: int) -> int:
         return int(np.searchsorted(self.ts, ts))
-
-
-def _wei(gwei: NDArray[np.float64]) -> list[int]:
-    return [int(x) for x in np.round(gwei * WEI_PER_GWEI)]
 
 
 def prepare(prices: PriceData, symbols: tuple[str, ...], *, fit_end: int, gas: GasData | None,
@@ -81,13 +110,20 @@ def _with_gas(prices: PriceData, symbols: tuple[str, ...], all_px: NDArray[np.fl
     eth_col = prices.symbols.index("ETH")
     eth = prices.prices[:, eth_col]
     corr = vol.cov_to_corr(cov)
-    return Market(ts=prices.ts, symbols=symbols, px_rows=all_px.tolist(),
-                  vol_rows=[tuple(r) for r in vols.tolist()], vol_lr=tuple(lr), cov=cov,
-                  corr=corr, corr_rows=[tuple(map(tuple, c)) for c in corr.tolist()],
-                  horizon_h=float(horizon_h),
-                  gas_gwei=gs.gwei, gas_source=gs.source, gas_wei=_wei(gs.gwei),
-                  outlook=[ol.at(t) for t in range(prices.ts.size)],
-                  eth_e18=[int(x * ONE_E18) for x in eth], fit_note=note)
+    n = prices.ts.size
+    gas_wei_f = np.round(gs.gwei * WEI_PER_GWEI)  # the integers below, as floats (exact)
+    eth_e18_f = eth * float(ONE_E18)  # int(x * ONE_E18) is this float's integer value
+    return Market(ts=prices.ts, symbols=symbols,
+                  px_rows=Rows(lambda t: all_px[t].tolist(), n),
+                  vol_rows=Rows(lambda t: tuple(vols[t].tolist()), n), vol_lr=tuple(lr),
+                  cov=cov, corr=corr,
+                  corr_rows=Rows(lambda t: tuple(map(tuple, corr[t].tolist())), n),
+                  horizon_h=float(horizon_h), gas_gwei=gs.gwei, gas_source=gs.source,
+                  gas_wei=Rows(lambda t: int(gas_wei_f[t]), n), outlook=Rows(ol.at, n),
+                  eth_e18=Rows(lambda t: int(eth_e18_f[t]), n), fit_note=note, px=all_px,
+                  vol=vols, gas_wei_f=gas_wei_f,
+                  typical_wei_f=np.round(ol.typical_gwei * WEI_PER_GWEI),
+                  eth_e18_f=eth_e18_f)
 
 
 def from_files(prices_path: str, gas_paths: list[str], symbols: tuple[str, ...], *,

@@ -31,6 +31,22 @@ def metrics_table(rows: dict[str, dict[str, Any]], title: str) -> Table:
     return t
 
 
+LOAN_KEYS = ("liquidations", "near_miss_episodes", "min_health_factor", "actions",
+             "deleverage_cost_bps")
+
+
+def loan_table(out: dict[str, Any]) -> Table:
+    """A collateral replay: its summary, then the minimum health factor of each crash day."""
+    t = Table(title=f"collateral: {out['policy']} {out['params']} {out['start']} -> {out['end']}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for k in LOAN_KEYS:
+        t.add_row(k, _fmt(out[k]))
+    for day, hf in out["crash_day_min_hf"].items():
+        t.add_row(f"min HF on crash day {day}", _fmt(hf))
+    return t
+
+
 def markdown_table(section: dict[str, Any], base: str = "band") -> str:
     """OOS table: one row per policy, test metrics, vs the tuned band and threshold."""
     ref_b = section.get(base, {}).get("test", {}).get("total_cost_bps")
@@ -84,22 +100,36 @@ def _label(r: RunResult) -> str:
     return f"{r.policy} {p}".strip()
 
 
-def frontier_plot(points: list[dict[str, Any]], out: str | Path) -> None:
-    """Total cost vs time outside the outer band, one colour per policy family."""
+def frontier_plot(points: list[dict[str, Any]], out: str | Path,
+                  tested: list[dict[str, Any]] | None = None, title: str = "") -> None:
+    """Total cost against % hours outside the outer band: every training grid point (left) and
+    each family's tuned point on the test window (right), one colour per family."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for fam in sorted({p["label"] for p in points}):
-        xs = [p["time_outside_outer_band_pct"] for p in points if p["label"] == fam]
-        ys = [p["total_cost_bps"] for p in points if p["label"] == fam]
-        ax.scatter(xs, ys, s=12, label=fam)
-    ax.set_xlabel("% hours outside the outer band")
-    ax.set_ylabel("total cost (bps)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
+    fams = sorted({p["label"] for p in points} | {p["label"] for p in tested or []})
+    colours = {f: f"C{i}" for i, f in enumerate(fams)}
+    fig, axes = plt.subplots(1, 2 if tested else 1, figsize=(12 if tested else 7, 5),
+                             squeeze=False)
+    for ax, pts, what in ((axes[0][0], points, "training window: every grid point"),
+                          *([(axes[0][1], tested, "test window: the tuned point")]
+                            if tested else [])):
+        for fam in fams:
+            xs = [p["time_outside_outer_band_pct"] for p in pts if p["label"] == fam]
+            ys = [p["total_cost_bps"] for p in pts if p["label"] == fam]
+            ax.scatter(xs, ys, s=14 if pts is points else 60, label=fam, color=colours[fam],
+                       marker="o" if pts is points else "*")
+        ax.set_xlabel("% hours with a weight outside target +- 5 pp")
+        ax.set_ylabel("total cost (bps of NAV over the window)")
+        ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=0.01)  # most tuned points sit at or near 0%
+        ax.set_xlim(left=-0.001)
+        ax.set_title(what, fontsize=9)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -31,10 +31,10 @@ GRIDS: dict[str, tuple[str, dict[str, list[Any]]]] = {
                       "ret_frac": [0.0, 0.25, 0.5, 1.0]}),
     "band+split": ("band", {"width_bps": [150, 200, 250, 300, 400, 500],
                             "ret_frac": [0.0, 0.25, 0.5, 1.0], "split": [True]}),
-    "preventative": ("preventative", {"width_bps": [300, 400, 500], "horizon_h": [12, 24, 72],
-                                      "ret_frac": [0.25, 0.5, 0.75]}),
+    "preventative": ("preventative", {"width_bps": [400, 450, 500],
+                                      "ret_scale": [0.5, 0.75, 1.0, 1.5, 2.0]}),
 }
-LEVERS = ("vol_scaling", "gas_timing", "split")
+LEVERS = ("early", "vol_scaling", "gas_timing", "split")
 
 _MKT: Market | None = None
 _SPEC: engine.VaultSpec | None = None

@@ -17,6 +17,7 @@ from keeper.errors import ToolchainError
 from keeper.paths import project_root
 
 READY_TIMEOUT_S = 20.0
+READY_POLL_S = 0.01  # anvil answers within about 0.1 s of its start: poll finely
 KEPT_STATES = 256  # recent block states anvil keeps (eth_call at a pinned block needs them)
 
 
@@ -86,7 +87,7 @@ class NodeProcess:
                 if requests.post(self.url, json=body, timeout=1).ok:
                     return
             except requests.RequestException:
-                time.sleep(0.05)
+                time.sleep(READY_POLL_S)
         self.stop()
         raise ToolchainError(
             f"{self.name} did not answer on {self.url} within {self.ready_timeout_s:.0f} s"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from eth_abi.abi import decode, encode
 from eth_typing import ABIFunction
 from eth_utils.abi import function_abi_to_4byte_selector
+from eth_utils.address import is_address
 
 from keeper.abi import load_abi
 
@@ -30,12 +32,28 @@ def _type_str(param: dict[str, Any]) -> str:
     return f"({inner}){t[len('tuple') :]}"
 
 
+@cache
+def _signature(contract: str, fn: str) -> tuple[bytes, tuple[str, ...]]:
+    """Selector and input types of `contract.fn` (a tick encodes over a thousand calls)."""
+    item = fn_abi(contract, fn)
+    sel = function_abi_to_4byte_selector(cast(ABIFunction, item))
+    return bytes(sel), tuple(_type_str(p) for p in item["inputs"])
+
+
 def encode_call(contract: str, fn: str, args: tuple[Any, ...] = ()) -> bytes:
     """Calldata for `contract.fn(*args)`."""
-    item = fn_abi(contract, fn)
-    types = [_type_str(p) for p in item["inputs"]]
-    sel = function_abi_to_4byte_selector(cast(ABIFunction, item))
-    return bytes(sel) + encode(types, list(args))
+    sel, types = _signature(contract, fn)
+    return sel + encode(types, list(args))
+
+
+@lru_cache(maxsize=4096)
+def address_bytes(address: str) -> bytes:
+    """The 20 bytes of a hex address, checked once (as eth_abi checks a hex string): eth_abi
+    validates a string again on every encode, which a Multicall3 batch of a thousand calls
+    repeats."""
+    if not is_address(address):
+        raise ValueError(f"not an address: {address!r}")
+    return bytes.fromhex(address[2:])
 
 
 def decode_output(contract: str, fn: str, data: bytes) -> Any:

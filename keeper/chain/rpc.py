@@ -1,17 +1,21 @@
 """RPC resilience: several endpoints per network, failover, retry with backoff, lag detection.
 
-`FailoverProvider` is a web3 provider over N HTTP endpoints (checklist K8, A1-A8):
+`FailoverProvider` is a web3 provider over N HTTP endpoints:
 
 - a connection error, a timeout, or an HTTP 429/5xx marks the endpoint down for a cooldown and
   the same request goes to the next endpoint; after a full round it backs off
   (`backoff_s * 2**round`, jittered) and tries again, `rounds` times, then raises
   RpcUnavailable (every endpoint failed). Down endpoints are still tried last, so the provider
   recovers by itself when they return.
-- a retried `eth_sendRawTransaction` (the first try may have propagated, A8) that gets
+- a retried `eth_sendRawTransaction` (the first try may have propagated) that gets
   "already known" or "nonce too low" is success when the hash is ours: the node knows our
   exact signed bytes.
 - an endpoint whose head is behind the best head seen by more than `lag_blocks`, or that served
-  a snapshot older than the last one (`mark_lagging`), is tried after the others (K9).
+  a snapshot older than the last one (`mark_lagging`), is tried after the others. The
+  runtime compares every endpoint's head (and chain id) before each tick (`check_health`), so a
+  steady lag is caught at once; an endpoint on another chain is dropped, mid-run as at start.
+- at start (`connect_urls`) the probe is retried with the same backoff: a transient fault does
+  not stop the keeper.
 
 Endpoint URLs may carry credentials; they appear in logs and errors only through `redact()`.
 """
@@ -29,14 +33,15 @@ from typing import Any
 import requests
 from eth_utils.crypto import keccak
 from web3 import HTTPProvider, Web3
+from web3.exceptions import TransactionNotFound
 from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from keeper.errors import RpcUnavailable
+from keeper.errors import RpcUnavailable, WrongChain
 from keeper.redact import RedactingFilter, redact
 
 log = logging.getLogger("keeper.rpc")
-# web3 logs every request's full URI at DEBUG: redact those records at the source (F36).
+# web3 logs every request's full URI at DEBUG: redact those records at the source.
 for _name in ("web3.providers.HTTPProvider", "web3._utils.http_session_manager.HTTPSessionManager"):
     logging.getLogger(_name).addFilter(RedactingFilter())
 
@@ -52,7 +57,7 @@ class RpcSettings:
     max_backoff_s: float = 4.0
     jitter_frac: float = 0.2  # +-20%, so many keepers do not retry in step
     cooldown_s: float = 30.0  # a failed endpoint is tried last for this long
-    lag_blocks: int = 3  # ~3 blocks behind the best head = lagging (K9)
+    lag_blocks: int = 3  # ~3 blocks behind the best head = lagging
     health_interval_s: float = 60.0  # compare every endpoint's head this often (0: never)
 
 
@@ -101,6 +106,8 @@ class FailoverProvider(JSONBaseProvider):
         self._sleep = sleep
         self._lock = threading.Lock()
         self._checked = 0.0  # monotonic time of the last check_health
+        self.chain_id: int | None = None  # endpoints answering another chain id are dropped
+        self.dropped: list[str] = []  # why each dropped endpoint went (URLs redacted)
 
     def _http(self, url: str) -> HTTPProvider:
         # our own retry loop replaces web3's (which would retry one endpoint only)
@@ -142,8 +149,9 @@ class FailoverProvider(JSONBaseProvider):
 
     def check_health(self, chain_id: int | None = None) -> list[str]:
         """Ask every endpoint for its head (and chain id): mark lagging ones, drop ones on the
-        wrong chain. Returns the problems found (URLs redacted)."""
+        wrong chain (never the last one). Returns the problems found (URLs redacted)."""
         self._checked = time.monotonic()
+        chain_id = self.chain_id if chain_id is None else chain_id
         problems = []
         for ep in list(self.endpoints):
             why = self._probe(ep, chain_id)
@@ -152,29 +160,67 @@ class FailoverProvider(JSONBaseProvider):
         self._mark_behind()
         return problems
 
+    def lag_of(self, ep: Endpoint) -> int | None:
+        return None if ep.head is None else max(self.best_head - ep.head, 0)
+
     def _maybe_check_health(self) -> None:
         """Every health_interval_s, ask each endpoint for its head so a lagging one is tried
         last even when it still answers (one eth_blockNumber per endpoint)."""
         every = self.settings.health_interval_s
         if every <= 0 or len(self.endpoints) < 2 or time.monotonic() - self._checked < every:
             return
-        self.check_health()
+        self.check_health(self.chain_id)
 
     def _probe(self, ep: Endpoint, chain_id: int | None) -> str:
+        """The endpoint's chain id and head, in one round trip (a batch)."""
         try:
-            if chain_id is not None:
-                got = int(ep.provider.make_request(RPCEndpoint("eth_chainId"), [])["result"], 16)
-                if got != chain_id:
-                    self.endpoints.remove(ep)
-                    return f"chain id {got}, expected {chain_id}"
-            head = ep.provider.make_request(RPCEndpoint("eth_blockNumber"), [])
-            ep.head = int(head["result"], 16)
+            got = ep.provider.make_batch_request(
+                [(RPCEndpoint("eth_chainId"), []), (RPCEndpoint("eth_blockNumber"), [])]
+            )
+            if not isinstance(got, list) or len(got) != 2:
+                raise ValueError("no batch answer")
+            chain, head = (int(r["result"], 16) for r in got)
+            if chain_id is not None and chain != chain_id:
+                return self._drop(ep, f"chain id {chain}, expected {chain_id}")
+            ep.head = head
         except (*_RETRYABLE, KeyError, ValueError, TypeError) as err:
             self._mark_down(ep, err)
-            return type(err).__name__
+            return _describe(err)
         self._mark_up(ep)
         self.best_head = max(self.best_head, ep.head)
         return ""
+
+    def _drop(self, ep: Endpoint, why: str) -> str:
+        """An endpoint on another chain is removed (the last one stays, so every call fails
+        with the chain check's message instead of 'no endpoint')."""
+        if len(self.endpoints) > 1:
+            self.endpoints.remove(ep)
+            self.dropped.append(f"{ep.name}: {why}")
+            log.error("ALERT RPC %s dropped: %s", ep.name, why)
+            if self.current is ep:
+                self.current = None
+        ep.lagging = why
+        return why
+
+    def prefer_receipt_holder(self, tx_hash: str) -> bool:
+        """Find an endpoint that has the receipt of `tx_hash`; the ones that do not are tried
+        last until a health check finds their head caught up. False if none has it."""
+        missing: list[Endpoint] = []
+        for ep in self._order():
+            try:
+                got = ep.provider.make_request(
+                    RPCEndpoint("eth_getTransactionReceipt"), [tx_hash]
+                )
+            except _RETRYABLE:
+                continue
+            if isinstance(got, dict) and got.get("result"):
+                for behind in missing:
+                    behind.lagging = f"head behind: no receipt of {tx_hash}"
+                    log.warning("RPC %s lags: no receipt of %s", behind.name, tx_hash)
+                self.current = None
+                return True
+            missing.append(ep)
+        return False
 
     def _mark_behind(self) -> None:
         for ep in self.endpoints:
@@ -250,7 +296,7 @@ class FailoverProvider(JSONBaseProvider):
         self._mark_behind()
 
     def _reconcile_send(self, ep: Endpoint, params: Any, resp: Any) -> Any:
-        """A8: the retry of a send that may have propagated: 'already known' / 'nonce too low'
+        """The retry of a send that may have propagated: 'already known' / 'nonce too low'
         for our own bytes means the first try got through."""
         error = resp.get("error") if isinstance(resp, dict) else None
         if not error:
@@ -282,14 +328,50 @@ def _describe(err: BaseException) -> str:
     return type(err).__name__
 
 
-def connect_urls(urls: list[str], chain_id: int, settings: RpcSettings | None = None) -> Web3:
+def connect_urls(
+    urls: list[str],
+    chain_id: int,
+    settings: RpcSettings | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Web3:
     """A Web3 over every URL; the endpoints that answer with another chain id are dropped.
-    RpcUnavailable when none is usable."""
-    provider = FailoverProvider(urls, settings)
-    problems = provider.check_health(chain_id)
-    if not provider.endpoints or all(e.head is None for e in provider.endpoints):
-        raise RpcUnavailable("no RPC endpoint is usable: " + "; ".join(problems))
-    return Web3(provider)
+    The start-up probe is retried `rounds` times with backoff; RpcUnavailable when no endpoint
+    answers, WrongChain when every answering endpoint is on another chain."""
+    provider = FailoverProvider(urls, settings, sleep=sleep)
+    provider.chain_id = chain_id
+    problems: list[str] = []
+    for rnd in range(provider.settings.rounds):
+        problems = provider.check_health(chain_id)
+        if any(e.head is not None and not _wrong_chain(e) for e in provider.endpoints):
+            return Web3(provider)
+        if all(_wrong_chain(e) for e in provider.endpoints):
+            break
+        if rnd + 1 < provider.settings.rounds:
+            sleep(provider._backoff(rnd))
+    wrong = [p for p in problems + provider.dropped if "chain id" in p]
+    if wrong:
+        raise WrongChain("every RPC endpoint is on another chain: " + "; ".join(wrong))
+    raise RpcUnavailable("no RPC endpoint is usable: " + "; ".join(problems))
+
+
+def _wrong_chain(ep: Endpoint) -> bool:
+    return bool(ep.lagging and ep.lagging.startswith("chain id"))
+
+
+def receipt_from_any(w3: Web3, hashes: list[str]) -> Any | None:
+    """The first receipt of `hashes` that any endpoint has (a lagging node hides receipts);
+    None on a plain provider or when no endpoint has one."""
+    rpc = failover_of(w3)
+    if rpc is None or len(rpc.endpoints) < 2:
+        return None
+    for tx_hash in hashes:
+        if rpc.prefer_receipt_holder(tx_hash):
+            try:
+                return w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue
+    return None
 
 
 def failover_of(w3: Web3) -> FailoverProvider | None:

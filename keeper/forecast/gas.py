@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import signal
 
+from keeper.forecast.vol import iir1
 from keeper.models import GasOutlook
 
 LEVEL_HALF_LIFE_H = 72.0
@@ -43,10 +43,9 @@ def _wei(gwei: float) -> int:
 
 
 def _ewma(x: NDArray[np.float64], half_life: float) -> NDArray[np.float64]:
+    """y[t] = lam*y[t-1] + (1-lam)*x[t], from y[-1] = x[0] (without scipy: see iir1)."""
     lam = 0.5 ** (1.0 / half_life)
-    y: NDArray[np.float64]  # scipy is untyped
-    y, _ = signal.lfilter([1.0 - lam], [1.0, -lam], x, zi=np.array([lam * x[0]]))
-    return y
+    return iir1(x, 1.0 - lam, lam, lam * x[0])
 
 
 def _profile_matrix(dev: NDArray[np.float64], hod: NDArray[np.int64]) -> NDArray[np.float64]:

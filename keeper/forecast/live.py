@@ -9,6 +9,7 @@ forecast says so in its notes.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,7 +28,8 @@ DEFAULT_VOL_OTHER = 0.01
 DEFAULT_CORR = 0.5
 MIN_HISTORY_H = 240  # a three-parameter fit needs >= 200 hourly returns
 REFIT_H = 168  # refit weekly: the parameters move slowly, the filters every hour
-SHARED_FITS = 64  # fits kept for vaults on the same feeds
+SHARED_FITS = 64  # fits (and filter runs) kept for vaults on the same feeds
+LatestVols = tuple[tuple[float, ...], NDArray[np.float64], tuple[float, ...]]
 
 
 @dataclass(slots=True)
@@ -38,6 +40,8 @@ class Forecaster:
     refit_h: int = REFIT_H
     _fits: dict[str, tuple[int, VolFit]] = field(default_factory=dict)
     _shared: dict[tuple[object, ...], VolFit] = field(default_factory=dict)
+    _latest_runs: dict[tuple[object, ...], tuple[VolFit, LatestVols]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         check_model(self.model)
@@ -49,12 +53,35 @@ class Forecaster:
                                     have_h=len(history))
         r = vol.log_returns(history.prices)
         fit = self._fit(state, history, r)
-        paths = vol_paths(r, fit, horizon_h)
-        vols = tuple(float(x) for x in paths.vol[-1])
-        corr = vol.cov_to_corr(paths.cov[-1])
+        vols, corr, long_run = self._latest(history, r, fit, horizon_h)
         return build_forecast(state, vol_per_h=vols, corr=corr.tolist(), horizon_h=horizon_h,
-                              now_ts=now_ts, long_run_vol_per_h=paths.long_run,
+                              now_ts=now_ts, long_run_vol_per_h=long_run,
                               ltv_vol_per_h=collateral_vol(state, vols, corr))
+
+    def _latest(self, history: OracleHistory, r: NDArray[np.float64], fit: VolFit,
+                horizon_h: float) -> LatestVols:
+        """The filters' last row: vols, correlation, long-run vols. Vaults on the same prices
+        with the same fit share one run per tick (the key holds the prices' digest, so equal
+        keys mean equal inputs; the entry keeps its fit, so the fit's id is not reused)."""
+        digest = hashlib.blake2b(np.ascontiguousarray(history.prices).tobytes(),
+                                 digest_size=16).digest()
+        key = (digest, id(fit), horizon_h)
+        held = self._latest_runs.get(key)
+        if held is not None:
+            return held[1]
+        paths = vol_paths(r, fit, horizon_h)
+        got = (tuple(float(x) for x in paths.vol[-1]), vol.cov_to_corr(paths.cov[-1]),
+               paths.long_run)
+        kept = dict(list(self._latest_runs.items())[-SHARED_FITS:])
+        self._latest_runs = {key: (fit, got), **kept}
+        return got
+
+    def prime(self, state: VaultState, history: OracleHistory) -> None:
+        """Fit on `history` now, as the backtester fits on the rows before its window: a replay
+        starts the live keeper from the same fit (later refits follow `refit_h` as usual)."""
+        r = vol.log_returns(np.asarray(history.prices, dtype=float))
+        self._fits.pop(state.address, None)
+        self._fit(state, history, r)
 
     def _fit(self, state: VaultState, history: OracleHistory, r: NDArray[np.float64]) -> VolFit:
         """The vault's fit, refitted once `refit_h` new hours have come in. Vaults on the same

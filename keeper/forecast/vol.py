@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize, signal
 
 from keeper.errors import ForecastError
+
+# scipy is imported where a fit or a filter runs: a keeper command that fits nothing (no 240 h of
+# history yet) starts without it, about half the start-up time
 
 FROZEN = {"frozen": True, "slots": True, "kw_only": True}
 MIN_FIT_OBS = 200  # below this an MLE of three parameters is noise
@@ -60,6 +63,57 @@ def _check_fit_input(r: NDArray[np.float64]) -> NDArray[np.float64]:
     return r
 
 
+# ---------------------------------------------------------------- the first-order filter
+
+IIR_BLOCK = 64
+
+
+def iir1(x: NDArray[np.float64], b0: float, a: float, zi: NDArray[np.float64] | float
+         ) -> NDArray[np.float64]:
+    """y[n] = b0 x[n] + a y[n-1] along axis 0, with y[0] = b0 x[0] + zi: what
+    `scipy.signal.lfilter([b0], [1, -a], x, axis=0, zi=zi)[0]` computes, to rounding (checked
+    in tests/unit/test_forecast.py), without importing scipy.signal (about half a second of a
+    backtest's start-up). Blocks of IIR_BLOCK rows are filtered at once, from a zero state, as
+    one product with a lower-triangular matrix; the block boundaries' states follow from a
+    second, small triangular product (|a| <= 1 here, so the powers of a stay bounded)."""
+    x = np.asarray(x, dtype=float)
+    t_n = x.shape[0]
+    flat = x.reshape(t_n, -1)
+    m = flat.shape[1]
+    n_b = -(-t_n // IIR_BLOCK)
+    padded = np.zeros((n_b * IIR_BLOCK, m))
+    padded[:t_n] = flat
+    inner, decay = _iir_block(float(b0), float(a))
+    cols = padded.reshape(n_b, IIR_BLOCK, m).transpose(1, 0, 2).reshape(IIR_BLOCK, n_b * m)
+    zs = (inner @ cols).reshape(IIR_BLOCK, n_b, m).transpose(1, 0, 2)  # (n_b, block, m)
+    c0 = np.broadcast_to(np.asarray(zi, dtype=float).reshape(-1), (m,))
+    outer, start = _iir_carry(float(a), n_b)
+    carry = outer @ (a * zs[:, -1, :]) + start[:, None] * c0[None, :]  # state entering block b
+    out = zs + decay[None, :, None] * carry[:, None, :]
+    y: NDArray[np.float64] = out.reshape(n_b * IIR_BLOCK, m)[:t_n].reshape(x.shape)
+    return y
+
+
+@lru_cache(maxsize=64)
+def _iir_block(b0: float, a: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Within a block: y = inner @ x from a zero state, plus decay[k] x the entering state."""
+    k = np.arange(IIR_BLOCK)
+    lag = k[:, None] - k[None, :]
+    inner = np.where(lag >= 0, b0 * np.power(a, np.maximum(lag, 0)), 0.0)
+    return inner, np.power(a, k)
+
+
+@lru_cache(maxsize=64)
+def _iir_carry(a: float, n_b: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Across blocks: the state entering block b is sum_{j<b} A^(b-1-j) e_j + A^b zi, where
+    A = a^IIR_BLOCK and e_j = a y_j[last] is block j's zero-state end carried one step."""
+    a_block = a**IIR_BLOCK
+    b = np.arange(n_b)
+    lag = b[:, None] - b[None, :] - 1
+    outer = np.where(lag >= 0, np.power(a_block, np.maximum(lag, 0)), 0.0)
+    return outer, np.power(a_block, b)
+
+
 # ---------------------------------------------------------------- EWMA
 
 
@@ -69,11 +123,7 @@ def ewma_var(r: NDArray[np.float64], lam: float, var0: float) -> NDArray[np.floa
     Works along axis 0 for 1-D or 2-D `r`. Uses an IIR filter, so it is vectorised.
     """
     x = (1.0 - lam) * np.asarray(r, dtype=float) ** 2
-    zi_shape = (1, *x.shape[1:])
-    zi = np.full(zi_shape, lam * var0)
-    out: NDArray[np.float64]  # scipy is untyped
-    out, _ = signal.lfilter([1.0], [1.0, -lam], x, axis=0, zi=zi)
-    return out
+    return iir1(x, 1.0, lam, lam * var0)
 
 
 def _gauss_nll(r_next: NDArray[np.float64], var_pred: NDArray[np.float64]) -> float:
@@ -89,6 +139,9 @@ def fit_ewma(r: NDArray[np.float64]) -> EwmaParams:
     def nll(lam: float) -> float:
         v = ewma_var(r[:-1], lam, var0)
         return _gauss_nll(r[1:], v)
+
+    from scipy import optimize
+
 
     res = optimize.minimize_scalar(nll, bounds=(0.80, 0.9995), method="bounded")
     if not res.success:
@@ -107,9 +160,7 @@ def ewma_cov(r: NDArray[np.float64], lam: float, init_cov: NDArray[np.float64] |
     zi = np.full((1, *outer.shape[1:]), 0.0)
     if init_cov is not None:
         zi[0] = lam * np.asarray(init_cov)
-    out: NDArray[np.float64]  # scipy is untyped
-    out, _ = signal.lfilter([1.0 - lam], [1.0, -lam], outer, axis=0, zi=zi)
-    return out
+    return iir1(outer, 1.0 - lam, lam, zi[0])
 
 
 def cov_to_corr(cov: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -131,9 +182,7 @@ def garch_var(r: NDArray[np.float64], p: GarchParams, var0: float | None = None
     r = np.asarray(r, dtype=float)
     v0 = p.long_run_var if var0 is None else var0
     x = p.omega + p.alpha * r**2
-    out: NDArray[np.float64]  # scipy is untyped
-    out, _ = signal.lfilter([1.0], [1.0, -p.beta], x, axis=0, zi=np.array([p.beta * v0]))
-    return out
+    return iir1(x, 1.0, p.beta, p.beta * v0)
 
 
 def _garch_from_theta(theta: NDArray[np.float64], var: float) -> GarchParams:
@@ -153,6 +202,9 @@ def fit_garch(r: NDArray[np.float64]) -> GarchParams:
     def nll(theta: NDArray[np.float64]) -> float:
         p = _garch_from_theta(theta, var)
         return _gauss_nll(r[1:], garch_var(r[:-1], p, var))
+
+    from scipy import optimize
+
 
     res = optimize.minimize(nll, x0=np.array([-2.0, 4.0]), method="Nelder-Mead",
                             options={"xatol": 1e-4, "fatol": 1e-3, "maxiter": 400})

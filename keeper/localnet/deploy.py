@@ -1,14 +1,13 @@
 """Deploy the local market: tokens, feeds, the real Uniswap v3, Multicall3 and Aave v3.
 
-Prices come from the last row of ../shared/data/prices_hourly_2019_2023.csv when it exists,
-otherwise from DEFAULT_PRICES_E8 (the same row, frozen here), or from the caller. `Parts` puts
+Prices come from the caller (a replay starts at its window's first hour), else from
+DEFAULT_PRICES_E8 (the last hourly close of 2023). `Parts` puts
 each piece on chain wherever the node deploys it; keeper.localnet.mainnet's parts put them at
 their canonical mainnet addresses instead (the mainnet replica).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, getcontext
@@ -23,13 +22,12 @@ from keeper.localnet import aave, chain
 from keeper.localnet.aave import AaveMarket
 from keeper.localnet.artifacts import load
 from keeper.localnet.node import DevNode
-from keeper.paths import project_root
 from keeper.units import ONE_E8, Q96
 
 getcontext().prec = 60
 
 MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11"
-# The last hourly close in the shared data set (2023-12-31 23:00 UTC), in USD with 8 decimals.
+# The last hourly close of 2023 (2023-12-31 23:00 UTC, Binance), in USD with 8 decimals.
 DEFAULT_PRICES_E8 = {
     "WETH": 228187 * 10**6,
     "WBTC": 4228358 * 10**6,
@@ -176,23 +174,11 @@ class Parts:
         return address
 
 
-def shared_prices_e8(data_dir: Path | None = None) -> dict[str, int]:
-    """USD prices (8 decimals) from the last row of the shared hourly file, or the defaults."""
-    path = (data_dir or project_root().parent / "shared" / "data") / "prices_hourly_2019_2023.csv"
-    if not path.exists():
-        return dict(DEFAULT_PRICES_E8)
-    with path.open() as f:
-        last = list(csv.DictReader(f))[-1]
-    cols = {"WETH": "eth_usdt_close", "WBTC": "btc_usdt_close", "LINK": "link_usdt_close"}
-    prices = {s: int(Decimal(last[c]) * ONE_E8) for s, c in cols.items()}
-    return {**prices, "USDC": ONE_E8}
-
-
 def deploy_market(
     w3: Web3, deployer: str, prices_e8: dict[str, int] | None = None, parts: Parts | None = None
 ) -> LocalMarket:
     """Deploy the whole local market from `deployer` (an unlocked account of the dev node)."""
-    prices = prices_e8 or shared_prices_e8()
+    prices = prices_e8 or dict(DEFAULT_PRICES_E8)
     p = parts or Parts(w3, deployer)
     p.node.set_balance(deployer, DEPLOYER_ETH)
     tokens = {s: p.token(s, name, decimals) for s, name, decimals in TOKENS}

@@ -55,9 +55,16 @@ def move_market(
     w3: Web3, market: LocalMarket, symbol: str, move_bps: int, update_feed: bool = True
 ) -> MoveResult:
     """Move `symbol` by `move_bps` (e.g. -1000 = -10%) in every pool, then in its feed."""
+    old = feed_answer(w3, market, symbol)[0]
+    return move_market_to(w3, market, symbol, old * (BPS + move_bps) // BPS, update_feed)
+
+
+def move_market_to(
+    w3: Web3, market: LocalMarket, symbol: str, new_e8: int, update_feed: bool = True
+) -> MoveResult:
+    """Move `symbol` to the USD price `new_e8` (8 decimals) in every pool, then in its feed."""
     prices = current_prices_e8(w3, market)
-    old = prices[symbol]
-    new = old * (BPS + move_bps) // BPS
+    old, new = prices[symbol], new_e8
     prices[symbol] = new
     swaps = 0
     for key, pool in market.pools.items():
@@ -89,22 +96,29 @@ def swap_pool_to_price(
     target = sqrt_price_x96(t0, t1, prices_e8)
     if target == current:
         return 0
-    token_in, token_out = (t1, t0) if target > current else (t0, t1)
+    token_in = token_in_for(t0, t1, current, target)
     _approve(w3, market, token_in, market.router)
     amount_in = _balance(w3, token_in, market.deployer) // 4
-    params = (
-        token_in.address,
-        token_out.address,
-        int(pool.functions.fee().call()),
-        market.deployer,
-        2**63,
-        amount_in,
-        0,
-        target,
-    )
+    fee = int(pool.functions.fee().call())
+    params = arbitrage_params(t0, t1, fee, current, target, market.deployer, amount_in)
     router = chain.at(w3, "SwapRouter", market.router)
     chain.transact(router.functions.exactInputSingle(params), market.deployer)
     return 1
+
+
+def token_in_for(t0: Token, t1: Token, current: int, target: int) -> Token:
+    """The token an arbitrageur sells to move a pool's sqrtPriceX96 from `current` to `target`:
+    token1 raises the price (token1 per token0), token0 lowers it."""
+    return t1 if target > current else t0
+
+
+def arbitrage_params(t0: Token, t1: Token, fee: int, current: int, target: int, recipient: str,
+                     amount_in: int) -> tuple[object, ...]:
+    """SwapRouter.exactInputSingle params that swap up to `amount_in` and stop exactly at the
+    `target` sqrtPriceX96 (the price limit)."""
+    token_in = token_in_for(t0, t1, current, target)
+    token_out = t0 if token_in is t1 else t1
+    return (token_in.address, token_out.address, fee, recipient, 2**63, amount_in, 0, target)
 
 
 def _balance(w3: Web3, token: Token, owner: str) -> int:

@@ -124,8 +124,11 @@ def deposit_usdc(w3: Web3, market: LocalMarket, vault: Contract, depositor: str,
     chain.transact(vault.functions.deposit(amount, depositor), depositor)
 
 
-def seed_basket(w3: Web3, market: LocalMarket, vault: Contract, usd: int) -> None:
-    """Fill the vault at its target weights by minting/wrapping tokens straight into it.
+def seed_basket(
+    w3: Web3, market: LocalMarket, vault: Contract, usd: int, skip: tuple[str, ...] = ()
+) -> None:
+    """Fill the vault at its target weights of `usd` by minting/wrapping tokens straight into it
+    (the assets in `skip` excepted: a deposit brought those).
 
     Used to start demos and tests from a balanced vault (a donation at oracle prices);
     a real vault gets there by deposits and the keeper's rebalances.
@@ -133,7 +136,7 @@ def seed_basket(w3: Web3, market: LocalMarket, vault: Contract, usd: int) -> Non
     targets = {a[0]: a[2] for a in vault.functions.assetConfigs().call()}
     for symbol, token in market.tokens.items():
         target = targets.get(token.address)
-        if not target:
+        if not target or symbol in skip:
             continue
         raw = usd * target * 10**8 * 10**token.decimals // (10_000 * market.prices_e8[symbol])
         _give(w3, market, symbol, vault.address, raw)

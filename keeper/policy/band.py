@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keeper.costs import CostInputs
 from keeper.models import Decision, Forecast, VaultState
 from keeper.policy.base import (
+    ScreenView,
     best_clips,
     cash_index,
+    deviation_screen,
     deviations,
     drop_small_legs,
     hold,
@@ -56,3 +61,7 @@ class BandPolicy:
         return rebalance(state, new, f"{self.name}: deviation {worst} bps > {self.width_bps} bps, "
                          f"trade to {self.ret_frac:.0%} into the band", clips=clips,
                          benefit_usd=rule_benefit_usd(state, new, costs, clips))
+
+    def screen(self, view: ScreenView) -> NDArray[np.bool_]:
+        """`decide()` holds while every deviation is within the width (no collateral here)."""
+        return deviation_screen(view, self.width_bps)

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from keeper.costs import CostInputs, trade_cost_usd
+import numpy as np
+from numpy.typing import NDArray
+
+from keeper.costs import CostInputs, CostModel, trade_cost_usd
 from keeper.errors import ConfigError
 from keeper.models import CASH_SYMBOLS, Action, Decision, Forecast, VaultState
 from keeper.units import BPS, ONE_E18
@@ -30,6 +34,11 @@ class Policy(Protocol):
     uses_forecast: bool
 
     def decide(self, state: VaultState, forecast: Forecast, costs: CostInputs) -> Decision: ...
+
+    def screen(self, view: ScreenView) -> NDArray[np.bool_]:
+        """Per hour of `view`: True where `decide()` provably holds (its own first test, on the
+        same numbers), so a replay may skip calling it. All False is always correct."""
+        ...
 
 
 # ---------------------------------------------------------------- state helpers
@@ -302,3 +311,46 @@ def make_policy(name: str, params: dict[str, Any] | None = None) -> Policy:
         raise ConfigError(f"policy '{name}' has no parameter(s) {bad}; allowed: {sorted(allowed)}",
                           key="params")
     return cls(**(params or {}))  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- the screen over many hours
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ScreenView:
+    """What a policy would see over a span of hours in which the vault does not trade (the
+    backtester's fast path). The per-hour market inputs cover the whole run and `span` picks
+    this span's rows of them (`rows()`); `dev_bps` is the span's own: the state's deviations.
+    Gas and the ETH price are the floats of the integers `CostInputs` carries, and `nav` is
+    `nav_usd(state)` (the run's nominal NAV). `memo` lives as long as the run: a policy may
+    keep there what it derives from the run's inputs alone."""
+
+    dev_bps: NDArray[np.int64]  # (span, N)
+    span: tuple[int, int]  # rows [a, b) of the run
+    now_ts: NDArray[np.int64]  # (T,) the run's hours
+    vols: NDArray[np.float64]  # (T, N)
+    long_run_vols: tuple[float, ...]
+    corr: NDArray[np.float64]  # (T, N, N)
+    gas_now: NDArray[np.float64]  # wei
+    gas_typical: NDArray[np.float64]  # wei
+    eth_e18: NDArray[np.float64]
+    nav: float
+    targets_bps: tuple[int, ...]
+    outer_bps: tuple[int, ...]
+    last_rebalance_ts: int
+    model: CostModel
+    memo: dict[Any, Any]
+
+    def at(self, span: tuple[int, int], dev_bps: NDArray[np.int64], last_ts: int
+           ) -> ScreenView:
+        """The same run, another span."""
+        return replace(self, span=span, dev_bps=dev_bps, last_rebalance_ts=last_ts)
+
+    def rows(self, x: NDArray[Any]) -> NDArray[Any]:
+        return x[self.span[0]: self.span[1]]
+
+
+def deviation_screen(view: ScreenView, width_bps: int) -> NDArray[np.bool_]:
+    """Hours in which every |deviation| is at most `width_bps` (a band rule's hold)."""
+    held: NDArray[np.bool_] = np.abs(view.dev_bps).max(axis=1) <= width_bps
+    return held

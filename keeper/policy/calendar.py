@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keeper.costs import CostInputs
 from keeper.models import Decision, Forecast, VaultState
 from keeper.policy.base import (
+    ScreenView,
     cash_index,
     deviations,
     drop_small_legs,
@@ -42,3 +46,9 @@ class CalendarPolicy:
             return hold("calendar: due, but every leg is under the minimum trade")
         return rebalance(state, new, f"calendar: {self.period_h} h elapsed, back to target",
                          benefit_usd=rule_benefit_usd(state, new, costs))
+
+    def screen(self, view: ScreenView) -> NDArray[np.bool_]:
+        """`decide()` holds until the period has elapsed since the last rebalance."""
+        held: NDArray[np.bool_] = view.rows(view.now_ts) < (view.last_rebalance_ts
+                                                            + self.period_h * HOUR_S)
+        return held

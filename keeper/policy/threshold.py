@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from keeper.costs import CostInputs
 from keeper.models import Decision, Forecast, VaultState
 from keeper.policy.band import BandPolicy
+from keeper.policy.base import ScreenView, deviation_screen
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,3 +28,6 @@ class ThresholdPolicy:
         # every field but the wording is the band rule's: urgency, the collateral target and the
         # benefit go through unchanged
         return replace(d, reason=d.reason.replace("band", "threshold", 1))
+
+    def screen(self, view: ScreenView) -> NDArray[np.bool_]:
+        return deviation_screen(view, self.width_bps)

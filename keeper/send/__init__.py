@@ -1,14 +1,3 @@
-"""Transaction sending: fees (pure), nonces, keys, the Sender."""
-
-from keeper.send.fees import Fees, bump, suggest_fees
-from keeper.send.sender import ExecutionResult, Sender, SenderSettings, TxRequest
-
-__all__ = [
-    "ExecutionResult",
-    "Fees",
-    "Sender",
-    "SenderSettings",
-    "TxRequest",
-    "bump",
-    "suggest_fees",
-]
+"""Transaction sending: fees (pure), nonces, keys, leases, tracking and the Sender
+(`keeper.send.sender`). The package imports nothing itself, so the chain layer can use its
+ground-floor helpers (redaction in `keys`) without loading the Sender."""

@@ -1,6 +1,6 @@
-"""Send-error taxonomy: a node's `eth_sendRawTransaction` error -> a class with one reaction
-(checklist K7, B10-B17). Matching is on lower-cased message fragments used by geth, erigon,
-nethermind, reth, anvil and Hardhat Network.
+"""Send-error taxonomy: a node's `eth_sendRawTransaction` error -> a class with one reaction.
+Matching is on lower-cased message fragments used by geth, erigon, nethermind, reth, anvil and
+Hardhat Network.
 """
 
 from __future__ import annotations

@@ -78,17 +78,19 @@ def suggest_fees(
     cap_wei: int | None,
     min_tip_wei: int = 0,
     reward_column: int = 0,
+    cap_key: str = "gas.max_fee_gwei",
 ) -> Fees:
-    """Fees for the next block; raises FeeCapExceeded if the cap cannot pay base fee plus tip."""
+    """Fees for the next block; raises FeeCapExceeded if the cap cannot pay base fee plus tip.
+    `cap_key` is the config key whose limit `cap_wei` is (named in the error)."""
     base = next_base_fee(history)
     tip = max(tip_from_history(history, reward_column), min_tip_wei)
     max_fee = HEADROOM * base + tip
     if cap_wei is not None:
         if base + tip > cap_wei:
             raise FeeCapExceeded(
-                f"next base fee {base} + tip {tip} wei exceeds the fee cap {cap_wei} wei: "
-                "wait for lower fees or raise gas.max_fee_gwei",
-                key="gas.max_fee_gwei",
+                f"next base fee {base} + tip {tip} wei exceeds the fee cap {cap_wei} wei "
+                f"(set by {cap_key}): wait for lower fees or raise {cap_key}",
+                key=cap_key,
             )
         max_fee = min(max_fee, cap_wei)
     return Fees(max_fee_wei=Wei(max_fee), priority_fee_wei=Wei(tip))
@@ -98,8 +100,22 @@ def _ceil_mul(value: int, factor: Fraction) -> int:
     return -((-value * factor.numerator) // factor.denominator)
 
 
-def bump(fees: Fees, percent: float | int | str | Fraction, cap_wei: int | None) -> Fees:
-    """Raise BOTH tip and fee cap by `percent` (>= 12.5), rounding up.
+def percent_text(pct: Fraction) -> str:
+    """12.5 for Fraction(25, 2): a percent as an operator reads it."""
+    return f"{float(pct):g}"
+
+
+def bump(
+    fees: Fees,
+    percent: float | int | str | Fraction,
+    cap_wei: int | None,
+    *,
+    min_tip_wei: int = 1,
+    cap_key: str = "gas.max_fee_gwei",
+) -> Fees:
+    """Raise BOTH tip and fee cap by `percent` (>= 12.5), rounding up. A zero tip becomes
+    `min_tip_wei` (at least 1 wei): x1.125 of nothing is nothing, and nodes require both
+    fields to rise.
 
     Raises FeeCapExceeded when the bumped fee cap would exceed `cap_wei`: a replacement capped
     below the bump would be rejected by the node as underpriced, so there is no partial bump.
@@ -108,23 +124,29 @@ def bump(fees: Fees, percent: float | int | str | Fraction, cap_wei: int | None)
     if pct < MIN_BUMP_PERCENT:
         raise ValueError(f"bump percent ({percent}) must be >= 12.5")
     factor = 1 + pct / 100
-    max_fee = _ceil_mul(fees.max_fee_wei, factor)
-    tip = _ceil_mul(fees.priority_fee_wei, factor)
+    tip = max(_ceil_mul(fees.priority_fee_wei, factor), min_tip_wei, 1)
+    max_fee = max(_ceil_mul(fees.max_fee_wei, factor), tip)
     if cap_wei is not None and max_fee > cap_wei:
         raise FeeCapExceeded(
-            f"replacement needs max fee {max_fee} wei (+{pct}%) but the cap is {cap_wei} wei: "
-            "stopped bumping",
-            key="gas.max_fee_gwei",
+            f"replacement needs max fee {max_fee} wei (+{percent_text(pct)}%) but the cap is "
+            f"{cap_wei} wei (set by {cap_key}): stopped bumping",
+            key=cap_key,
         )
     return Fees(max_fee_wei=Wei(max_fee), priority_fee_wei=Wei(min(tip, max_fee)))
 
 
 def replacement_fees(
-    last: Fees, fresh: Fees | None, percent: float | int | str, cap_wei: int | None
+    last: Fees,
+    fresh: Fees | None,
+    percent: float | int | str,
+    cap_wei: int | None,
+    *,
+    min_tip_wei: int = 1,
+    cap_key: str = "gas.max_fee_gwei",
 ) -> Fees:
     """The next attempt: at least `bump(last)`, raised to the current market (`fresh`) within
     the cap."""
-    bumped = bump(last, percent, cap_wei)
+    bumped = bump(last, percent, cap_wei, min_tip_wei=min_tip_wei, cap_key=cap_key)
     if fresh is None:
         return bumped
     max_fee = max(bumped.max_fee_wei, min(fresh.max_fee_wei, cap_wei or fresh.max_fee_wei))

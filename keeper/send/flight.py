@@ -24,10 +24,13 @@ class Flight:
     mined: tuple[str, int, str] | None = None  # (hash, block, block hash)
     cancel_hashes: set[str] = field(default_factory=set)
     lost_checks: int = 0
-    private: bool = False  # broadcasting through the private endpoint (K11)
+    private: bool = False  # broadcasting through the private endpoint
     private_only: bool = False  # swap-bearing: never fall back to the public mempool
     first_sent_block: int | None = None
     deadline_ts: int | None = None  # past it the call would revert: cancel by NOOP instead
+    lease: Any = None  # the keeper.send.lease.Lease this flight is driven under
+    cap_key: str = "gas.max_fee_gwei"  # the config key whose limit `cap_wei` is
+    vault: str | None = None
 
     @property
     def last_hash(self) -> str:

@@ -1,6 +1,7 @@
-"""Nonce manager: one owner per (chain_id, address) in this process, nonces assigned under a lock,
-the local view persisted in the ledger, resynced from the node's `pending` count on start and
-after nonce errors, with gap detection (K1, K2; checklist B12, B13).
+"""Nonce manager: one owner per (chain_id, address) in this process; nonces claimed in the store
+together with their transaction row (so keepers sharing an account and a store never hand out one
+nonce twice), resynced from the node's `pending` count on start and after nonce errors, with gap
+detection.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from keeper.errors import NonceError
-from keeper.ledger import Ledger
+from keeper.ledger import Ledger, NewTx
 
 # block identifier ("latest" or "pending") -> transaction count of the address at that block
 NonceSource = Callable[[str], int]
@@ -38,7 +39,7 @@ class NonceState:
 
 
 class NonceManager:
-    """Hands out nonces for one (chain_id, address). Hold `lock` across reserve + persist."""
+    """Hands out nonces for one (chain_id, address)."""
 
     def __init__(
         self,
@@ -50,13 +51,12 @@ class NonceManager:
         resync_interval_s: float = 300.0,
     ) -> None:
         self.ledger = ledger
-        self.resync_interval_s = resync_interval_s  # K2: resync every N minutes as well
+        self.resync_interval_s = resync_interval_s  # resync every N minutes as well
         self._synced_at = 0.0
         self.chain_id = chain_id
         self.address = address
         self._count = count
         self.lock = threading.RLock()
-        self._next: int | None = None
         self.state: NonceState | None = None
         self._claim()
 
@@ -84,47 +84,46 @@ class NonceManager:
         with self.lock:
             latest = self._count("latest")
             pending = self._count("pending")
-            ours = sorted(
-                {
-                    t.nonce
-                    for t in self.ledger.pending_txs(self.chain_id, self.address)
-                    if t.nonce >= latest
-                }
-            )
-            nxt = max(latest, pending, (ours[-1] + 1) if ours else 0)
+            nxt, ours = self.ledger.resync_nonce(self.chain_id, self.address, latest, pending)
             gaps = tuple(n for n in range(max(latest, pending), nxt) if n not in ours)
             self.state = NonceState(
                 next_nonce=nxt,
                 chain_latest=latest,
                 chain_pending=pending,
-                ledger_pending=tuple(ours),
+                ledger_pending=ours,
                 gaps=gaps,
             )
-            self._next = nxt
             self._synced_at = time.monotonic()
-            self.ledger.save_nonce(self.chain_id, self.address, nxt)
             return self.state
+
+    def _floor(self) -> int:
+        if self.state is None or time.monotonic() - self._synced_at > self.resync_interval_s:
+            self.sync()
+        assert self.state is not None
+        return self.state.chain_latest
 
     def reserve(self) -> int:
         """The next nonce, persisted as used. Syncs first if never synced or stale."""
         with self.lock:
-            if self._next is None or time.monotonic() - self._synced_at > self.resync_interval_s:
-                self.sync()
-            assert self._next is not None
-            nonce = self._next
-            self._next = nonce + 1
-            self.ledger.save_nonce(self.chain_id, self.address, self._next)
-            return nonce
+            return self.ledger.claim_nonce(self.chain_id, self.address, self._floor())[0]
+
+    def reserve_tx(self, build: Callable[[int], NewTx]) -> tuple[int, int]:
+        """Claim the next nonce and write its transaction row in one store transaction:
+        (nonce, tx id)."""
+        with self.lock:
+            nonce, tx_id = self.ledger.claim_nonce(
+                self.chain_id, self.address, self._floor(), build
+            )
+        assert tx_id is not None
+        return nonce, tx_id
 
     def release(self, nonce: int) -> None:
         """Hand back a reserved nonce that was never broadcast (only the newest one)."""
         with self.lock:
-            if self._next == nonce + 1:
-                self._next = nonce
-                self.ledger.save_nonce(self.chain_id, self.address, nonce)
+            self.ledger.release_nonce(self.chain_id, self.address, nonce)
 
     def check_unused(self, nonce: int) -> None:
-        """Raise NonceError if `nonce` is already mined (checklist B13: reuse caught before
+        """Raise NonceError if `nonce` is already mined (reuse is caught before
         broadcast)."""
         latest = self._count("latest")
         if nonce < latest:
@@ -137,4 +136,4 @@ class NonceManager:
 
     @property
     def next_nonce(self) -> int | None:
-        return self._next
+        return self.ledger.load_nonce(self.chain_id, self.address)

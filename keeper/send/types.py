@@ -22,8 +22,8 @@ class TxRequest:
     vault: str | None = None
     epoch_key: str | None = None  # idempotency: one tx per (vault, epoch_key)
     emergency: bool = False  # collateral-protecting: uses the emergency fee cap
-    private_only: bool = False  # swap-bearing: private endpoint only, no public fallback (K11)
-    deadline_ts: int | None = None  # the call's on-chain deadline: past it, cancel by NOOP (K6)
+    private_only: bool = False  # swap-bearing: private endpoint only, no public fallback
+    deadline_ts: int | None = None  # the call's on-chain deadline: past it, cancel by NOOP
 
 
 @dataclass(**FROZEN)
@@ -40,7 +40,9 @@ class SenderSettings:
     min_tip_wei: int = 0
     reprice_from_market: bool = True  # replacements also follow eth_feeHistory (within cap)
     private_fallback_blocks: int = 25
-    epoch_lock_ttl_s: float = 900.0  # longer than any send; a crashed owner's lock expires
+    # the epoch lease: renewed every third of it while a tx is driven, so a dead keeper's
+    # lease expires this long after its last heartbeat (a dead process on this host: at once)
+    epoch_lock_ttl_s: float = 30.0
     max_wait_blocks: int = 200
     poll_interval_s: float = 0.25
     block_timeout_s: float = 120.0
@@ -60,6 +62,8 @@ class SenderSettings:
             "reward_percentile": gas.priority_fee_percentile,
             "block_timeout_s": max(30.0, 10 * net.block_time_s),
             "private_fallback_blocks": net.private_fallback_blocks,
+            "min_tip_wei": int(gas.min_tip_wei),
+            "epoch_lock_ttl_s": float(cfg.lease_s),
         }
         return cls(**{**values, **overrides})
 

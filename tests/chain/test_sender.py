@@ -195,7 +195,8 @@ def test_restart_while_pending_resolves_without_second_send(
     assert chain.sent_count(account.address) == 1
     assert ledger.pending_txs() == []
     assert "recovering" in [k for k, _ in ledger.events(row.id)]
-    assert ledger.epoch_owner("main", "7") == ("recovery", 0, True)  # epoch 7 is done
+    held = ledger.epoch_owner("main", "7")
+    assert held is not None and held[0] == second.owner_id and held[2]  # epoch 7 is done
 
 
 def test_dropped_tx_is_rebroadcast(chain: ChainCtl, ledger: Ledger, account: LocalAccount) -> None:
@@ -292,7 +293,7 @@ def test_reorg_that_removes_the_receipt_triggers_rebroadcast(
 
 
 class _TimeoutAfterSend(Web3.HTTPProvider):
-    """Forwards eth_sendRawTransaction, then pretends the answer timed out (checklist A8)."""
+    """Forwards eth_sendRawTransaction, then pretends the answer timed out."""
 
     def make_request(self, method, params):  # type: ignore[no-untyped-def]
         response = super().make_request(method, params)
@@ -325,7 +326,7 @@ def test_nonce_used_outside_the_keeper_is_caught_before_signing(
     sender = make_sender(chain.w3, account, ledger, chain.waiter())
     try:
         assert sender.nonces.sync().next_nonce == 0
-        outside = sign_transfer(account, 0, value=0)  # same key, used by someone else (B13)
+        outside = sign_transfer(account, 0, value=0)  # same key, used by someone else
         chain.w3.eth.send_raw_transaction(outside.raw_transaction)  # automine: mined now
         result = sender.send(REQ)
     finally:
@@ -383,7 +384,7 @@ def test_base_fee_spike_reprices_within_the_cap(
     chain.rpc("evm_setAutomine", False)
 
     def before(call: int) -> None:
-        if call == 1:  # x10 base fee in one block (checklist D23): our tx can no longer pay
+        if call == 1:  # x10 base fee in one block: our tx can no longer pay
             chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(10 * GWEI))
 
     sender = make_sender(chain.w3, account, ledger, chain.waiter(before), replace_after_blocks=5)

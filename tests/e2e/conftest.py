@@ -26,6 +26,11 @@ class KeeperEnv:
     config: Path
     ledger: Path
     tmp: Path
+    store: str = ""  # postgresql://... when the config names a shared store; else the ledger
+
+    @property
+    def store_location(self) -> str:
+        return self.store or str(self.ledger)
 
 
 VAULT_YAML = """
@@ -40,6 +45,18 @@ VAULT_YAML = """
     policy: {{name: {policy}, params: {{}}}}"""
 
 
+def network_yaml(rpc: str, deployments: str) -> str:
+    return f"""
+network: local
+networks:
+  local:
+    rpc_urls: ["{rpc}"]
+    chain_id: 31337
+    confirmations: 1
+    block_time_s: 1
+    deployments: {deployments}"""
+
+
 def write_config(
     tmp: Path,
     rpc: str,
@@ -49,15 +66,7 @@ def write_config(
 ) -> Path:
     cfg = tmp / "networks.yaml"
     vault_yaml = "".join(VAULT_YAML.format(name=n, policy=policy) for n in vaults)
-    cfg.write_text(f"""
-network: local
-networks:
-  local:
-    rpc_urls: ["{rpc}"]
-    chain_id: 31337
-    confirmations: 1
-    block_time_s: 1
-    deployments: deployments.json
+    cfg.write_text(f"""{network_yaml(rpc, "deployments.json")}
 vaults:{vault_yaml}
 gas:
   max_fee_gwei: 100
@@ -73,6 +82,25 @@ metrics_port: 0
 {extra}
 """)
     return cfg
+
+
+def local_config(rpc: str, tmp: Path, state: Path, policy: str = "threshold") -> str:
+    """A networks.yaml for a demo or replay run: the local network at `rpc` (a replay sets
+    LOCAL_RPC, so "${LOCAL_RPC}" works), deployments under `tmp`, keystore and ledger in `state`,
+    and a gas budget for real June 2022 gas (up to 96 gwei)."""
+    vault = VAULT_YAML.format(name="main", policy=policy)
+    return f"""{network_yaml(rpc, f"{tmp}/deployments/local.json")}
+vaults:{vault}
+gas:
+  max_fee_gwei: 100
+  per_rebalance_budget_gwei: 100000000
+account:
+  keystore: {state}/keeper-keystore.json
+  passphrase_file: {state}/keeper-passphrase.txt
+schedule: {{interval_s: 12}}
+ledger: {{path: {state}/keeper.sqlite}}
+metrics_port: 0
+"""
 
 
 def make_keystore(tmp: Path) -> str:

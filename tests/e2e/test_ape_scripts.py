@@ -17,7 +17,7 @@ from web3 import Web3
 from keeper.chain.anvil import Anvil, free_port
 from keeper.localnet.deploy import read_deployments
 from keeper.localnet.market import move_market
-from tests.faults.test_keys import DEMO_CONFIG
+from tests.e2e.conftest import local_config
 
 pytestmark = pytest.mark.chain
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +41,7 @@ def _ape(node: Anvil, *args: str) -> subprocess.CompletedProcess[str]:
 def test_deploy_status_rebalance_scripts(node: Anvil, tmp_path: Path) -> None:
     state, deployments = tmp_path / "state", tmp_path / "deployments" / "local.json"
     cfg = tmp_path / "networks.yaml"
-    cfg.write_text(DEMO_CONFIG.format(rpc=node.url, tmp=tmp_path, state=state))
+    cfg.write_text(local_config(node.url, tmp_path, state))
 
     out = _ape(node, "deploy_local", "--state-dir", str(state), "--deployments", str(deployments))
     assert out.returncode == 0, out.stdout + out.stderr

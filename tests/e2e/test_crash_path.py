@@ -26,9 +26,11 @@ from web3 import Web3
 from keeper.app import Keeper, Mode
 from keeper.chain.anvil import Anvil
 from keeper.config import load_config
-from keeper.demo import DemoSettings, DemoWorld, advance_hour, hourly_returns_bps, start_prices_e8
 from keeper.localnet.deploy import LocalMarket, deploy_market
 from keeper.localnet.liquidator import Liquidation, Liquidator, account_value_e8
+from keeper.replay.mover import Mover
+from keeper.replay.run import TOKENS
+from keeper.replay.window import Window, load_window
 from keeper.wiring import build_keeper
 from tests.e2e.conftest import KeeperEnv
 from tests.e2e.lending import LEVERED, levered_env
@@ -57,9 +59,11 @@ class Outcome:
 
 @dataclass
 class Crash:
-    world: DemoWorld
+    w3: Web3
+    market: LocalMarket
     env: KeeperEnv
-    moves: list[dict[str, int]]
+    window: Window
+    mover: Mover
     liquidator: Liquidator
     snapshot: str
 
@@ -69,27 +73,28 @@ def crash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Crash]:
     if not PRICES.is_file():
         pytest.fail(f"real data not found at {PRICES}: the suite expects ../shared/data beside "
                     "the checkout, as CI has it")
-    settings = DemoSettings(start=START, hours=HOURS, prices=PRICES)
-    _source, moves = hourly_returns_bps(settings)
+    window = load_window(PRICES, None, START, HOURS + 1, TOKENS)  # the start and HOURS moves
     with Anvil(extra_args=("--base-fee", "1000000000")) as anvil:
         # eth_chainId answered once: web3 asks it before every call (a third of the RPCs)
         provider = Web3.HTTPProvider(anvil.url, cache_allowed_requests=True)
         w3 = Web3(provider)
-        market: LocalMarket = deploy_market(w3, w3.eth.accounts[0], start_prices_e8(settings))
+        start = {s: window.price_e8(window.i0, s) for s in TOKENS}
+        market: LocalMarket = deploy_market(w3, w3.eth.accounts[0], start)
         env = levered_env(w3, market, anvil.url, tmp_path_factory.mktemp("crash"))
-        world = DemoWorld(anvil=anvil, w3=w3, market=market, vault=env.vault, keeper=env.keeper)
+        mover = Mover(w3, market)
         liquidator = Liquidator(w3, market, w3.eth.accounts[9])
         snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-        yield Crash(world, env, moves, liquidator, snap)
+        yield Crash(w3, market, env, window, mover, liquidator, snap)
 
 
 def _replay(c: Crash, keeper: Keeper | None) -> Outcome:
-    w3, vault = c.world.w3, c.env.vault
+    w3, vault = c.w3, c.env.vault
     w3.provider.make_request("evm_revert", [c.snapshot])  # type: ignore[arg-type]
     c.snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    out = Outcome(start_value_e8=account_value_e8(w3, c.world.market, vault))
-    for moves in c.moves:
-        advance_hour(c.world, moves)
+    out = Outcome(start_value_e8=account_value_e8(w3, c.market, vault))
+    for t in list(c.window.rows)[1:]:  # an hour of block time, then the pools and feeds move
+        w3.provider.make_request("evm_increaseTime", [3600])  # type: ignore[arg-type]
+        c.mover.move({s: c.window.price_e8(t, s) for s in TOKENS})
         out.min_health_factor_e18 = min(
             out.min_health_factor_e18, c.liquidator.health_factor(vault)
         )

@@ -14,9 +14,9 @@ from rich.console import Console
 
 import keeper.demo as demo_mod
 from keeper.chain.anvil import free_port
-from keeper.demo import DemoSettings, archive_previous_run
-from keeper.demo_run import run_demo
-from tests.faults.test_keys import DEMO_CONFIG
+from keeper.demo import archive_previous_run
+from keeper.demo_run import demo_settings, run_demo
+from tests.e2e.conftest import local_config
 
 
 def test_archive_moves_only_the_stores_and_keeps_them(tmp_path: Path) -> None:
@@ -40,12 +40,11 @@ def _run_twice(tmp_path: Path, state: Path) -> list[str]:
     for _ in range(2):
         port = free_port()
         cfg = tmp_path / "networks.yaml"
-        cfg.write_text(DEMO_CONFIG.format(rpc=f"http://127.0.0.1:{port}", tmp=tmp_path,
-                                          state=state))
+        cfg.write_text(local_config(f"http://127.0.0.1:{port}", tmp_path, state))
         out = StringIO()
-        stats = run_demo(DemoSettings(hours=2, port=port, step_s=0.1, state_dir=state), cfg,
-                         Console(file=out, width=200))
-        assert stats.steps == 2
+        report = run_demo(demo_settings(cfg, hours=2, port=port, state_dir=state),
+                          Console(file=out, width=200))
+        assert len(report.rows) == 2
         outputs.append(out.getvalue())
     return outputs
 

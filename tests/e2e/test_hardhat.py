@@ -29,6 +29,7 @@ from keeper.send.types import TxRequest
 from keeper.wiring import build_keeper
 from tests.e2e.conftest import KeeperEnv, setup_keeper_env
 from tests.e2e.test_keeper_cli import _weights
+from tests.e2e.test_simulation import mined, planned_jobs, same_verdict, variants
 
 pytestmark = pytest.mark.chain
 runner = CliRunner()
@@ -89,6 +90,26 @@ def test_check_simulate_and_rebalance_on_hardhat(hh_env: KeeperEnv) -> None:
     with sqlite3.connect(env.ledger) as db:
         rows = db.execute("SELECT status, purpose, receipt_status FROM txs").fetchall()
     assert rows == [("confirmed", "rebalance", 1)]
+
+
+def test_simulation_on_hardhat_forks_it_and_gives_the_mined_verdict(hh_env: KeeperEnv) -> None:
+    """Hardhat has neither eth_simulateV1 nor eth_createAccessList: the plans run on an anvil
+    fork of it, the first fork fetching state one item at a time, the second prefetching what
+    the first needed. Both give the verdict of the transaction mined on Hardhat itself."""
+    env = hh_env
+    move_market(env.w3, env.market, "WETH", 3_000)
+    keeper = build_keeper(load_config(env.config), can_send=False)
+    (job,), at = planned_jobs(keeper)
+    assert keeper.simulator.last_path == "fork"
+    cases = variants(job, at)
+    names = ("as planned", "wrong epoch", "deadline passed", "out of gas", "gas budget 100k")
+    jobs = [cases[n] for n in names]
+    first = keeper.simulator.run(jobs, at)
+    fork = keeper.simulator.last_fork
+    assert fork is not None and fork.cache.misses == 0  # the planned tick's fork taught it
+    for name, got in zip(names, first, strict=True):
+        assert same_verdict(got, mined(env.w3, cases[name], at)), name
+    assert first[0].ok and str(first[1].revert).startswith("BadEpoch(")
 
 
 def test_a_reverted_send_is_named_from_eth_call_on_hardhat(hh_env: KeeperEnv) -> None:

@@ -105,3 +105,43 @@ def test_bad_config_is_one_line_exit_2(tmp_path) -> None:  # type: ignore[no-unt
     assert out.exit_code == 2
     assert "Traceback" not in out.output
     assert out.output.strip().startswith("error:")
+
+
+def _point(env, key: str, address: str) -> None:  # type: ignore[no-untyped-def]
+    """Edit the test's deployments file: `key` is 'vault' or 'multicall3'."""
+    path = env.tmp / "deployments.json"
+    data = json.loads(path.read_text())
+    if key == "vault":
+        data["vaults"]["main"] = address
+    else:
+        data["contracts"][key] = address
+    path.write_text(json.dumps(data))
+
+
+NO_CODE = "0x" + "12" * 20
+
+
+def test_a_vault_address_without_code_is_named_not_a_traceback(keeper_env) -> None:  # type: ignore[no-untyped-def]
+    _point(keeper_env, "vault", NO_CODE)
+    out = runner.invoke(app, ["check", "--json", "--config", str(keeper_env.config)])
+    assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+    (result,) = json.loads(out.stdout)
+    assert result["verdict"] == "hold"
+    assert "no vault contract at this address (check the config)" in result["reason"]
+    out = runner.invoke(app, ["status", "--config", str(keeper_env.config)])
+    assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+    assert "no vault contract at this address" in out.output
+    assert _sent_count(keeper_env) == 0
+
+
+def test_a_multicall_address_without_code_is_named_not_a_traceback(keeper_env) -> None:  # type: ignore[no-untyped-def]
+    _point(keeper_env, "multicall3", NO_CODE)
+    why = f"Multicall3 at {NO_CODE} returned no data: there is no contract at that address"
+    out = runner.invoke(app, ["check", "--json", "--config", str(keeper_env.config)])
+    assert out.exit_code == 0 and "Traceback" not in out.output, out.output
+    (result,) = json.loads(out.stdout)  # a tick that cannot read is skipped, and says why
+    assert result["verdict"] == "skipped" and why in result["reason"]
+    out = runner.invoke(app, ["status", "--config", str(keeper_env.config)])
+    assert out.exit_code == 1 and "Traceback" not in out.output, out.output
+    lines = [ln for ln in out.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and why in lines[0], out.output

@@ -3,25 +3,26 @@ driveable block waiter, and chain controls (automine, stuck blocks) restored aft
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from web3 import Web3
 
 from keeper.app import Keeper, KeeperDeps
 from keeper.chain.rpc import RpcSettings
 from keeper.config import load_config
-from keeper.history import PriceHistory
 from keeper.ledger import Ledger
 from keeper.localnet.market import move_market
+from keeper.metrics import Metrics
 from keeper.read import ReadTarget, read_snapshot
 from keeper.send.sender import Sender, SenderSettings, private_endpoint
-from keeper.wiring import connect, policies_for, unlock
+from keeper.wiring import connect, open_stores, policies_for, unlock
 from tests.e2e.conftest import KeeperEnv, keeper_env  # noqa: F401 - fixture re-export
 from tests.faults.proxy import RpcProxy
 from tests.txkit import DEFAULT_GAS_LIMIT, GWEI, ChainCtl  # noqa: F401 - re-exported to tests
@@ -101,17 +102,25 @@ class Kit:
         rpc: RpcSettings = FAST_RPC,
         waiter: Callable[[int], int] | None = None,
         recover: bool = True,
+        metrics: Metrics | None = None,
         **sender_kw: Any,
     ) -> Keeper:
         cfg = load_config(self.env.config)
         w3 = connect(cfg, rpc)
-        ledger = Ledger(cfg.ledger.path)
-        history = PriceHistory(self.env.tmp / "history.sqlite")
+        ledger, history = open_stores(cfg)
         account = unlock(cfg)
         settings = SenderSettings.from_config(cfg, **{"block_timeout_s": 10.0, **sender_kw})
         sender = Sender(
-            w3, account, ledger, settings, wait_for_block=waiter, broadcast_w3=private_endpoint(cfg)
+            w3,
+            account,
+            ledger,
+            settings,
+            wait_for_block=waiter,
+            broadcast_w3=private_endpoint(cfg),
+            metrics=metrics,
         )
+        if metrics is not None:
+            metrics.names.update({str(v.address).lower(): v.name for v in cfg.vaults})
         if recover:
             sender.recover_pending()
         keeper = Keeper(
@@ -123,6 +132,7 @@ class Kit:
                 keeper_address=account.address,
                 policies=policies_for(cfg),
                 sender=sender,
+                metrics=metrics,
             ),
         )
         self.made.append(keeper)
@@ -134,6 +144,7 @@ class Kit:
             if keeper.deps.sender:
                 keeper.deps.sender.close()
             keeper.deps.ledger.close()
+            keeper.deps.history.close()
 
 
 @pytest.fixture
@@ -144,19 +155,39 @@ def kit(keeper_env: KeeperEnv) -> Iterator[Kit]:  # noqa: F811 - the imported fi
         k.close(keeper)
 
 
+@pytest.fixture
+def shared_kit(keeper_env: KeeperEnv, store_url: str) -> Iterator[Kit]:  # noqa: F811
+    """A Kit whose config names the store explicitly: a SQLite file, or a PostgreSQL database
+    (the test runs once per backend)."""
+    with keeper_env.config.open("a") as f:
+        f.write(f'store: "{store_url}"\n')
+    k = Kit(dataclasses.replace(keeper_env, store=store_url))
+    yield k
+    for keeper in list(k.made):
+        k.close(keeper)
+
+
 # ------------------------------------------------------------------ observations
 
 
+def store_rows(env: KeeperEnv, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` from the env's store, whichever backend."""
+    led = Ledger(env.store_location)
+    try:
+        with led.engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(sql)).all()]
+    finally:
+        led.close()
+
+
 def ticks(env: KeeperEnv) -> list[tuple[str, str, int | None]]:
-    with sqlite3.connect(env.ledger) as c:
-        return c.execute("SELECT verdict, reason, block_number FROM ticks ORDER BY id").fetchall()
+    return store_rows(env, "SELECT verdict, reason, block_number FROM ticks ORDER BY id")  # type: ignore[return-value]
 
 
 def txs(env: KeeperEnv) -> list[tuple[int, str, str, int | None, str | None]]:
-    with sqlite3.connect(env.ledger) as c:
-        return c.execute(
-            "SELECT id, status, purpose, receipt_status, error FROM txs ORDER BY id"
-        ).fetchall()
+    return store_rows(  # type: ignore[return-value]
+        env, "SELECT id, status, purpose, receipt_status, error FROM txs ORDER BY id"
+    )
 
 
 def vault_view(env: KeeperEnv) -> Any:

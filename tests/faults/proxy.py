@@ -2,11 +2,13 @@
 
 Modes (set `proxy.mode`): "ok" forwards; "down" closes every connection without answering;
 "http:<code>" answers that HTTP status; "stale" serves an old head (eth_blockNumber and every
-"latest" block tag pinned to `stale_block`); "send_timeout" forwards eth_sendRawTransaction
+"latest" block tag pinned to `stale_block`, or to the real head minus `lag_blocks` when that is
+set; receipts of later blocks are hidden); "send_timeout" forwards eth_sendRawTransaction
 and then stalls past the client's timeout; "blackhole_send" accepts eth_sendRawTransaction
 and never forwards it (a private relay that never includes). `fail_next` queues one-shot
 modes that win over `mode`; `reject_sends[i]` answers the i-th send (1-based) with that
-JSON-RPC error. Every request is counted in `seen`.
+JSON-RPC error; `chain_id` (when set) is what eth_chainId answers. Every request is counted in
+`seen`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class RpcProxy:
         self.fail_next: list[str] = []
         self.reject_sends: dict[int, str] = {}
         self.stale_block = 0
+        self.lag_blocks: int | None = None
+        self.chain_id: int | None = None
         self.stall_s = 3.0
         self.seen: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
@@ -83,13 +87,28 @@ class RpcProxy:
 
     def _one(self, req: dict[str, Any], mode: str) -> Any:
         method = req.get("method")
+        if method == "eth_chainId" and self.chain_id is not None:
+            return {"jsonrpc": "2.0", "id": req.get("id"), "result": hex(self.chain_id)}
         if method == "eth_sendRawTransaction":
             return self._send(req, mode)
         if mode == "stale":
-            if method == "eth_blockNumber":
-                return {"jsonrpc": "2.0", "id": req.get("id"), "result": hex(self.stale_block)}
-            req = _pin_latest(req, self.stale_block)
+            return self._stale(req)
         return self._forward(req)
+
+    def _stale(self, req: dict[str, Any]) -> Any:
+        method = req.get("method")
+        block, lag = self.stale_block, self.lag_blocks  # read once: another thread may reset
+        if lag is not None:
+            real = self._forward({**req, "method": "eth_blockNumber", "params": []})
+            head = int(real["result"], 16)
+            block = max(head - lag, 0)
+        if method == "eth_blockNumber":
+            return {"jsonrpc": "2.0", "id": req.get("id"), "result": hex(block)}
+        resp = self._forward(_pin_latest(req, block))
+        receipt = resp.get("result") if method == "eth_getTransactionReceipt" else None
+        if isinstance(receipt, dict) and int(receipt["blockNumber"], 16) > block:
+            resp = {**resp, "result": None}  # a lagging node has not seen that block
+        return resp
 
     def _send(self, req: dict[str, Any], mode: str) -> Any:
         with self.lock:

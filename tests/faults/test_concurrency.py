@@ -1,14 +1,18 @@
-"""G. Concurrency and time (fault tests 27-28): two keeper processes against one vault, and a
-keeper whose wall clock is days off the chain's."""
+"""G. Concurrency and time (fault tests 27-28): two keeper processes against one vault, keepers
+that die or lose their lease mid-send (on both store backends), and a keeper whose wall clock is
+days off the chain's."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from eth_abi import decode
+from sqlalchemy import text
 
 from keeper.app import Mode
 from keeper.chain.contracts import _type_str, fn_abi
@@ -18,8 +22,10 @@ pytestmark = pytest.mark.chain
 
 
 def test_two_keeper_processes_make_exactly_one_rebalance_per_epoch(
-    kit: Kit, chain: ChainCtl
+    shared_kit: Kit, chain: ChainCtl
 ) -> None:
+    """Once per backend: two keepers sharing a SQLite file, or a PostgreSQL database."""
+    kit = shared_kit
     push_out_of_band(kit.env)
     e0 = epoch(kit.env)
     chain.automine(False)
@@ -82,3 +88,75 @@ def test_clock_skew_decisions_use_block_time(
     assert abs(deadline - (real() + skew_s)) > 86_400
     assert (status, purpose, receipt) == ("confirmed", "rebalance", 1)
     assert chain.sent_count(kit.env.keeper) == 1
+
+
+def _lease_holder_then_kill(store: str, vault: str, epoch_key: str) -> None:
+    """A keeper process that takes the epoch lease and is killed (-9) before it writes its tx
+    row: the lease row names a process that no longer exists."""
+    script = (
+        "import sys, time\n"
+        "from keeper.ledger import Ledger\n"
+        "from keeper.store.leases import owner_id\n"
+        "led = Ledger(sys.argv[1])\n"
+        "assert led.take_lease(sys.argv[2], sys.argv[3], owner_id('dying'), 900) > 0\n"
+        "print('held', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, store, vault, epoch_key], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_lease_of_a_keeper_killed_before_writing_its_tx_is_taken_over_at_once(
+    shared_kit: Kit, chain: ChainCtl
+) -> None:
+    kit = shared_kit
+    push_out_of_band(kit.env)
+    e0 = epoch(kit.env)
+    _lease_holder_then_kill(kit.env.store_location, kit.env.vault, str(e0))
+    keeper = kit.keeper()
+    t0 = time.monotonic()
+    (r,) = keeper.tick(Mode.SEND)
+    assert r.verdict == "sent", r.reason  # not refused for the 900 s the dead lease claimed
+    assert time.monotonic() - t0 < 30
+    assert chain.sent_count(kit.env.keeper) == 1 and epoch(kit.env) == e0 + 1
+    assert keeper.deps.ledger.orphaned_leases() == []
+
+
+def test_keeper_that_lost_its_lease_never_broadcasts_and_the_holder_executes_once(
+    shared_kit: Kit, chain: ChainCtl
+) -> None:
+    kit = shared_kit
+    push_out_of_band(kit.env)
+    e0 = epoch(kit.env)
+    keeper = kit.keeper()
+    ledger = keeper.deps.ledger
+    persist = ledger.add_attempt
+
+    def persist_then_lose_the_lease(*args: Any) -> None:
+        persist(*args)  # signed and persisted; then this keeper stalls past its lease
+        with ledger.engine.begin() as c:
+            c.execute(text("UPDATE epoch_locks SET expires_ts = 0 WHERE done = 0"))
+        assert ledger.take_lease(kit.env.vault, str(e0), "other-host/x:1:y", ttl_s=1.5)
+
+    ledger.add_attempt = persist_then_lose_the_lease  # type: ignore[method-assign]
+    (r,) = keeper.tick(Mode.SEND)
+    assert r.verdict == "error" and "LeaseLost" in r.reason, r.reason
+    assert chain.sent_count(kit.env.keeper) == 0 and chain.pool(kit.env.keeper) == {}
+    ((tx_id, status, *_),) = txs(kit.env)
+    assert status == "pending"  # signed, never broadcast: the lease holder resumes it
+    kit.close(keeper)
+    time.sleep(1.6)  # the other holder's lease expires (it never came back)
+    holder = kit.keeper()  # start-up recovery takes the expired lease and resumes the tx
+    assert [(t[0], t[1]) for t in txs(kit.env)] == [(tx_id, "confirmed")]
+    row = holder.deps.ledger.get_tx(tx_id)
+    assert len(row.attempts) == 1  # the same signed bytes: one nonce, one execution
+    (again,) = holder.tick(Mode.SEND)
+    assert again.verdict == "hold", again.reason
+    assert chain.sent_count(kit.env.keeper) == 1 and epoch(kit.env) == e0 + 1
+    assert in_band(kit.env)

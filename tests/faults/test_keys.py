@@ -18,15 +18,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import keeper.demo as demo_mod
-import keeper.demo_run as demo_run_mod
+import keeper.replay.run as replay_run_mod
 from keeper.app import Mode
 from keeper.chain.anvil import free_port
 from keeper.chain.contracts import encode_call
 from keeper.cli import app
-from keeper.demo import DemoSettings
-from keeper.demo_run import run_demo
+from keeper.demo_run import demo_settings, run_demo
 from keeper.runtime import Runtime
-from tests.e2e.conftest import PASSPHRASE
+from tests.e2e.conftest import PASSPHRASE, local_config
 from tests.faults.conftest import (
     ChainCtl,
     Kit,
@@ -124,35 +123,6 @@ def test_private_relay_gets_the_rebalance_then_public_fallback_after_n_blocks(
 # ------------------------------------------------------------------ 30: the log scan
 
 
-DEMO_CONFIG = """
-network: local
-networks:
-  local:
-    rpc_urls: ["{rpc}"]
-    chain_id: 31337
-    confirmations: 1
-    block_time_s: 1
-    deployments: {tmp}/deployments/local.json
-vaults:
-  - name: main
-    from_deployments: main
-    assets:
-      - {{symbol: WETH, target_bps: 4000}}
-      - {{symbol: WBTC, target_bps: 3000}}
-      - {{symbol: LINK, target_bps: 1000}}
-      - {{symbol: USDC, target_bps: 2000}}
-    bands: {{inner_bps: 200, outer_bps: 500}}
-    policy: {{name: threshold, params: {{}}}}
-gas:
-  max_fee_gwei: 100
-  per_rebalance_budget_gwei: 50000000
-account:
-  keystore: {state}/keeper-keystore.json
-  passphrase_file: {state}/keeper-passphrase.txt
-schedule: {{interval_s: 12}}
-ledger: {{path: {state}/keeper.sqlite}}
-metrics_port: 0
-"""
 RPC_USER, RPC_SECRET, RPC_KEY = "keeperuser", "s3cret-rpc-pass", "APIKEYdeadbeef0123456789"
 
 
@@ -174,11 +144,11 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
     host = proxy.url.removeprefix("http://")
     rpc = f"http://{RPC_USER}:{RPC_SECRET}@{host}/v2/{RPC_KEY}"
     cfg = tmp_path / "networks.yaml"
-    cfg.write_text(DEMO_CONFIG.format(rpc=rpc, tmp=tmp_path, state=state))
+    cfg.write_text(local_config(rpc, tmp_path, state))
     monkeypatch.setattr(demo_mod, "project_root", lambda: tmp_path)  # deployments go to tmp
-    original = demo_run_mod.setup_logging
+    original = replay_run_mod.setup_logging
     monkeypatch.setattr(
-        demo_run_mod,
+        replay_run_mod,
         "setup_logging",  # everything the keeper logs, at DEBUG
         lambda fmt, level=logging.INFO: original(fmt, level=logging.DEBUG),
     )
@@ -192,9 +162,8 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
     catch = Keep()
     logging.getLogger().addHandler(catch)
     try:
-        stats = run_demo(
-            DemoSettings(hours=6, port=port, step_s=0.15, state_dir=state),
-            cfg,
+        report = run_demo(
+            demo_settings(cfg, hours=6, port=port, state_dir=state),
             Console(file=console_out, width=200),
         )
     finally:
@@ -203,7 +172,7 @@ def test_log_scan_after_a_demo_run_finds_no_secret(
         logging.getLogger("keeper").handlers[:] = []
         logging.getLogger("keeper").propagate = True
     captured = capfd.readouterr()
-    assert stats.steps == 6 and proxy.seen["eth_call"] > 0  # the keeper really ran via the URL
+    assert len(report.rows) == 6 and proxy.seen["eth_call"] > 0  # the keeper ran via the URL
     keystore = json.loads((state / "keeper-keystore.json").read_text())
     passphrase = (state / "keeper-passphrase.txt").read_text().strip()
     key = Account.decrypt(keystore, passphrase).hex().removeprefix("0x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,9 @@ from keeper.costs import CostInputs
 from keeper.models import CollateralState, Forecast, VaultState
 from keeper.units import ONE_E18, WEI_PER_GWEI
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+# ../shared/data beside the checkout (as CI has it), or where VAULT_SHARED_DATA points
+SHARED_DATA = Path(os.environ.get("VAULT_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 
 
 def make_state(weights_bps: list[int], nav_usd: float = 10_000_000.0, last_ts: int = 0,

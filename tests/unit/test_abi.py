@@ -37,3 +37,20 @@ def test_keeper_encodes_without_the_build_tree(
     assert len(data) == 4
     assert project_root() == tmp_path
     assert not (tmp_path / ".build").exists()
+
+
+def test_multicall_targets_encode_as_their_checked_bytes() -> None:
+    """A batch encodes each target's 20 bytes, checked once: the same calldata as the hex
+    string, and what is not an address is refused."""
+    import pytest
+    from eth_utils.address import to_checksum_address
+
+    from keeper.chain.contracts import address_bytes, encode_call
+
+    good = to_checksum_address("0x" + "ab" * 20)
+    calls = [(good, True, b"\x01\x02")]
+    assert encode_call("Multicall3", "aggregate3", ([(address_bytes(good), True, b"\x01\x02")],)
+                       ) == encode_call("Multicall3", "aggregate3", (calls,))
+    for bad in (good[:-2], good + "00", "0x" + "zz" * 20):
+        with pytest.raises(ValueError, match="not an address"):
+            address_bytes(bad)

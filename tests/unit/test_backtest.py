@@ -21,6 +21,19 @@ from keeper.policy import make_policy
 HEADER = "timestamp,eth_usdt_close,btc_usdt_close\n"
 
 
+def _cli() -> typer.Typer:
+    """A typer app with `backtest` and a no-op second command (multi-command mode, as in
+    keeper/cli.py)."""
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def noop() -> None:
+        """Keeps typer in multi-command mode."""
+
+    return app
+
+
 def _csv(tmp_path: Path, body: str, header: str = HEADER) -> Path:
     p = tmp_path / "p.csv"
     p.write_text(header + body)
@@ -146,13 +159,7 @@ def test_sweep_tunes_on_train_and_reports_test(tmp_path: Path) -> None:
 
 
 def test_cli_backtest_json_and_bad_input(tmp_path: Path) -> None:
-    app = typer.Typer()
-    register(app)
-
-    @app.command()
-    def noop() -> None:
-        """Keeps typer in multi-command mode, as in keeper/cli.py."""
-
+    app = _cli()
     p = write_prices(tmp_path / "p.csv", n=1000)
     r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--policy", "band+split",
                                  "--params", "width_bps=300", "--start", "2021-01-20", "--json",
@@ -204,13 +211,7 @@ def test_loan_replay_reactive_rule_avoids_liquidation(tmp_path: Path) -> None:
 
 
 def test_cli_sweep_reports_train_test_and_chosen_params(tmp_path: Path) -> None:
-    app = typer.Typer()
-    register(app)
-
-    @app.command()
-    def noop() -> None:
-        """Keeps typer in multi-command mode."""
-
+    app = _cli()
     p = write_prices(tmp_path / "p.csv", n=1300)
     r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--policy", "threshold",
                                  "--sweep", "--split", "2021-02-10", "--json", "--workers", "1"])
@@ -218,3 +219,66 @@ def test_cli_sweep_reports_train_test_and_chosen_params(tmp_path: Path) -> None:
     out = json.loads(r.output)
     assert out["grid_size"] == 7 and "width_bps" in out["chosen_params"]
     assert out["train"]["end"] < "2021-02-10" <= out["test"]["start"]
+
+
+def test_crash_days_are_the_worst_daily_eth_falls(tmp_path: Path) -> None:
+    from keeper.backtest.collateral import crash_days
+
+    mkt = _crash_market(tmp_path)  # the slide runs over hours 850-899: days 35-37
+    days = crash_days(mkt, 400, 899, n=2)
+    assert len(days) == 2
+    worst = str(np.datetime64(int(mkt.ts[899]) // 86400, "D"))
+    assert worst in days or str(np.datetime64(int(mkt.ts[880]) // 86400, "D")) in days
+    for a, b in days.values():
+        assert 400 <= a <= b <= 899 and mkt.ts[a] // 86400 == mkt.ts[b] // 86400
+
+
+def test_loan_gas_comes_from_the_gas_table_rows(tmp_path: Path) -> None:
+    """A collateral move pays the vault's adjustCollateral (routine) or ripcord (urgent) gas,
+    not a swap leg's: with fees and impact at zero the cost is that gas exactly."""
+    from keeper.backtest.collateral import LoanSpec, _act
+    from keeper.costs import CostModel, PoolCost
+    from keeper.models import Action, Decision
+
+    mkt = _crash_market(tmp_path)
+    free = defaults.vault_spec()
+    pools = tuple(None if p is None else PoolCost(fee_ppm=0, depth_e18=10**40)
+                  for p in free.cost_model.pools)
+    spec = engine.VaultSpec(symbols=free.symbols, targets_bps=free.targets_bps,
+                            cost_model=CostModel(pools=pools))
+    gas = spec.cost_model.gas
+    for urgent, units in ((False, gas.adjust_collateral), (True, gas.ripcord)):
+        st: dict[str, float] = {"act": 0, "cost": 0.0}
+        d = Decision(action=Action.DELEVERAGE, reason="test", target_ltv_bps=5000, urgent=urgent)
+        _act(d, LoanSpec(), 100.0, 7000.0, 100.0, spec, mkt, 500, st)
+        want = units * mkt.gas_wei[500] * mkt.eth_e18[500] // 10**18 / 10**18
+        assert st["act"] == 1 and st["cost"] == pytest.approx(want, rel=1e-12)
+
+
+def test_cli_collateral_reports_the_loan_keys_and_crash_days(tmp_path: Path) -> None:
+    app = _cli()
+    p = write_prices(tmp_path / "p.csv", n=1300)
+    r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--collateral", "--policy",
+                                 "preventative", "--params", "ltv_act_prob=0.1", "--start",
+                                 "2021-01-20", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert {"liquidations", "near_miss_episodes", "min_health_factor", "actions",
+            "deleverage_cost_bps", "crash_day_min_hf"} <= set(out)
+    assert out["start"].startswith("2021-01-20") and out["params"] == {"ltv_act_prob": 0.1}
+    assert out["crash_day_min_hf"] and all(v >= out["min_health_factor"]
+                                           for v in out["crash_day_min_hf"].values())
+    r = CliRunner().invoke(app, ["backtest", "--prices", str(p), "--collateral", "--policy",
+                                 "band", "--start", "2021-01-20"])
+    assert r.exit_code == 0 and "min HF on crash day" in r.output
+
+
+def test_preventative_deleverages_early_and_cheaper_than_the_reactive_rule(tmp_path: Path
+                                                                          ) -> None:
+    from keeper.backtest.collateral import LoanSpec, run_loan
+
+    mkt, spec = _crash_market(tmp_path), defaults.vault_spec()
+    band = run_loan(mkt, spec, make_policy("band"), LoanSpec(), 400, 899)
+    prev = run_loan(mkt, spec, make_policy("preventative"), LoanSpec(), 400, 899)
+    assert prev["liquidations"] == 0 and prev["min_health_factor"] >= band["min_health_factor"]
+    assert prev["deleverage_cost_bps"] < band["deleverage_cost_bps"]

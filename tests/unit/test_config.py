@@ -223,6 +223,17 @@ BROKEN = [
         "networks.yaml: networks.local.pool_costs.WETH.fee_ppm (0) must be > 0",
     ),
     (
+        "store_of_unknown_kind",
+        {"store": "mysql://keeper@db/keeper"},
+        "networks.yaml: store ('mysql://...') must be postgresql://user@host:port/database or "
+        "a SQLite file path",
+    ),
+    (
+        "negative_min_tip",
+        {"gas.min_tip_gwei": -1},
+        "networks.yaml: gas.min_tip_gwei (-1) must be >= 0.0",
+    ),
+    (
         "unknown_network_default",
         {"network": "mainnet"},
         "networks.yaml: network ('mainnet') is not defined under networks (local)",
@@ -405,3 +416,20 @@ def test_pool_costs_override_the_mainnet_cost_model_per_network(folder: Path) ->
     cfg = load_config(write(folder, edited(**{"networks.local.pool_costs": thin})))
     assert model_of(cfg)[0] == PoolCost(fee_ppm=3000, depth_e18=5_000_000 * ONE_E18)
     assert model_of(cfg)[1] == MAINNET_POOL_COSTS["WBTC"]
+
+
+def test_store_key_switches_backend_and_min_tip_reaches_the_sender(folder: Path) -> None:
+    from keeper.send.types import SenderSettings
+
+    cfg = load_config(write(folder, edited()))
+    assert cfg.store_location == str(folder / "state" / "keeper.sqlite")  # the SQLite default
+    assert cfg.lease_s == 45.0  # 0.75 x the 60 s schedule: a dead keeper's lease expires first
+    url = "postgresql://keeper:${KEEPER_TEST_PG_PASS:-pw}@db.internal:5432/keeper"
+    data = edited(**{"store": url, "gas.min_tip_gwei": 0.5, "lease_s": 12})
+    cfg = load_config(write(folder, data))
+    assert cfg.store_location == "postgresql://keeper:pw@db.internal:5432/keeper"
+    assert cfg.lease_s == 12
+    settings = SenderSettings.from_config(cfg)
+    assert settings.min_tip_wei == 500_000_000 and settings.epoch_lock_ttl_s == 12
+    cfg = load_config(write(folder, edited(**{"store": "state/shared.sqlite"})))
+    assert cfg.store_location == str(folder / "state" / "shared.sqlite")

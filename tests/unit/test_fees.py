@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from fractions import Fraction
+
 import pytest
 
 from keeper.errors import FeeCapExceeded
@@ -47,7 +50,7 @@ def test_ladder_x1125_from_30_gwei_matches_table() -> None:
         ((16, 4), 12.5, (18, 5)),  # 18.0 exactly, 4.5
         ((100, 50), 20, (120, 60)),
         ((120, 60), "20", (144, 72)),
-        ((100, 0), 12.5, (113, 0)),  # a zero tip stays zero (1.125 x 0)
+        ((100, 0), 12.5, (113, 1)),  # a zero tip rises too: 1.125 x 0 is still 0
         ((8, 8), 12.5, (9, 9)),  # tip == fee cap stays <= fee cap
     ],
 )
@@ -131,3 +134,27 @@ def test_fees_reject_tip_above_fee_cap() -> None:
     with pytest.raises(ValueError, match=r"priority_fee_wei \(5\) must be <= max_fee_wei \(4\)"):
         F(4, 5)
     assert F(10, 1).as_tx_fields() == {"maxFeePerGas": 10, "maxPriorityFeePerGas": 1}
+
+
+def test_zero_tip_on_an_idle_chain_rises_across_bumps() -> None:
+    """On an idle chain the fee history's tips are 0: every replacement must still raise the
+    tip (nodes require both fields to rise), from the configured floor up."""
+    got = ladder(F(10 * GWEI, 0), "12.5", cap_wei=100 * GWEI, steps=3)
+    tips = [f.priority_fee_wei for f in got]
+    assert tips[0] == 0 and all(b > a for a, b in itertools.pairwise(tips))
+    floor = bump(F(10 * GWEI, 0), "12.5", None, min_tip_wei=GWEI // 100)
+    assert floor.priority_fee_wei == GWEI // 100
+    nxt = replacement_fees(floor, F(1, 0), "12.5", None, min_tip_wei=GWEI // 100)
+    assert nxt.priority_fee_wei == -(-(GWEI // 100) * 9 // 8)
+
+
+def test_cap_errors_say_12_5_percent_and_name_the_limiting_key() -> None:
+    with pytest.raises(FeeCapExceeded) as info:
+        bump(F(90, 9), Fraction(25, 2), cap_wei=100, cap_key="gas.per_rebalance_budget_gwei")
+    assert "(+12.5%)" in info.value.message and "25/2" not in info.value.message
+    assert "set by gas.per_rebalance_budget_gwei" in info.value.message
+    assert info.value.context["key"] == "gas.per_rebalance_budget_gwei"
+    with pytest.raises(FeeCapExceeded) as info:
+        suggest_fees(HISTORY, cap_wei=GWEI, cap_key="gas.per_rebalance_budget_gwei")
+    assert "raise gas.per_rebalance_budget_gwei" in info.value.message
+    assert "max_fee_gwei" not in info.value.message

@@ -189,3 +189,21 @@ def test_inlined_band_breach_is_the_reference_composition_bit_for_bit() -> None:
         p, et = breach.band_breach(w, t, bands, vols, corr, h)
         assert same(p, p_ref) and same(et, et_ref)
         assert same(breach.band_breach_prob(w, t, bands, vols, corr, h), p_ref)
+
+
+def test_iir1_is_scipys_first_order_lfilter() -> None:
+    """The forecast's filter (vol, covariance, gas outlook) against scipy.signal.lfilter, with
+    block edges, a ragged last block and 1-, 2- and 3-D inputs."""
+    import numpy as np
+    from scipy import signal
+
+    from keeper.forecast.vol import IIR_BLOCK, iir1
+
+    rng = np.random.default_rng(0)
+    for shape, a, b0 in [((3 * IIR_BLOCK,), 0.9, 1.0), ((1000, 4, 4), 0.975, 0.025),
+                         ((IIR_BLOCK + 1, 3), 0.8, 1.0), ((5,), 0.9995, 0.3), ((1,), 0.5, 2.0)]:
+        x = rng.standard_normal(shape) ** 2
+        zi = rng.random(shape[1:]) if len(shape) > 1 else np.float64(0.37)
+        ref, _ = signal.lfilter([b0], [1.0, -a], x, axis=0,
+                                zi=np.asarray(zi).reshape((1, *shape[1:])))
+        assert np.allclose(iir1(x, b0, a, zi), ref, rtol=1e-13, atol=0.0)

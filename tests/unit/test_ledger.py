@@ -13,6 +13,7 @@ import pytest
 from keeper.errors import LedgerError
 from keeper.ledger import SCHEMA_VERSION, Ledger, NewTx, TxStatus
 from keeper.models import TickRecord
+from keeper.store.migrate import head_revision
 
 SENDER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
@@ -35,17 +36,18 @@ def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:
     path = tmp_path / "state" / "keeper.sqlite"
     Ledger(path).close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head_revision()
     conn.execute("PRAGMA user_version = 9")
     conn.commit()
     conn.close()
-    with pytest.raises(LedgerError, match="has schema 9, newer than this keeper \\(1\\): upgrade"):
+    with pytest.raises(LedgerError, match="has schema 9, newer than this keeper \\(2\\): upgrade"):
         Ledger(path)
 
 
-def test_tx_and_attempts_survive_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "keeper.sqlite"
+def test_tx_and_attempts_survive_a_restart(store_url: str) -> None:
+    path = store_url
     with Ledger(path) as led:
         tx_id = led.create_tx(new_tx(nonce=4))
         led.add_attempt(tx_id, "0x" + "01" * 32, 30_000_000_000, 2_000_000_000, b"\x02raw-1")
@@ -82,8 +84,8 @@ def test_tx_and_attempts_survive_a_restart(tmp_path: Path) -> None:
         assert [r.id for r in led.txs_for_epoch("main", "7")] == [tx_id]
 
 
-def test_reorg_clears_receipt_fields(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "k.sqlite") as led:
+def test_reorg_clears_receipt_fields(store_url: str) -> None:
+    with Ledger(store_url) as led:
         tx_id = led.create_tx(new_tx())
         led.set_tx_status(
             tx_id,
@@ -119,8 +121,8 @@ def test_reorg_clears_receipt_fields(tmp_path: Path) -> None:
             led.get_tx(99)
 
 
-def test_ticks_and_recent_decisions(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "k.sqlite") as led:
+def test_ticks_and_recent_decisions(store_url: str) -> None:
+    with Ledger(store_url) as led:
         for i, vault in enumerate(["main", "other", "main"]):
             led.record_tick(
                 TickRecord(
@@ -214,8 +216,9 @@ def test_processes_opening_a_new_file_together_all_succeed(tmp_path: Path) -> No
         failures.append(errors.get())
     assert failures == []
     for path in paths:
-        with Ledger(path) as led:
-            assert led._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        Ledger(path).close()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_unopenable_path_is_a_ledger_error(tmp_path: Path) -> None:
@@ -224,8 +227,8 @@ def test_unopenable_path_is_a_ledger_error(tmp_path: Path) -> None:
         Ledger(tmp_path / "file" / "keeper.sqlite")
 
 
-def test_epoch_lock_lets_one_instance_execute_an_epoch(tmp_path: Path) -> None:
-    path = tmp_path / "keeper.sqlite"
+def test_epoch_lock_lets_one_instance_execute_an_epoch(store_url: str) -> None:
+    path = store_url
     a, b = Ledger(path), Ledger(path)  # two keeper instances, one file
     try:
         assert a.acquire_epoch("main", 5, "keeper-a", ttl_s=60, now_ts=1000)
@@ -245,8 +248,8 @@ def test_epoch_lock_lets_one_instance_execute_an_epoch(tmp_path: Path) -> None:
         b.close()
 
 
-def test_recovery_can_finish_an_epoch_for_a_vanished_owner(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "k.sqlite") as led:
+def test_recovery_can_finish_an_epoch_for_a_vanished_owner(store_url: str) -> None:
+    with Ledger(store_url) as led:
         assert led.acquire_epoch("main", 8, "crashed-pid", ttl_s=600, now_ts=1000)
         led.finish_epoch("main", 8, "someone-else", done=True)  # not the owner: no effect
         assert led.epoch_owner("main", 8) == ("crashed-pid", 1600, False)
@@ -270,11 +273,11 @@ class FakeNode:
         return self.counts[block]
 
 
-def test_nonce_manager_reserves_persists_and_resyncs(tmp_path: Path) -> None:
+def test_nonce_manager_reserves_persists_and_resyncs(store_url: str) -> None:
     from keeper.send.nonce import NonceManager
 
     node = FakeNode(latest=3, pending=4)
-    with Ledger(tmp_path / "k.sqlite") as led:
+    with Ledger(store_url) as led:
         nm = NonceManager(led, 31337, SENDER, node, resync_interval_s=3600)
         try:
             assert [nm.reserve(), nm.reserve()] == [4, 5]  # first reserve syncs from pending
@@ -285,17 +288,17 @@ def test_nonce_manager_reserves_persists_and_resyncs(tmp_path: Path) -> None:
             assert nm.next_nonce == 5
             node.counts = {"latest": 9, "pending": 9}  # someone else used the key
             assert nm.sync().next_nonce == 9 and nm.reserve() == 9
-            nm.resync_interval_s = 0  # K2: a stale view resyncs before reserving
+            nm.resync_interval_s = 0  # a stale view resyncs before reserving
             node.counts = {"latest": 12, "pending": 12}
             assert nm.reserve() == 12
         finally:
             nm.close()
 
 
-def test_nonce_gap_is_detected_from_ledger_and_node(tmp_path: Path) -> None:
+def test_nonce_gap_is_detected_from_ledger_and_node(store_url: str) -> None:
     from keeper.send.nonce import NonceManager
 
-    with Ledger(tmp_path / "k.sqlite") as led:
+    with Ledger(store_url) as led:
         led.create_tx(new_tx(nonce=7))  # ours, but the node forgot it
         nm = NonceManager(led, 31337, SENDER, FakeNode(latest=5, pending=5))
         try:
@@ -319,10 +322,10 @@ def test_one_nonce_manager_per_account_in_a_process(tmp_path: Path) -> None:
         NonceManager(led, 31337, SENDER, FakeNode(0, 0)).close()
 
 
-def test_one_ledger_is_safe_to_share_between_threads(tmp_path: Path) -> None:
+def test_one_ledger_is_safe_to_share_between_threads(store_url: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    with Ledger(tmp_path / "k.sqlite") as led:
+    with Ledger(store_url) as led:
 
         def work(i: int) -> None:
             for j in range(20):

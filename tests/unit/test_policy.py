@@ -9,7 +9,7 @@ from keeper.errors import ConfigError
 from keeper.models import Action, CollateralState
 from keeper.policy import make_policy
 from keeper.policy.base import best_clips, project_to_band, split_cost_usd
-from keeper.policy.preventative import PreventativePolicy, expected_cost_usd
+from keeper.policy.preventative import PreventativePolicy
 from keeper.units import BPS
 
 TARGETS = (4000, 3000, 1000, 2000)
@@ -58,39 +58,86 @@ def test_calendar_waits_for_its_period_using_last_rebalance_ts() -> None:
     assert due.action == Action.REBALANCE and due.target_weights_bps == TARGETS
 
 
-def test_preventative_holds_far_inside_and_always_acts_outside() -> None:
+def test_preventative_holds_inside_its_act_edge_and_always_acts_outside() -> None:
     pol = PreventativePolicy(width_bps=400)
     calm = pol.decide(make_state([4050, 3000, 1000, 1950]), make_forecast(), make_costs())
-    assert calm.action == Action.HOLD and "far inside" in calm.reason
+    assert calm.action == Action.HOLD and "would gain at most" in calm.reason
     out = pol.decide(make_state([4600, 3000, 1000, 1400]), make_forecast(), make_costs())
-    assert out.action == Action.REBALANCE and "outside band" in out.reason
+    assert out.action == Action.REBALANCE and "outside its trigger" in out.reason
     assert sum(out.target_weights_bps) == BPS
     assert abs(out.target_weights_bps[0] - 4000) <= 400
+    assert all(abs(w - t) <= 400 for w, t in zip(out.target_weights_bps, TARGETS, strict=True))
 
 
-def test_preventative_acts_earlier_when_volatility_is_high() -> None:
-    pol = PreventativePolicy(width_bps=400, horizon_h=24, split=False, gas_timing=False)
-    st = make_state([4340, 3000, 1000, 1660])
-    low = pol.decide(st, make_forecast(vol_scale=0.5), make_costs())
-    high = pol.decide(st, make_forecast(vol_scale=2.5), make_costs())
-    assert low.action == Action.HOLD
-    assert high.action == Action.REBALANCE
-    no_scaling = PreventativePolicy(width_bps=400, split=False, gas_timing=False,
-                                    vol_scaling=False)
-    assert no_scaling.decide(st, make_forecast(vol_scale=2.5), make_costs()).action == Action.HOLD
+def test_preventative_trigger_stays_inside_the_outer_band() -> None:
+    # 500 bps is the outer band's edge: the trigger is 1 bps inside, so it acts at 500
+    d = PreventativePolicy(width_bps=900).decide(make_state([4500, 3000, 1000, 1500]),
+                                                 make_forecast(), make_costs())
+    assert d.action == Action.REBALANCE and "outside its trigger" in d.reason
 
 
-def test_preventative_cheap_gas_lowers_cost_of_acting_now() -> None:
-    pol = PreventativePolicy(width_bps=400, split=False)
-    st = make_state([4360, 3000, 1000, 1640], nav_usd=100_000.0)
-    f = make_forecast(vol_scale=1.5)
-    cheap = make_costs(gas_gwei=5, typical_gwei=60)
-    dear = make_costs(gas_gwei=200, typical_gwei=60, min_ahead_gwei=20)
-    assert pol.decide(st, f, cheap).action == Action.REBALANCE
-    d = pol.decide(st, f, dear)
-    assert d.action == Action.HOLD
-    new = [0.0, 0.0, 0.0, 0.0]
-    assert expected_cost_usd(pol, st, f, cheap, new) < expected_cost_usd(pol, st, f, dear, new)
+def test_preventative_return_point_is_shallower_when_gas_is_cheap() -> None:
+    """The renewal return point: deep resets when a rebalance's gas is dear against fees,
+    shallow ones when it is cheap (the parameters stay the same across gas regimes)."""
+    pol = PreventativePolicy()
+    st = make_state(list(TARGETS), nav_usd=100_000.0)
+    dear = pol.terms(st, make_forecast(), make_costs(gas_gwei=60))
+    cheap = pol.terms(st, make_forecast(), make_costs(gas_gwei=2))
+    for i in dear:
+        assert 0.0 <= dear[i].r < cheap[i].r < dear[i].b
+    big = pol.terms(make_state(list(TARGETS), nav_usd=10_000_000.0), make_forecast(),
+                    make_costs(gas_gwei=60))
+    assert all(big[i].r > dear[i].r for i in big)  # at $10M gas matters less: shallower
+
+
+def test_preventative_acts_early_only_when_gas_now_is_cheap() -> None:
+    pol = PreventativePolicy(split=False)
+    st = make_state([4400, 3000, 1000, 1600], nav_usd=100_000.0)
+    cheap = pol.decide(st, make_forecast(), make_costs(gas_gwei=5, typical_gwei=60))
+    typical = pol.decide(st, make_forecast(), make_costs(gas_gwei=60, typical_gwei=60))
+    assert cheap.action == Action.REBALANCE and "worth its cost" in cheap.reason
+    assert cheap.benefit_e18 > 0 and cheap.target_weights_bps[0] < 4400
+    assert typical.action == Action.HOLD and "would gain at most" in typical.reason
+    no_early = PreventativePolicy(split=False, early=False)
+    assert no_early.decide(st, make_forecast(), make_costs(gas_gwei=5, typical_gwei=60)
+                           ).action == Action.HOLD
+
+
+def test_preventative_waits_for_a_cheaper_hour_ahead() -> None:
+    pol = PreventativePolicy(split=False)
+    st = make_state([4450, 3000, 1000, 1550], nav_usd=100_000.0)
+    now = make_costs(gas_gwei=5, typical_gwei=60)
+    later = make_costs(gas_gwei=5, typical_gwei=60, min_ahead_gwei=1, hours_to_min=2)
+    assert pol.decide(st, make_forecast(), now).action == Action.REBALANCE
+    d = pol.decide(st, make_forecast(), later)
+    assert d.action == Action.HOLD and "cheaper gas expected in 2 h" in d.reason
+
+
+def test_preventative_screen_is_decides_own_first_test() -> None:
+    """Over one-hour views built from the same numbers, the vectorised screen holds exactly
+    where decide() stops at its screen."""
+    import numpy as np
+
+    from keeper.policy.base import ScreenView
+
+    pol = PreventativePolicy()
+    f = make_forecast()
+    for w in ([4050, 3000, 1000, 1950], [4300, 3000, 1000, 1700], [4480, 2900, 1000, 1620],
+              [4600, 3000, 1000, 1400], [4000, 3000, 1000, 2000]):
+        for gas in (2.0, 30.0, 300.0):
+            st, costs = make_state(w, nav_usd=100_000.0), make_costs(gas_gwei=gas)
+            view = ScreenView(
+                dev_bps=np.array([[a.deviation_bps for a in st.assets]]), span=(0, 1),
+                now_ts=np.array([0]), vols=np.array([f.vol_per_h_frac]),
+                long_run_vols=f.long_run_vol_per_h_frac, corr=np.array([f.corr]),
+                gas_now=np.array([float(costs.gas_price_wei)]),
+                gas_typical=np.array([float(costs.gas_typical_wei)]),
+                eth_e18=np.array([float(costs.eth_usd_e18)]), nav=st.nav_e18 / 10**18,
+                targets_bps=TARGETS, outer_bps=tuple(a.outer_band_bps for a in st.assets),
+                last_rebalance_ts=0, model=costs.model, memo={})
+            screened = bool(pol.screen(view)[0])
+            d = pol.decide(st, f, costs)
+            assert screened == ("would gain at most" in d.reason), (w, gas, d.reason)
 
 
 def test_ripcord_deleverages_regardless_of_cost() -> None:

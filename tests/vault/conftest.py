@@ -1,4 +1,4 @@
-"""Vault fixtures on the lead's `market` fixture (tests/conftest.py); helpers are in vaultlib."""
+"""Vault fixtures on the session's `market` fixture (tests/conftest.py); helpers are in vaultlib."""
 
 from __future__ import annotations
 

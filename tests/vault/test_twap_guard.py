@@ -1,4 +1,4 @@
-"""The oracle-vs-TWAP guard (checklist V4 / I54): with it on, every hop of every rebalance leg must
+"""The oracle-vs-TWAP guard: with it on, every hop of every rebalance leg must
 trade in a Uniswap v3 pool whose TWAP agrees with the oracles; the ripcord is exempt.
 
 The local pools keep one observation unless a test raises their cardinality (`observations`), as
