@@ -123,6 +123,8 @@ contract RebalancingVault is VaultBase {
         int256 nav;
         uint16[] targets;
         uint256[] held; // wallet balances, kept exact through the legs (see _swap)
+        uint256[] lent; // aToken balances (see _lending); a swap does not move them
+        uint256[] owed; // debt token balances
     }
 
     /// @dev What every leg of one call shares.
@@ -170,10 +172,10 @@ contract RebalancingVault is VaultBase {
         uint256 distBefore,
         uint256 legs
     ) internal {
-        (int256[] memory net, int256 navAfter) = _netFromHeld(before.a, before.p, cfg.positionMask, before.held);
+        (int256[] memory net, int256 navAfter) = _netOf(before);
         uint256 lossUsed = _checkLossCap(st, cfg, before.nav, navAfter);
         uint256 distAfter = _checkCloser(before, net, navAfter, distBefore);
-        if (cfg.positionMask != 0) _checkHealth(0);
+        if (cfg.flags & FLAG_DEBT != 0) _checkHealth(0);
         uint256 navBefore = uint256(before.nav); // positive: _checkNeeded passed
         emit Rebalanced(st.epoch, legs, navBefore, uint256(navAfter), distBefore / navBefore, distAfter, lossUsed);
     }
@@ -184,7 +186,8 @@ contract RebalancingVault is VaultBase {
     ///         the LTV (deleveraging from outside the band is always allowed).
     /// @param action What to do.
     /// @param asset A basket asset (for Borrow: the debt asset).
-    /// @param amount Raw amount (Withdraw and Repay are clamped to the position).
+    /// @param amount Raw amount (Withdraw is clamped to the aToken balance, Repay to the debt and the
+    ///        wallet).
     /// @param deadline Last valid block timestamp.
     /// @param epoch_ Must equal `epoch`.
     function adjustCollateral(
@@ -202,10 +205,10 @@ contract RebalancingVault is VaultBase {
         if (amount == 0) revert ZeroAmount();
         uint256 i = _checkNotional(cfg, asset, amount);
         st.lastCollateralTs = block.timestamp.toUint40();
-        uint256 ep = ++st.epoch;
+        ++st.epoch;
         _vs().state = st;
         (uint256 done, uint256 ltv, uint256 hf) = _collateralStep(action, asset, amount, i);
-        emit CollateralAdjusted(ep, action, asset, done, ltv, hf);
+        emit CollateralAdjusted(st.epoch, action, asset, done, ltv, hf);
     }
 
     /// @notice Emergency deleverage, open only while the LTV is at or above ripcordLtvBps. No cooldown,
@@ -213,7 +216,7 @@ contract RebalancingVault is VaultBase {
     ///         the wallet is withdrawn from collateral first. Then `repayAmount` of the debt asset is
     ///         repaid (clamped). The LTV must fall and the rolling loss cap still applies.
     /// @param swaps Legs into the debt asset (may be empty to repay from the wallet).
-    /// @param repayAmount Debt asset to repay, raw.
+    /// @param repayAmount Debt asset to repay, raw (clamped to the debt and the wallet).
     /// @param deadline Last valid block timestamp.
     /// @param epoch_ Must equal `epoch`.
     function ripcord(SwapLeg[] calldata swaps, uint256 repayAmount, uint256 deadline, uint256 epoch_)
@@ -238,11 +241,13 @@ contract RebalancingVault is VaultBase {
         uint256 repaid;
         if (repayAmount != 0) {
             uint256 d = _indexOf(before.a, col.debtAsset);
-            repaid = _repay(col.debtAsset, repayAmount, d);
+            repaid = _repay(col.debtAsset, repayAmount, before.owed[d]);
             before.held[d] = IERC20(col.debtAsset).balanceOf(address(this));
         }
-        // the mask read before is a superset of the positions now (a ripcord opens none)
-        (, int256 navAfter) = _netFromHeld(before.a, before.p, cfg.positionMask, before.held);
+        // the pool position after the withdrawals and the repay, read again; the config read before
+        // names a superset of the positions now (a ripcord opens none)
+        (before.lent, before.owed) = _lending(before.a, cfg);
+        (, int256 navAfter) = _netOf(before);
         _checkLossCap(st, cfg, before.nav, navAfter);
         (uint256 ltvAfter,,) = _ltvNow();
         if (ltvAfter >= ltvBefore) revert LtvNotReduced(ltvBefore, ltvAfter);
@@ -259,26 +264,26 @@ contract RebalancingVault is VaultBase {
     ///         from each bad feed's answer clamped into its bounds (no action is priced from it then).
     /// @return ta Total assets, raw units of the deposit asset.
     function totalAssets() public view override returns (uint256 ta) {
-        (ta,) = _totalAssets(false);
+        (ta,) = _totalAssets();
     }
 
     /// @notice Zero while paused or while any feed is bad; otherwise the headroom under
     ///         depositCapRaw (type(uint256).max without a cap).
     function maxDeposit(address) public view override returns (uint256) {
-        (uint256 ta, bool good) = _totalAssets(false);
+        (uint256 ta, bool good) = _totalAssets();
         return good && !paused() ? _depositRoom(ta) : 0;
     }
 
     /// @notice Shares mintable under maxDeposit.
     function maxMint(address) public view override returns (uint256) {
-        (uint256 ta, bool good) = _totalAssets(false);
+        (uint256 ta, bool good) = _totalAssets();
         return good && !paused() ? _mintRoom(ta) : 0;
     }
 
     /// @notice The owner's assets, capped by the deposit asset held idle in the vault; 0 on a bad feed.
     /// @param owner Share holder.
     function maxWithdraw(address owner) public view override returns (uint256) {
-        (uint256 ta, bool good) = _totalAssets(false);
+        (uint256 ta, bool good) = _totalAssets();
         return good ? _withdrawRoom(owner, ta) : 0;
     }
 
@@ -286,7 +291,7 @@ contract RebalancingVault is VaultBase {
     ///         covers previewRedeem(balanceOf(owner))); 0 on a bad feed.
     /// @param owner Share holder.
     function maxRedeem(address owner) public view override returns (uint256) {
-        (uint256 ta, bool good) = _totalAssets(false);
+        (uint256 ta, bool good) = _totalAssets();
         return good ? _redeemRoom(owner, ta) : 0;
     }
 
@@ -441,35 +446,23 @@ contract RebalancingVault is VaultBase {
         return _vs().twap;
     }
 
-    /// @notice Raw amounts the vault supplied to and borrowed from the pool for `token`.
-    /// @param token A token (zero amounts when it has no position).
-    /// @return suppliedRaw Supplied to the pool, raw.
-    /// @return borrowedRaw Borrowed from the pool, raw.
-    function positionOf(address token) external view returns (uint256 suppliedRaw, uint256 borrowedRaw) {
-        Position memory pos = _vs().positions[token];
-        return (pos.supplied, pos.borrowed);
-    }
-
-    /// @notice NAV in E18 USD from checked feeds (reverts on a bad feed).
+    /// @notice NAV in E18 USD from checked feeds (reverts on a bad feed): wallet + aToken balances -
+    ///         debt token balances, at the oracle prices.
     /// @return nav Signed net asset value, E18 USD.
     function navE18() external view returns (int256 nav) {
-        Asset[] memory a = _basket(_vs().config.basket);
-        (uint256[] memory p,) = _prices(a, true);
-        (, nav,) = _netValues(a, p, _vs().config.positionMask);
+        return _book(_vs().config).nav;
     }
 
     /// @notice Sum of |weight - target| in bps from checked feeds (reverts on a bad feed).
     function distanceBps() external view returns (uint256) {
-        Asset[] memory a = _basket(_vs().config.basket);
-        (uint256[] memory p,) = _prices(a, true);
-        (int256[] memory net, int256 nav,) = _netValues(a, p, _vs().config.positionMask);
-        if (nav <= 0) revert NavNotPositive(nav);
-        return WeightsLib.distanceScaled(net, nav, _targets(a)) / uint256(nav);
+        Book memory b = _book(_vs().config);
+        if (b.nav <= 0) revert NavNotPositive(b.nav);
+        return WeightsLib.distanceScaled(b.net, b.nav, b.targets) / uint256(b.nav);
     }
 
     /// @notice Current LTV (bps) and health factor (1e18) of the lending position.
-    /// @return ltvBps Debt / collateral in bps, rounded up (0 with no pool or no tracked debt).
-    /// @return healthFactor The pool's health factor, 1e18 = 1.0 (max uint256 with no pool or no tracked debt).
+    /// @return ltvBps Debt / collateral in bps, rounded up (0 with no pool or no debt).
+    /// @return healthFactor The pool's health factor, 1e18 = 1.0 (max uint256 with no pool or no debt).
     function collateralRatio() external view returns (uint256 ltvBps, uint256 healthFactor) {
         (ltvBps, healthFactor,) = _ltvNow();
     }
@@ -589,7 +582,7 @@ contract RebalancingVault is VaultBase {
             total += notional;
             if (total > r.capE18) revert TradeTooLarge(total, r.capE18);
             (, uint256 minOut) = SlippageLib.minOut(notional, b.p[o], b.a[o].decimals, r.maxSlippageBps);
-            if (b.held[i] < leg.amountIn) b.held[i] = _ensureHeld(leg.tokenIn, leg.amountIn, b.held[i], r, i);
+            if (b.held[i] < leg.amountIn) b.held[i] = _ensureHeld(b, leg.amountIn, r, i);
             uint256 out = _swap(leg, minOut, r.deadline, b.held, i, o);
             emit Swapped(r.epoch, leg.router, leg.tokenIn, leg.tokenOut, leg.amountIn, out, minOut);
         }
@@ -630,16 +623,15 @@ contract RebalancingVault is VaultBase {
         if (out < minOut) revert SlippageExceeded(out, minOut);
     }
 
-    /// @dev The wallet holds `held` < `amount` of `token` (basket index `i`): the ripcord withdraws the
-    ///      shortfall from collateral, a rebalance reverts. Returns the balance read after the pool call.
-    function _ensureHeld(address token, uint256 amount, uint256 held, Run memory r, uint256 i)
-        internal
-        returns (uint256 heldAfter)
-    {
-        if (r.debtAsset == address(0) || _vs().positions[token].supplied < amount - held) {
-            revert InsufficientBalance(token, held, amount);
+    /// @dev The wallet holds less than `amount` of basket asset `i`: the ripcord withdraws the shortfall
+    ///      from its supply in the pool (the aToken balance read for this call), a rebalance reverts.
+    ///      Returns the balance read after the pool call.
+    function _ensureHeld(Book memory b, uint256 amount, Run memory r, uint256 i) internal returns (uint256 heldAfter) {
+        address token = b.a[i].token;
+        if (r.debtAsset == address(0) || b.lent[i] < amount - b.held[i]) {
+            revert InsufficientBalance(token, b.held[i], amount);
         }
-        _withdrawCollateral(token, amount - held, i);
+        b.lent[i] -= _withdrawCollateral(token, amount - b.held[i], i, b.lent[i]);
         heldAfter = IERC20(token).balanceOf(address(this));
         if (heldAfter < amount) revert InsufficientBalance(token, heldAfter, amount);
     }
@@ -682,60 +674,66 @@ contract RebalancingVault is VaultBase {
         (ltv, hf) = _checkHealth(ltvBefore);
     }
 
+    /// @dev One pool call on basket asset `i`, which the pool must list. Withdraw and Repay read the
+    ///      pool's own balances (aToken, debt token) first and never ask for more than them, whatever
+    ///      interest or a liquidation did since.
     function _applyCollateral(CollateralAction action, address token, uint256 amount, uint256 i)
         internal
         returns (uint256)
     {
+        (address aToken, address debtToken) = _poolTokens(_vs().config.basket, i);
+        if (aToken == address(0)) revert ReserveNotListed(token);
         if (action == CollateralAction.Supply) {
             uint256 held = IERC20(token).balanceOf(address(this));
             if (held < amount) revert InsufficientBalance(token, held, amount);
             IERC20(token).forceApprove(address(lendingPool), amount);
             lendingPool.supply(token, amount, address(this), 0);
-            _vs().positions[token].supplied += amount.toUint128();
-            _syncPositionBit(token, i);
+            _vs().config.supplyMask |= uint8(1 << i);
             return amount;
         }
-        if (action == CollateralAction.Withdraw) return _withdrawCollateral(token, amount, i);
+        if (action == CollateralAction.Withdraw) {
+            return _withdrawCollateral(token, amount, i, IERC20(aToken).balanceOf(address(this)));
+        }
+        if (token != _vs().collateral.debtAsset) revert NotDebtAsset(token, _vs().collateral.debtAsset);
         if (action == CollateralAction.Borrow) {
-            if (token != _vs().collateral.debtAsset) revert NotDebtAsset(token, _vs().collateral.debtAsset);
             lendingPool.borrow(token, amount, VARIABLE_RATE, 0, address(this));
-            _vs().positions[token].borrowed += amount.toUint128();
-            _syncPositionBit(token, i);
+            _vs().config.flags |= FLAG_DEBT;
             return amount;
         }
-        return _repay(token, amount, i);
+        return _repay(token, amount, IERC20(debtToken).balanceOf(address(this)));
     }
 
-    function _withdrawCollateral(address token, uint256 amount, uint256 i) internal returns (uint256 done) {
-        Position storage pos = _vs().positions[token];
-        done = lendingPool.withdraw(token, Math.min(amount, pos.supplied), address(this));
-        pos.supplied -= uint128(Math.min(done, pos.supplied));
-        _syncPositionBit(token, i);
+    /// @dev Withdraws min(amount, lent) of basket asset `i`, where `lent` is the aToken balance now;
+    ///      all of it goes as type(uint256).max, which leaves no aToken dust, and clears the asset's
+    ///      supply bit (with nothing left, as after a liquidation took it all, that is all it does).
+    function _withdrawCollateral(address token, uint256 amount, uint256 i, uint256 lent)
+        internal
+        returns (uint256 done)
+    {
+        uint256 amt = Math.min(amount, lent);
+        if (amt != 0) done = lendingPool.withdraw(token, amt == lent ? type(uint256).max : amt, address(this));
+        if (amt == lent) _vs().config.supplyMask &= ~uint8(1 << i);
     }
 
-    function _repay(address token, uint256 amount, uint256 i) internal returns (uint256 done) {
-        Position storage pos = _vs().positions[token];
-        uint256 amt = Math.min(amount, IERC20(token).balanceOf(address(this)));
-        if (amt == 0) revert ZeroAmount();
-        IERC20(token).forceApprove(address(lendingPool), amt);
-        done = lendingPool.repay(token, amt, VARIABLE_RATE, address(this));
-        pos.borrowed -= uint128(Math.min(done, pos.borrowed));
-        IERC20(token).forceApprove(address(lendingPool), 0);
-        _syncPositionBit(token, i);
-    }
-
-    /// @dev Keeps Config.positionMask bit `i` equal to "token has a position on record".
-    function _syncPositionBit(address token, uint256 i) internal {
-        Position memory pos = _vs().positions[token];
-        uint8 mask = _vs().config.positionMask;
-        uint8 next = pos.supplied | pos.borrowed != 0 ? mask | uint8(1 << i) : mask & ~uint8(1 << i);
-        if (next != mask) _vs().config.positionMask = next;
+    /// @dev Repays min(amount, owed, wallet) of the debt asset, where `owed` is the debt token balance
+    ///      now; repaying all of it clears FLAG_DEBT (with no debt left, as after a liquidation
+    ///      repaid it all, that is all it does).
+    function _repay(address token, uint256 amount, uint256 owed) internal returns (uint256 done) {
+        uint256 amt = Math.min(Math.min(amount, owed), IERC20(token).balanceOf(address(this)));
+        if (amt == 0 && owed != 0) revert ZeroAmount();
+        if (amt != 0) {
+            IERC20(token).forceApprove(address(lendingPool), amt);
+            done = lendingPool.repay(token, amt, VARIABLE_RATE, address(this));
+            IERC20(token).forceApprove(address(lendingPool), 0);
+        }
+        if (done == owed) _vs().config.flags &= ~FLAG_DEBT;
     }
 
     /// @dev (LTV bps, health factor, has debt) from the pool; LTV = debt / collateral, rounded up.
     function _ltvNow() internal view returns (uint256 ltv, uint256 hf, bool hasDebt) {
-        // no tracked debt: swaps cannot change the pool position, so skip the (costly) pool read
-        if (address(lendingPool) == address(0) || _vs().positions[_vs().collateral.debtAsset].borrowed == 0) {
+        // no debt: the health factor is unbounded and swaps cannot change it, so skip the (costly)
+        // pool read. FLAG_DEBT is set by every Borrow and cleared only when the debt token reads 0.
+        if (address(lendingPool) == address(0) || _vs().config.flags & FLAG_DEBT == 0) {
             return (0, type(uint256).max, false);
         }
         (uint256 coll, uint256 debt,,,, uint256 h) = lendingPool.getUserAccountData(address(this));
@@ -744,64 +742,59 @@ contract RebalancingVault is VaultBase {
 
     // ─────────────────────────── accounting ───────────────────────────
 
-    /// @dev The basket, every feed read once (checked), and the net values before any swap.
+    /// @dev The basket, every feed read once (checked), every balance read once (wallet, and the
+    ///      pool's for the assets with a position), and the net values before any swap.
     function _book(Config memory cfg) internal view returns (Book memory b) {
         b.a = _basket(cfg.basket);
         (b.p,) = _prices(b.a, true);
-        (b.net, b.nav, b.held) = _netValues(b.a, b.p, cfg.positionMask);
+        b.held = new uint256[](b.a.length);
+        for (uint256 i; i < b.a.length; ++i) {
+            b.held[i] = IERC20(b.a[i].token).balanceOf(address(this));
+        }
+        (b.lent, b.owed) = _lending(b.a, cfg);
+        (b.net, b.nav) = _netOf(b);
         b.targets = _targets(b.a);
     }
 
-    /// @dev Wallet balances, net value per asset (held + supplied - borrowed) and their sum, E18 USD.
-    function _netValues(Asset[] memory a, uint256[] memory p, uint8 mask)
-        internal
-        view
-        returns (int256[] memory net, int256 nav, uint256[] memory held)
-    {
-        held = new uint256[](a.length);
-        for (uint256 i; i < a.length; ++i) {
-            held[i] = IERC20(a[i].token).balanceOf(address(this));
-        }
-        (net, nav) = _netFromHeld(a, p, mask, held);
-    }
-
-    /// @dev Net values from given wallet balances, with checked arithmetic and casts (a value past
-    ///      int256 reverts rather than wraps).
-    function _netFromHeld(Asset[] memory a, uint256[] memory p, uint8 mask, uint256[] memory held)
-        internal
-        view
-        returns (int256[] memory net, int256 nav)
-    {
-        net = new int256[](a.length);
-        for (uint256 i; i < a.length; ++i) {
-            Position memory pos;
-            if (mask & (1 << i) != 0) pos = _vs().positions[a[i].token];
-            net[i] = OracleLib.valueE18(held[i] + pos.supplied, p[i], a[i].decimals).toInt256();
-            if (pos.borrowed != 0) net[i] -= OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals).toInt256();
+    /// @dev Net value per asset (wallet + aToken balance - debt token balance, at the book's prices)
+    ///      and their sum, E18 USD, with checked arithmetic and casts (a value past int256 reverts
+    ///      rather than wraps).
+    function _netOf(Book memory b) internal pure returns (int256[] memory net, int256 nav) {
+        net = new int256[](b.a.length);
+        for (uint256 i; i < b.a.length; ++i) {
+            uint8 dec = b.a[i].decimals;
+            net[i] = OracleLib.valueE18(b.held[i] + b.lent[i], b.p[i], dec).toInt256();
+            if (b.owed[i] != 0) net[i] -= OracleLib.valueE18(b.owed[i], b.p[i], dec).toInt256();
             nav += net[i];
         }
     }
 
-    /// @dev (total assets in the deposit asset's units, every feed good). Strict: checked feeds and
-    ///      arithmetic (reverts). Not strict: never reverts (clamped answers, saturating math).
-    function _totalAssets(bool strict) internal view returns (uint256 ta, bool good) {
+    /// @dev (total assets in the deposit asset's units, every feed good) for the views: never reverts
+    ///      (clamped answers, saturating math). `good` is false whenever _strictAssets would revert.
+    function _totalAssets() internal view returns (uint256 ta, bool good) {
         Config memory cfg = _vs().config;
         Asset[] memory a = _basket(cfg.basket);
         if (a.length == 0) return (IERC20(asset()).balanceOf(address(this)), true);
         uint256[] memory p;
-        (p, good) = _prices(a, strict);
-        (uint256 longs, uint256 debts) = _longsAndDebts(a, p, cfg.positionMask, strict);
+        (p, good) = _prices(a, false);
+        (uint256 longs, uint256 debts) = _longsAndDebts(a, p, cfg);
+        // past int256 the checked NAV reverts: no action can be priced
+        if (longs > uint256(type(int256).max)) good = false;
         if (longs <= debts) return (0, good);
         uint256 i = _indexOf(a, asset());
-        ta = strict
-            ? OracleLib.amountRaw(longs - debts, p[i], a[i].decimals)
-            : _mulDivSat(longs - debts, OracleLib.unit(a[i].decimals), p[i], Math.Rounding.Floor);
-        // a saturated value means the checked path would overflow: no action can be priced
-        if (longs == type(uint256).max || ta == type(uint256).max) good = false;
+        ta = _mulDivSat(longs - debts, OracleLib.unit(a[i].decimals), p[i], Math.Rounding.Floor);
+        if (ta == type(uint256).max) good = false;
     }
 
-    function _strictAssets() internal view returns (uint256 ta) {
-        (ta,) = _totalAssets(true);
+    /// @dev Total assets for the actions and previews: the book's NAV (checked feeds, checked
+    ///      arithmetic: reverts) in the deposit asset's units, 0 when the NAV is not positive.
+    function _strictAssets() internal view returns (uint256) {
+        Config memory cfg = _vs().config;
+        if (cfg.basket == address(0)) return IERC20(asset()).balanceOf(address(this));
+        Book memory b = _book(cfg);
+        if (b.nav <= 0) return 0;
+        uint256 i = _indexOf(b.a, asset());
+        return OracleLib.amountRaw(uint256(b.nav), b.p[i], b.a[i].decimals);
     }
 
     /// @dev ERC-4626 conversions at a given totalAssets (OpenZeppelin's formula with the virtual

@@ -38,6 +38,17 @@ interface IAavePool {
         external
         returns (uint256);
 
+    /// @notice A reserve's state and tokens: Aave v3's `getReserveData`, whose DataTypes.ReserveData (kept
+    ///         from v3.1 onwards as ReserveDataLegacy) is 15 static words: configuration,
+    ///         liquidityIndex, currentLiquidityRate, variableBorrowIndex, currentVariableBorrowRate,
+    ///         currentStableBorrowRate, lastUpdateTimestamp, id, aTokenAddress (word 8),
+    ///         stableDebtTokenAddress, variableDebtTokenAddress (word 10), interestRateStrategyAddress,
+    ///         accruedToTreasury, unbacked, isolationModeTotalDebt. Declared as the words: the vault
+    ///         reads two of them, and a field-by-field decode costs its admin module about 400 bytes.
+    /// @param asset The reserve's underlying token.
+    /// @return words The reserve's data (all zero when the pool does not list `asset`).
+    function getReserveData(address asset) external view returns (uint256[15] memory words);
+
     /// @notice Account totals in the base currency (USD, 8 decimals) and the health factor (1e18).
     /// @param user The account.
     /// @return totalCollateralBase Collateral, base currency.

@@ -78,7 +78,7 @@ interface IRebalancingVault {
     struct AssetView { // solhint-disable-line gas-struct-packing
         address token;
         uint8 decimals;
-        uint256 balance; // net exposure held + supplied - borrowed, raw, clamped at 0 (see netValueE18)
+        uint256 balance; // net exposure held + suppliedRaw - borrowedRaw, clamped at 0 (see netValueE18)
         uint256 valueE18; // net value clamped at 0
         uint16 weightBps; // net weight of NAV, clamped to [0, 65535]
         uint16 targetBps;
@@ -93,8 +93,8 @@ interface IRebalancingVault {
         int256 maxAnswer;
         // added after the first draft:
         uint256 heldRaw; // in the vault's wallet
-        uint256 suppliedRaw; // supplied to the lending pool
-        uint256 borrowedRaw; // borrowed from the lending pool
+        uint256 suppliedRaw; // the pool's aToken balance: supply with interest, net of liquidations
+        uint256 borrowedRaw; // the pool's variable debt token balance: debt with interest
         int256 netValueE18; // signed net value (negative when more is borrowed than held+supplied)
         bool feedOk; // fresh, positive and inside [minAnswer, maxAnswer]
     }
@@ -263,6 +263,8 @@ interface IRebalancingVault {
     error LtvNotReduced(uint256 beforeBps, uint256 afterBps);
     error RipcordNotArmed(uint256 ltvBps, uint256 ripcordLtvBps);
     error NotDebtAsset(address token, address debtAsset);
+    error ReserveNotListed(address token);
+    error DebtOutstanding(address debtAsset);
     // parameters
     error WeightsSumInvalid(uint256 sumBps, uint256 expectedBps);
     error DuplicateAsset(address token);
@@ -272,7 +274,7 @@ interface IRebalancingVault {
     error DecimalsInvalid(address tokenOrFeed, uint8 decimals);
     error BasketSizeInvalid(uint256 count, uint256 maxCount);
     error DepositAssetMissing(address asset);
-    error AssetStillHeld(address token, uint256 heldRaw, uint256 positionRaw);
+    error AssetStillHeld(address token, uint256 heldRaw, bool inLendingPool);
     error SlippageTooHigh(uint16 maxSlippageBps, uint16 saneMaxBps);
     error ParamOutOfRange(bytes32 name, uint256 value, uint256 min, uint256 max);
     error ZeroAddress();

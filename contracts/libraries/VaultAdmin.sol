@@ -28,6 +28,10 @@ contract VaultAdmin is VaultBase {
     ///      address comes from CREATE2 rather than a factory call. A factory whose pools have other
     ///      code gives addresses without code, and the guard then fails closed (TwapUnavailable).
     bytes32 internal constant POOL_INIT_CODE_HASH = 0xe34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54;
+    /// @dev Words of Aave v3's ReserveData (IAavePool.getReserveData) holding the aToken and the
+    ///      variable debt token.
+    uint256 internal constant RESERVE_A_TOKEN_WORD = 8;
+    uint256 internal constant RESERVE_DEBT_TOKEN_WORD = 10;
 
     /// @notice Deployed by the vault's constructor with the vault's own asset and pool.
     /// @param usdc The vault's deposit asset (for the shared immutables).
@@ -39,38 +43,41 @@ contract VaultAdmin is VaultBase {
     /// @notice Replace the basket. Targets must sum to 10,000 bps, with no duplicates and the deposit
     ///         asset included; an asset may only leave the basket with no balance and no position.
     ///         The basket is written once into the code of a data contract (read with one
-    ///         EXTCODECOPY by every keeper action and ERC-4626 call).
+    ///         EXTCODECOPY by every keeper action and ERC-4626 call), followed by each asset's
+    ///         aToken and variable debt token from the lending pool's reserve data, so that valuing
+    ///         the position never asks the pool where they are.
     /// @param configs The new basket.
     function setBasket(AssetConfig[] calldata configs) external onlyRole(DEFAULT_ADMIN_ROLE) {
         uint256 n = configs.length;
         if (n == 0 || n > MAX_ASSETS) revert BasketSizeInvalid(n, MAX_ASSETS);
-        _checkLeavers(configs);
-        Asset[] memory a = new Asset[](n);
+        uint8 mask = _carryPositions(configs);
+        uint256[] memory words = new uint256[](5 * n); // 3n basket words, then 2n pool token words
         uint256 sum;
-        uint8 mask;
         bool hasDepositAsset;
         for (uint256 i; i < n; ++i) {
             AssetConfig calldata c = configs[i];
             for (uint256 j; j < i; ++j) {
-                if (a[j].token == c.token) revert DuplicateAsset(c.token);
+                if (configs[j].token == c.token) revert DuplicateAsset(c.token);
             }
-            a[i] = _validated(c);
             sum += c.targetBps;
             hasDepositAsset = hasDepositAsset || c.token == asset();
-            Position memory pos = _vs().positions[c.token];
-            if (pos.supplied | pos.borrowed != 0) mask |= uint8(1 << i);
+            (words[3 * i], words[3 * i + 1], words[3 * i + 2]) = _packAsset(_validated(c));
+            _putPoolTokens(words, 3 * n + 2 * i, c.token);
             emit AssetConfigured(
                 c.token, c.feed, c.targetBps, c.innerBandBps, c.outerBandBps, c.heartbeat, c.minAnswer, c.maxAnswer
             );
         }
         if (sum != BPS) revert WeightsSumInvalid(sum, BPS);
         if (!hasDepositAsset) revert DepositAssetMissing(asset());
-        uint256[] memory words = new uint256[](3 * n);
-        for (uint256 i; i < n; ++i) {
-            (words[3 * i], words[3 * i + 1], words[3 * i + 2]) = _packAsset(a[i]);
+        bytes memory data = abi.encode(words);
+        // the encoded length says 3n: abi.decode in _basket reads the basket words and stops there,
+        // and _poolTokens finds the pool token words after them
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            mstore(add(data, 64), mul(3, n))
         }
-        _vs().config.basket = _writeData(abi.encode(words));
-        _vs().config.positionMask = mask;
+        _vs().config.basket = _writeData(data);
+        _vs().config.supplyMask = mask;
         emit BasketSet(n);
     }
 
@@ -189,11 +196,12 @@ contract VaultAdmin is VaultBase {
     function buildKeeperView() external view returns (KeeperView memory v) {
         Config memory cfg = _vs().config;
         Asset[] memory a = _basket(cfg.basket);
+        (uint256[] memory lent, uint256[] memory owed) = _lending(a, cfg);
         v.assets = new AssetView[](a.length);
         int256 nav;
         v.feedsOk = true;
         for (uint256 i; i < a.length; ++i) {
-            v.assets[i] = _assetView(a[i]);
+            v.assets[i] = _assetView(a[i], lent[i], owed[i]);
             v.feedsOk = v.feedsOk && v.assets[i].feedOk;
             nav = _addSat(nav, v.assets[i].netValueE18);
         }
@@ -207,8 +215,9 @@ contract VaultAdmin is VaultBase {
 
     // ─────────────────────────── view helpers ───────────────────────────
 
-    /// @dev One asset's view; values saturate (never revert) far past any real balance.
-    function _assetView(Asset memory x) internal view returns (AssetView memory w) {
+    /// @dev One asset's view, its pool position as the pool holds it (`lent`, `owed`: see _lending);
+    ///      values saturate (never revert) far past any real balance.
+    function _assetView(Asset memory x, uint256 lent, uint256 owed) internal view returns (AssetView memory w) {
         (w.token, w.decimals, w.targetBps, w.innerBandBps, w.outerBandBps) =
             (x.token, x.decimals, x.targetBps, x.innerBandBps, x.outerBandBps);
         (w.feed, w.feedDecimals, w.heartbeat, w.minAnswer, w.maxAnswer) =
@@ -216,9 +225,7 @@ contract VaultAdmin is VaultBase {
         bool readable;
         (w.answer, w.updatedAt, readable) = _tryRead(x.feed);
         w.feedOk = readable && OracleLib.isGood(w.answer, w.updatedAt, x.heartbeat, x.minAnswer, x.maxAnswer);
-        Position memory pos = _vs().positions[x.token];
-        (w.heldRaw, w.suppliedRaw, w.borrowedRaw) =
-            (IERC20(x.token).balanceOf(address(this)), pos.supplied, pos.borrowed);
+        (w.heldRaw, w.suppliedRaw, w.borrowedRaw) = (IERC20(x.token).balanceOf(address(this)), lent, owed);
         uint256 long = Math.saturatingAdd(w.heldRaw, w.suppliedRaw);
         w.balance = Math.saturatingSub(long, w.borrowedRaw);
         if (!w.feedOk) return w;
@@ -273,21 +280,35 @@ contract VaultAdmin is VaultBase {
 
     // ─────────────────────────── setters ───────────────────────────
 
-    /// @dev An asset that leaves the basket must hold nothing and have no position.
-    function _checkLeavers(AssetConfig[] calldata next) internal view {
-        Asset[] memory old = _basket(_vs().config.basket);
+    /// @dev The supply bits of the new basket (an asset that stays keeps its bit at its new index).
+    ///      An asset that leaves must hold nothing and have no position in the pool on record: no
+    ///      supply bit, and not the debt asset while FLAG_DEBT is set (a position a liquidation
+    ///      emptied is closed on record by a Withdraw or Repay, which then find nothing to move).
+    function _carryPositions(AssetConfig[] calldata next) internal view returns (uint8 mask) {
+        Config memory cfg = _vs().config;
+        Asset[] memory old = _basket(cfg.basket);
+        address debtAsset = cfg.flags & FLAG_DEBT != 0 ? _vs().collateral.debtAsset : address(0);
         for (uint256 i; i < old.length; ++i) {
             address t = old[i].token;
-            bool stays;
-            for (uint256 j; j < next.length && !stays; ++j) {
-                stays = next[j].token == t;
+            bool supplied = cfg.supplyMask & (1 << i) != 0;
+            uint256 j;
+            while (j < next.length && next[j].token != t) ++j;
+            if (j < next.length) {
+                if (supplied) mask |= uint8(1 << j);
+                continue;
             }
-            Position memory pos = _vs().positions[t];
             uint256 held = IERC20(t).balanceOf(address(this));
-            if (!stays && (held != 0 || pos.supplied != 0 || pos.borrowed != 0)) {
-                revert AssetStillHeld(t, held, uint256(pos.supplied) + pos.borrowed);
-            }
+            if (held != 0 || supplied || t == debtAsset) revert AssetStillHeld(t, held, supplied || t == debtAsset);
         }
+    }
+
+    /// @dev Writes the lending pool's aToken and variable debt token of `token` into w[k], w[k + 1]:
+    ///      zero without a pool, and zero too for an asset the pool does not list (which then cannot
+    ///      be supplied or borrowed: ReserveNotListed).
+    function _putPoolTokens(uint256[] memory w, uint256 k, address token) internal view {
+        if (address(lendingPool) == address(0)) return;
+        uint256[15] memory r = lendingPool.getReserveData(token);
+        (w[k], w[k + 1]) = (uint160(r[RESERVE_A_TOKEN_WORD]), uint160(r[RESERVE_DEBT_TOKEN_WORD]));
     }
 
     /// @dev Deploys a data contract whose code is `data` (the SSTORE2 pattern). `data` is an ABI
@@ -375,6 +396,10 @@ contract VaultAdmin is VaultBase {
         if (c.minHealthFactor < MIN_HEALTH_FLOOR || c.minHealthFactor > MAX_HEALTH_FLOOR) {
             revert ParamOutOfRange("minHealthFactor", c.minHealthFactor, MIN_HEALTH_FLOOR, MAX_HEALTH_FLOOR);
         }
+        // the NAV reads the debt token of the configured debt asset alone, so it changes only with no
+        // debt on record (a debt a liquidation repaid in full is closed on record by a Repay)
+        address debtAsset = _vs().collateral.debtAsset;
+        if (c.debtAsset != debtAsset && _vs().config.flags & FLAG_DEBT != 0) revert DebtOutstanding(debtAsset);
         _vs().collateral = c;
         emit CollateralParamsSet(c);
     }

@@ -69,7 +69,8 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     // ─────────────────────────── storage ───────────────────────────
 
     /// @dev One basket asset in memory. The basket lives in the code of a data contract written by
-    ///      setBasket (abi.encode(Asset[]), read with one EXTCODECOPY instead of 3 slots per asset).
+    ///      setBasket (three words per asset, read with one EXTCODECOPY instead of slots; see
+    ///      _basket and _poolTokens for the layout).
     struct Asset {
         address token;
         uint16 targetBps;
@@ -83,18 +84,13 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         int128 maxAnswer;
     }
 
-    /// @dev What the vault supplied to and borrowed from the lending pool, per asset, raw units.
-    struct Position {
-        uint128 supplied;
-        uint128 borrowed;
-    }
-
     /// @dev Slot 0: read by every keeper action and every ERC-4626 call, written by the admin setters
-    ///      (and positionMask by collateral actions).
+    ///      (and supplyMask and FLAG_DEBT by collateral actions). The two say which pool balances
+    ///      the NAV reads: none when the vault has no lending position.
     struct Config {
-        address basket; // data contract holding abi.encode(Asset[]); address(0) = no basket
-        uint8 positionMask; // bit i: basket asset i has a supplied or borrowed amount on record
-        uint8 flags; // FLAG_PAUSED | FLAG_TWAP
+        address basket; // data contract holding the basket's words; address(0) = no basket
+        uint8 supplyMask; // bit i: basket asset i is supplied to the lending pool
+        uint8 flags; // FLAG_PAUSED | FLAG_TWAP | FLAG_DEBT
         uint16 maxSlippageBps;
         uint16 lossCapBps;
         uint24 cooldown; // <= MAX_COOLDOWN (7 days < 2^24 s)
@@ -136,14 +132,19 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         uint256 depositCapRaw; // slot 3
         CollateralParams collateral; // slots 4-5
         TwapGuard twap; // slot 6
-        mapping(address token => Position) positions; // slot 7
-        mapping(address router => bool allowed) isRouter; // slot 8
+        mapping(address router => bool allowed) isRouter; // slot 7
     }
 
     /// @dev Config.flags bit: paused (Pausable's own flag is not used, so one slot answers both).
     uint8 internal constant FLAG_PAUSED = 1;
     /// @dev Config.flags bit: the oracle-vs-TWAP guard is on.
     uint8 internal constant FLAG_TWAP = 2;
+    /// @dev Config.flags bit: the vault borrowed collateral.debtAsset (its debt token is read). Only
+    ///      the debt asset can be borrowed, and it cannot change while this debt is open.
+    uint8 internal constant FLAG_DEBT = 4;
+    /// @dev The basket's data contract: abi.encode(uint256[3n]) (64 + 96n bytes), then n pairs of
+    ///      (aToken, variable debt token) words (64n bytes): 160 bytes per asset after the first 64.
+    uint256 internal constant BASKET_HEAD_BYTES = 64;
     /// @dev Loss ring: buckets per lossPeriod, and the fraction unit (1e8 = all of NAV).
     uint256 internal constant LOSS_BUCKETS_PER_PERIOD = 3;
     uint256 internal constant LOSS_UNIT = 1e8;
@@ -216,7 +217,9 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
     // ─────────────────────────── shared helpers ───────────────────────────
 
     /// @dev The basket, decoded from its data contract (empty before setBasket): three words per
-    ///      asset (see _packAsset), ABI-encoded as one uint256[].
+    ///      asset (see _packAsset), ABI-encoded as one uint256[]. The pool token words after that
+    ///      encoding are not decoded here (abi.decode ignores them): _poolTokens reads them, and only
+    ///      for an asset with a lending position.
     function _basket(address data) internal view returns (Asset[] memory a) {
         if (data == address(0)) return a;
         uint256[] memory w = abi.decode(data.code, (uint256[]));
@@ -224,6 +227,24 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         for (uint256 i; i < a.length; ++i) {
             a[i] = _unpackAsset(w[3 * i], w[3 * i + 1], w[3 * i + 2]);
         }
+    }
+
+    /// @dev The lending pool's aToken and variable debt token of basket asset `i`, from the words
+    ///      setBasket appended after the basket (taken from the pool's reserve data; zero without a
+    ///      pool or for an asset the pool does not list). One warm EXTCODECOPY of two words.
+    function _poolTokens(address data, uint256 i) internal view returns (address aToken, address debtToken) {
+        // the pairs start after 64 + 96n bytes, where 160n = the code's length - 64 (exact)
+        uint256 at = BASKET_HEAD_BYTES + (data.code.length - BASKET_HEAD_BYTES) * 3 / 5 + 64 * i;
+        uint256 w0;
+        uint256 w1;
+        // solhint-disable-next-line no-inline-assembly
+        assembly ("memory-safe") {
+            // scratch space (0x00-0x3f) holds the two words
+            extcodecopy(data, 0, at, 64)
+            w0 := mload(0)
+            w1 := mload(32)
+        }
+        (aToken, debtToken) = (address(uint160(w0)), address(uint160(w1)));
     }
 
     /// @dev (token, target, bands, heartbeat, decimals, feed decimals), (feed), (min, max answer).
@@ -292,25 +313,41 @@ abstract contract VaultBase is IRebalancingVault, ERC4626, AccessControl, Pausab
         }
     }
 
-    /// @dev NAV in E18 USD as (longs, debts), each asset's held + supplied and borrowed valued at `p`.
-    ///      Strict: checked arithmetic (reverts on overflow). Not strict: saturates at 2^256 - 1.
-    function _longsAndDebts(Asset[] memory a, uint256[] memory p, uint8 mask, bool strict)
+    /// @dev The vault's lending position as the pool holds it, per basket asset, raw: `lent` is the
+    ///      aToken balance (supply with interest, less what liquidations took), `owed` the variable
+    ///      debt token balance (debt with interest, less what liquidations repaid). Reads only the
+    ///      assets supplyMask and FLAG_DEBT name, so a vault without a position reads nothing.
+    function _lending(Asset[] memory a, Config memory cfg)
+        internal
+        view
+        returns (uint256[] memory lent, uint256[] memory owed)
+    {
+        lent = new uint256[](a.length);
+        owed = new uint256[](a.length);
+        if (cfg.supplyMask == 0 && cfg.flags & FLAG_DEBT == 0) return (lent, owed);
+        address debtAsset = cfg.flags & FLAG_DEBT != 0 ? _vs().collateral.debtAsset : address(0);
+        for (uint256 i; i < a.length; ++i) {
+            bool supplied = cfg.supplyMask & (1 << i) != 0;
+            if (!supplied && a[i].token != debtAsset) continue;
+            (address aToken, address debtToken) = _poolTokens(cfg.basket, i);
+            if (supplied) lent[i] = IERC20(aToken).balanceOf(address(this));
+            if (a[i].token == debtAsset) owed[i] = IERC20(debtToken).balanceOf(address(this));
+        }
+    }
+
+    /// @dev NAV in E18 USD as (longs, debts) for the views: each asset's wallet + aToken balance, and
+    ///      its debt token balance, valued at `p`, saturating at 2^256 - 1 (never reverts).
+    function _longsAndDebts(Asset[] memory a, uint256[] memory p, Config memory cfg)
         internal
         view
         returns (uint256 longs, uint256 debts)
     {
+        (uint256[] memory lent, uint256[] memory owed) = _lending(a, cfg);
         for (uint256 i; i < a.length; ++i) {
-            Position memory pos;
-            if (mask & (1 << i) != 0) pos = _vs().positions[a[i].token];
-            uint256 held = IERC20(a[i].token).balanceOf(address(this));
-            if (strict) {
-                longs += OracleLib.valueE18(held + pos.supplied, p[i], a[i].decimals);
-                if (pos.borrowed != 0) debts += OracleLib.valueE18(pos.borrowed, p[i], a[i].decimals);
-            } else {
-                uint256 long = Math.saturatingAdd(held, pos.supplied);
-                longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
-                debts = Math.saturatingAdd(debts, _mulDivSat(pos.borrowed, p[i], OracleLib.unit(a[i].decimals), Math.Rounding.Floor));
-            }
+            uint256 unit = OracleLib.unit(a[i].decimals);
+            uint256 long = Math.saturatingAdd(IERC20(a[i].token).balanceOf(address(this)), lent[i]);
+            longs = Math.saturatingAdd(longs, _mulDivSat(long, p[i], unit, Math.Rounding.Floor));
+            debts = Math.saturatingAdd(debts, _mulDivSat(owed[i], p[i], unit, Math.Rounding.Floor));
         }
     }
 

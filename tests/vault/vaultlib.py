@@ -19,6 +19,9 @@ E18 = 10**18
 E8 = 10**8
 BPS = 10_000
 MAX_UINT = 2**256 - 1
+# the vault's ERC-7201 storage base (VaultBase._STORAGE_SLOT): slot 0 is the packed Config
+CONFIG_SLOT = 0x8C931BDCD43053C9DA715CC33CB51BA79C9DF8ECF52C3ED591BE03A0BDBF2100
+FLAG_DEBT = 4
 
 # symbol -> (target bps, inner band, outer band, heartbeat s). LINK and USDC use 24 h heartbeats,
 # WETH and WBTC 1 h, as their mainnet Chainlink feeds do.
@@ -124,10 +127,41 @@ class Env:
                                            self.deadline(), self.epoch(),
                                            sender=sender or self.keeper)
 
+    def a_token(self, symbol: str) -> Any:
+        return Contract(self.market.aave.a_tokens[symbol], abi=load("AToken").abi)
+
+    def debt_token(self, symbol: str) -> Any:
+        return Contract(self.market.aave.variable_debt_tokens[symbol],
+                        abi=load("VariableDebtToken").abi)
+
     def supplied(self, symbol: str) -> int:
         """The vault's collateral in the pool: its aToken balance (raw, interest included)."""
-        a_token = Contract(self.market.aave.a_tokens[symbol], abi=load("AToken").abi)
-        return int(a_token.balanceOf(self.vault))
+        return int(self.a_token(symbol).balanceOf(self.vault))
+
+    def owed(self, symbol: str) -> int:
+        """The vault's debt to the pool: its variable debt token balance (raw, with interest)."""
+        return int(self.debt_token(symbol).balanceOf(self.vault))
+
+    def pool_value(self) -> tuple[int, int]:
+        """(NAV E18, totalAssets raw USDC) of what the vault really has, from the tokens and the
+        feeds rather than the vault: per asset wallet + aToken balance and the debt token balance,
+        each valued at its feed's answer and rounded down (the vault's rounding), then the sum in
+        USDC rounded down."""
+        nav = 0
+        for s, token in self.tokens.items():
+            price_e18 = self.price_e8(s) * 10**10
+            unit = 10 ** self.market.tokens[s].decimals
+            held = int(token.balanceOf(self.vault))
+            nav += (held + self.supplied(s)) * price_e18 // unit - self.owed(s) * price_e18 // unit
+        usdc_e18 = self.price_e8("USDC") * 10**10
+        return nav, max(nav, 0) * 10**6 // usdc_e18
+
+    def lending_bits(self) -> tuple[int, int]:
+        """(supplyMask, debt flag) from the vault's config slot (docs/vault.md, storage layout):
+        which basket assets' aToken balances, and whether the debt token, the NAV reads."""
+        word = int.from_bytes(chain.provider.web3.eth.get_storage_at(self.vault.address,
+                                                                     CONFIG_SLOT), "big")
+        return (word >> 160) & 0xFF, (word >> 168) & FLAG_DEBT
 
     def nav(self) -> int:
         return int(self.vault.navE18())
