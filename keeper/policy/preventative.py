@@ -195,8 +195,9 @@ class PreventativePolicy:
                              float(costs.eth_usd_e18))
             gain = early_gain(dev, terms, nav_usd(state), fixed, _pick)
             if gain <= EARLY_HURDLE * fixed:  # the screen
-                return hold(f"preventative: acting now would gain at most {gain:.2f} USD, "
-                            f"under {EARLY_HURDLE:g} x its fixed gas ({fixed:.2f} USD)")
+                return hold(f"preventative: acting early would gain at most {gain:.2f} USD "
+                            f"after its gas, fees and impact; it must clear "
+                            f"{EARLY_HURDLE * fixed:.2f} USD ({EARLY_HURDLE:g} x the fixed gas)")
         return self._choose(state, dev, terms, costs, hard)
 
     # ------------------------------------------------------------ per-asset terms
@@ -299,8 +300,9 @@ class PreventativePolicy:
         chosen = [i for i in terms if new[i] != dev[i]]
         gain = sum(net.get(i, 0.0) for i in chosen) - fixed
         if not hard and gain <= EARLY_HURDLE * fixed:
-            return hold(f"preventative: acting now would gain {gain:.2f} USD, under "
-                        f"{EARLY_HURDLE:g} x its fixed gas ({fixed:.2f} USD): wait", net_usd=gain)
+            return hold(f"preventative: acting now would gain {gain:.2f} USD after its gas, fees "
+                        f"and impact; it must clear {EARLY_HURDLE * fixed:.2f} USD "
+                        f"({EARLY_HURDLE:g} x the fixed gas): wait", net_usd=gain)
         new[cash] = 0.0
         new[cash] = -sum(new)
         new = drop_small_legs(dev, new, cash, nav, self.min_trade_usd)
