@@ -51,7 +51,8 @@ def plot_replay(report: ReplayReport, win: Window, out: Path) -> None:
     axes[-1].set_ylim(bottom=0)
     s = report.summary
     fig.suptitle(f"{s['policy']} on the local market: {s['hours']} h from {s['start']}, "
-                 f"{s['rebalances_sent']} rebalances, {s['action_agreement_pct']:.1f}% of hours "
+                 f"{s['rebalances_sent']} rebalance{'' if s['rebalances_sent'] == 1 else 's'}, "
+                 f"{s['action_agreement_pct']:.1f}% of hours "
                  "as the backtest", fontsize=11)
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%b %d %H:%M"))  # type: ignore[no-untyped-call]
     fig.autofmt_xdate()
