@@ -224,8 +224,8 @@ class Decision:
 
 @dataclass(**FROZEN)
 class TradeCost:
-    """What a trade costs, in USD E18: gas, pool fees and price impact (the cost model's and the
-    planner's estimates share this type)."""
+    """What a trade costs in E18 USD (gas, pool fees and price impact); the cost model's and the
+    planner's estimates share this type."""
 
     gas_e18: int
     fee_e18: int
