@@ -152,9 +152,9 @@ def _fees(market: Market, a: str, b: str) -> list[int]:
 
 def encode_path(market: Market, route: Route) -> bytes:
     """Uniswap v3 path: token (20) | fee (3) | token (20) ..."""
-    out = bytes.fromhex(market.tokens[route.tokens[0]][0][2:])
+    out = address_bytes(market.tokens[route.tokens[0]][0])
     for fee, sym in zip(route.fees_ppm, route.tokens[1:], strict=True):
-        out += fee.to_bytes(3, "big") + bytes.fromhex(market.tokens[sym][0][2:])
+        out += fee.to_bytes(3, "big") + address_bytes(market.tokens[sym][0])
     return out
 
 
