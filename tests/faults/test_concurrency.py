@@ -82,10 +82,14 @@ def test_clock_skew_decisions_use_block_time(
     assert r.verdict == "sent", r.reason
     ((tx_id, status, purpose, receipt, _),) = txs(kit.env)
     row = keeper.deps.ledger.get_tx(tx_id)
-    mined_ts = kit.env.w3.eth.get_block(row.receipt_block)["timestamp"]  # type: ignore[arg-type]
+    (snap_block,) = [b for v, _, b in ticks(kit.env) if v == "sent"]
+    assert snap_block is not None
+    header_ts = int(kit.env.w3.eth.get_block(snap_block)["timestamp"])
     deadline = _deadline_of(row.data)
-    assert 0 < deadline - mined_ts <= 300  # snapshot block time + 300 s, not the wall clock
-    assert abs(deadline - (real() + skew_s)) > 86_400
+    assert deadline == keeper.last_ts + 300  # the snapshot's block time + 300 s
+    assert abs(keeper.last_ts - header_ts) <= 60  # the chain's time, read with the snapshot
+    assert abs(deadline - (real() + skew_s)) > 86_400  # never the wall clock
+    # confirmed with status 1: the vault checked block.timestamp <= deadline on chain
     assert (status, purpose, receipt) == ("confirmed", "rebalance", 1)
     assert chain.sent_count(kit.env.keeper) == 1
 

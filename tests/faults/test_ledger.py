@@ -3,7 +3,11 @@ error; it is never reset, and the records survive."""
 
 from __future__ import annotations
 
-import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +23,36 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_HOLD = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+sys.stdin.readline()
+db.execute("ROLLBACK")
+"""
+
+
+@contextmanager
+def write_lock_held_by_another_process(db: Path) -> Iterator[None]:
+    """Another process (as another keeper or a sqlite3 shell would be) holds the ledger's write
+    lock until the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=30) == 0
+
+
 def test_corrupt_or_locked_ledger_clear_error_no_silent_reset(kit: Kit, chain: ChainCtl) -> None:
     env = kit.env
     cfg = ["--config", str(env.config)]
@@ -27,14 +61,8 @@ def test_corrupt_or_locked_ledger_clear_error_no_silent_reset(kit: Kit, chain: C
     assert len(before) == 1
     push_out_of_band(env)
 
-    # locked: another process holds the write lock
-    holder = sqlite3.connect(env.ledger, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with write_lock_held_by_another_process(env.ledger):
         out = runner.invoke(app, ["rebalance", "--yes", *cfg])
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert out.exit_code == 1, out.output
     assert "is locked by another process" in _one_line(out.stderr)
     assert chain.sent_count(env.keeper) == 0 and ticks(env) == before  # records intact
