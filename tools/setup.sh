@@ -79,9 +79,18 @@ compile_contracts() {
   echo "$want" > "$stamp"
 }
 
+compile_bytecode() {
+  # The keeper's own bytecode (pip's editable install leaves it uncompiled), so every one-shot
+  # command starts without compiling its sources, also where PYTHONDONTWRITEBYTECODE is set, as
+  # in many containers. Only changed files are recompiled.
+  "$VENV/bin/python" -m compileall -q -j 0 keeper >/dev/null \
+    || die "compiling the keeper's Python sources failed. Fix: run '.venv/bin/python -m compileall keeper' to see why"
+}
+
 need_tools
 setup_python
 setup_node
 setup_bins
 compile_contracts
+compile_bytecode
 say "ready (source .tools/env.sh to use ape, anvil and keeper by hand)"
