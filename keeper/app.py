@@ -112,6 +112,14 @@ class Keeper:
         )
         self._simulated: dict[str, SimulationReport | KeeperError] = {}
 
+    def close(self) -> None:
+        """Release the store's connections and the sender's nonce lock (safe to call twice).
+        A one-shot command calls it before it returns; `keeper run` when it stops."""
+        if self.deps.sender is not None:
+            self.deps.sender.close()
+        self.deps.ledger.close()
+        self.deps.history.close()
+
     def recover(self) -> None:
         """Resolve the transactions a previous run left pending (never send twice)."""
         if self.deps.sender is not None:

@@ -10,6 +10,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -70,14 +72,23 @@ def _load(config: Path, network: str | None) -> KeeperConfig:
     return cfg
 
 
-def _keeper(cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None) -> Keeper:
+@contextmanager
+def _keeper(
+    cfg: KeeperConfig, *, can_send: bool, metrics: Metrics | None = None
+) -> Iterator[Keeper]:
+    """The configured keeper, closed when the command is done with it: its store connections
+    never outlive the command (a caller in the same process, as a test runner is, may go on to
+    lock, replace or delete the ledger file)."""
     from keeper.wiring import build_keeper
 
     try:
-        return build_keeper(cfg, can_send=can_send, metrics=metrics)
+        keeper = build_keeper(cfg, can_send=can_send, metrics=metrics)
     except KeeperError as err:
         fail(err)
-    raise AssertionError("unreachable")
+    try:
+        yield keeper
+    finally:
+        keeper.close()
 
 
 def _mode(name: str) -> Any:
@@ -139,7 +150,9 @@ def check(
 ) -> None:
     """One dry tick: snapshot, decision and plan. Sends nothing."""
     cfg = _load(config, network)
-    emit(_tick(_keeper(cfg, can_send=False), "check", vault), as_json, "keeper check (dry)")
+    with _keeper(cfg, can_send=False) as keeper:
+        results = _tick(keeper, "check", vault)
+    emit(results, as_json, "keeper check (dry)")
 
 
 @app.command(cls=GuardedCommand)
@@ -151,7 +164,9 @@ def simulate(
 ) -> None:
     """`check` plus the fork simulation of every plan. Sends nothing."""
     cfg = _load(config, network)
-    emit(_tick(_keeper(cfg, can_send=False), "simulate", vault), as_json, "keeper simulate")
+    with _keeper(cfg, can_send=False) as keeper:
+        results = _tick(keeper, "simulate", vault)
+    emit(results, as_json, "keeper simulate")
 
 
 @app.command(cls=GuardedCommand)
@@ -164,7 +179,24 @@ def rebalance(
 ) -> None:
     """One tick that may send: plans and simulates, asks, then sends."""
     cfg = _load(config, network)
-    keeper = _keeper(cfg, can_send=True)
+    with _keeper(cfg, can_send=True) as keeper:
+        results = _simulate_then_send(keeper, vault, yes=yes, as_json=as_json)
+    if results is None:
+        return
+    from keeper.runtime import expected
+
+    emit(results, as_json, "keeper rebalance")
+    failed = [r for r in results if r.verdict in FAILED_VERDICTS and not expected(r)]
+    if failed:
+        for r in failed:
+            err_console.print(f"[bold red]error:[/] {r.name}: {redact(r.reason)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _simulate_then_send(
+    keeper: Keeper, vault: str | None, *, yes: bool, as_json: bool
+) -> list[TickResult] | None:
+    """The send tick's results, or None when nothing was worth sending."""
     try:
         keeper.recover()  # a transaction a previous run left pending is resolved, never resent
     except KeeperError as err:
@@ -174,19 +206,11 @@ def rebalance(
         console.print(results_table(planned, "plan (simulated)"))
     if not any(r.verdict == "simulated" for r in planned):
         emit(planned, as_json, "nothing to send") if as_json else console.print("nothing to send")
-        return
+        return None
     if not yes and not typer.confirm("send these transactions?", default=False):
         raise typer.Exit(1)
     keeper.last_block = None  # the send tick takes a fresh snapshot at a newer block
-    from keeper.runtime import expected
-
-    results = _tick(keeper, "send", vault)
-    emit(results, as_json, "keeper rebalance")
-    failed = [r for r in results if r.verdict in FAILED_VERDICTS and not expected(r)]
-    if failed:
-        for r in failed:
-            err_console.print(f"[bold red]error:[/] {r.name}: {redact(r.reason)}", highlight=False)
-        raise typer.Exit(1)
+    return _tick(keeper, "send", vault)
 
 
 @app.command(cls=GuardedCommand)
@@ -219,19 +243,19 @@ def run(
 
     cfg = _load(config, network)
     metrics = Metrics()
-    keeper = _keeper(cfg, can_send=not dry, metrics=metrics)
-    if cfg.metrics_port:
-        metrics.serve(cfg.metrics_port)
-    rt = Runtime(
-        cfg,
-        keeper,
-        _mode("simulate" if dry else "send"),
-        on_result=lambda r: console.print(_line(r)),
-    )
-    console.print(
-        f"keeper running on {cfg.network.name} for {len(cfg.vaults)} vault(s); Ctrl-C stops"
-    )
-    rt.run_forever()
+    with _keeper(cfg, can_send=not dry, metrics=metrics) as keeper:
+        if cfg.metrics_port:
+            metrics.serve(cfg.metrics_port)
+        rt = Runtime(
+            cfg,
+            keeper,
+            _mode("simulate" if dry else "send"),
+            on_result=lambda r: console.print(_line(r)),
+        )
+        console.print(
+            f"keeper running on {cfg.network.name} for {len(cfg.vaults)} vault(s); Ctrl-C stops"
+        )
+        rt.run_forever()  # returns once the tick in flight is recorded
 
 
 def _line(r: TickResult) -> str:

@@ -74,8 +74,7 @@ class LiveWorld:
     notes: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        self.keeper.deps.ledger.close()
-        self.keeper.deps.history.close()
+        self.keeper.close()
         self.anvil.stop()
 
 

@@ -141,10 +141,7 @@ class Kit:
     def close(self, keeper: Keeper) -> None:
         if keeper in self.made:
             self.made.remove(keeper)
-            if keeper.deps.sender:
-                keeper.deps.sender.close()
-            keeper.deps.ledger.close()
-            keeper.deps.history.close()
+            keeper.close()
 
 
 @pytest.fixture

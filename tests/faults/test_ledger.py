@@ -3,6 +3,7 @@ error; it is never reset, and the records survive."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,3 +77,17 @@ def test_corrupt_or_locked_ledger_clear_error_no_silent_reset(kit: Kit, chain: C
     assert "never reset automatically" in _one_line(out.stderr)
     assert env.ledger.read_bytes() == garbage  # untouched: no silent reset
     assert chain.sent_count(env.keeper) == 0
+
+
+def test_a_command_leaves_no_connection_open_on_the_ledger(kit: Kit) -> None:
+    """A command closes its store before it returns. A connection left open would, whenever it
+    is finally closed, checkpoint its write-ahead log into the ledger file: over a file an
+    operator had moved aside or replaced, and through another process's lock."""
+    env = kit.env
+    assert runner.invoke(app, ["check", "--config", str(env.config)]).exit_code == 0
+    for side in env.ledger.parent.glob(env.ledger.name + "-*"):
+        side.unlink()
+    garbage = b"this is not a sqlite database " * 200
+    env.ledger.write_bytes(garbage)
+    gc.collect()  # whatever the command left behind is closed now
+    assert env.ledger.read_bytes() == garbage
