@@ -105,7 +105,10 @@ metrics_port: 0
 
 def make_keystore(tmp: Path) -> str:
     acct = Account.create()
-    (tmp / "keystore.json").write_text(json.dumps(Account.encrypt(acct.key, PASSPHRASE)))
+    # the operator's format (scrypt) at a light cost: eth-account's default n = 2**18 takes about
+    # a second to write and again at every unlock, which the suite pays hundreds of times
+    keystore = Account.encrypt(acct.key, PASSPHRASE, kdf="scrypt", iterations=2**10)
+    (tmp / "keystore.json").write_text(json.dumps(keystore))
     (tmp / "passphrase.txt").write_text(PASSPHRASE + "\n")
     return str(acct.address)
 
