@@ -113,8 +113,9 @@ class Keeper:
         self._simulated: dict[str, SimulationReport | KeeperError] = {}
 
     def close(self) -> None:
-        """Release the store's connections and the sender's nonce lock (safe to call twice).
-        A one-shot command calls it before it returns; `keeper run` when it stops."""
+        """Release the store's connections and the sender's claim on the account's nonces (safe
+        to call twice). A one-shot command calls it before it returns; `keeper run` when it
+        stops."""
         if self.deps.sender is not None:
             self.deps.sender.close()
         self.deps.ledger.close()
