@@ -132,6 +132,12 @@ def _fields(t: AssetTerms) -> dict[str, Any]:
     return {f: getattr(t, f) for f in AssetTerms.__dataclass_fields__}
 
 
+def _must_clear(fixed: float) -> str:
+    """The early-action hurdle, as the hold reasons state it."""
+    return (f"after its gas, fees and impact; it must clear {EARLY_HURDLE * fixed:.2f} USD "
+            f"({EARLY_HURDLE:g} x the fixed gas)")
+
+
 def early_gain(dev: Sequence[Any], terms: dict[int, AssetTerms], nav: Any, fixed: Any,
                pick: Callable[[Any, Any, Any], Any]) -> Any:
     """What acting early would gain at most (module docstring): floats, or per-hour arrays
@@ -196,8 +202,7 @@ class PreventativePolicy:
             gain = early_gain(dev, terms, nav_usd(state), fixed, _pick)
             if gain <= EARLY_HURDLE * fixed:  # the screen
                 return hold(f"preventative: acting early would gain at most {gain:.2f} USD "
-                            f"after its gas, fees and impact; it must clear "
-                            f"{EARLY_HURDLE * fixed:.2f} USD ({EARLY_HURDLE:g} x the fixed gas)")
+                            f"{_must_clear(fixed)}")
         return self._choose(state, dev, terms, costs, hard)
 
     # ------------------------------------------------------------ per-asset terms
@@ -300,9 +305,8 @@ class PreventativePolicy:
         chosen = [i for i in terms if new[i] != dev[i]]
         gain = sum(net.get(i, 0.0) for i in chosen) - fixed
         if not hard and gain <= EARLY_HURDLE * fixed:
-            return hold(f"preventative: acting now would gain {gain:.2f} USD after its gas, fees "
-                        f"and impact; it must clear {EARLY_HURDLE * fixed:.2f} USD "
-                        f"({EARLY_HURDLE:g} x the fixed gas): wait", net_usd=gain)
+            return hold(f"preventative: acting now would gain {gain:.2f} USD "
+                        f"{_must_clear(fixed)}: wait", net_usd=gain)
         new[cash] = 0.0
         new[cash] = -sum(new)
         new = drop_small_legs(dev, new, cash, nav, self.min_trade_usd)
