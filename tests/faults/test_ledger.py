@@ -52,6 +52,15 @@ def write_lock_held_by_another_process(db: Path) -> Iterator[None]:
         proc.communicate("\n", timeout=30)  # releases the lock and ends the holder
 
 
+def replace_with_garbage(db: Path) -> bytes:
+    """Garbage where the ledger was, its WAL and shm files gone; returns the garbage."""
+    for side in db.parent.glob(db.name + "-*"):
+        side.unlink()
+    garbage = b"this is not a sqlite database " * 200
+    db.write_bytes(garbage)
+    return garbage
+
+
 def test_corrupt_or_locked_ledger_clear_error_no_silent_reset(kit: Kit, chain: ChainCtl) -> None:
     env = kit.env
     cfg = ["--config", str(env.config)]
@@ -67,10 +76,7 @@ def test_corrupt_or_locked_ledger_clear_error_no_silent_reset(kit: Kit, chain: C
     assert chain.sent_count(env.keeper) == 0 and ticks(env) == before  # records intact
 
     # corrupt: garbage where the database was
-    for side in env.ledger.parent.glob(env.ledger.name + "-*"):
-        side.unlink()  # WAL and shm of the closed ledger
-    garbage = b"this is not a sqlite database " * 200
-    env.ledger.write_bytes(garbage)
+    garbage = replace_with_garbage(env.ledger)
     out = runner.invoke(app, ["rebalance", "--yes", *cfg])
     assert out.exit_code == 1, out.output
     assert "corrupt or not a SQLite database" in _one_line(out.stderr)
@@ -85,9 +91,6 @@ def test_a_command_leaves_no_connection_open_on_the_ledger(kit: Kit) -> None:
     operator had moved aside or replaced, and through another process's lock."""
     env = kit.env
     assert runner.invoke(app, ["check", "--config", str(env.config)]).exit_code == 0
-    for side in env.ledger.parent.glob(env.ledger.name + "-*"):
-        side.unlink()
-    garbage = b"this is not a sqlite database " * 200
-    env.ledger.write_bytes(garbage)
+    garbage = replace_with_garbage(env.ledger)
     gc.collect()  # whatever the command left behind is closed now
     assert env.ledger.read_bytes() == garbage

@@ -121,7 +121,7 @@ def test_oracle_and_pool_twap_disagree_beyond_limit_blocks_the_action(
     assert r.verdict == "hold" and "oracle/pool deviation alarm" in r.reason
     assert "WETH" in r.reason and "bps > 200 bps" in r.reason
     _nothing_sent(kit, chain, e0)
-    lax.deps.ledger.close()
+    lax.close()
 
 
 def _attack(w3: Web3, kit: Kit, symbol: str, move_bps: int) -> list[str]:
