@@ -5,7 +5,9 @@ with the local market and vaults moved out of band (WETH +30%), so every vault p
 rebalance. Each command runs as the operator runs it, a fresh process (start-up included),
 with the proxy's URL as the network's only RPC. Reported per added latency: the whole command's
 wall time (median), the HTTP requests by the keeper and by any fork it starts, and the round
-trips in sequence (requests that overlap count once).
+trips in sequence (requests that overlap count once). Beside the commands, the same market
+measures a running keeper (`keeper run` pays start-up once): one `simulate` tick per latency,
+in this process, after a first tick that does the one-time work.
 
 Two simulation paths: the node answers `eth_simulateV1` (anvil does), or the proxy refuses it
 as many providers and Hardhat do, so the keeper falls back to a fork. `--before DIR` also runs
@@ -16,15 +18,17 @@ time: on a shared machine the wall time also holds the time the process waited f
 Run: `.venv/bin/python -m benchmarks.bench_remote_sim` (full, writes
 benchmarks/results/remote_sim.md), `--quick` (CI: 0 and 50 ms, one run each, one vault, prints
 its table and writes nothing; fails when a command's verdict or its round trips in sequence
-are off).
+are off, the running keeper's included).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,8 +40,10 @@ from web3 import Web3
 
 from benchmarks._common import RESULTS, stack
 from benchmarks.latency_proxy import LatencyProxy
+from keeper.app import Mode
 from keeper.chain.anvil import Anvil
 from keeper.localnet.market import move_market
+from keeper.wiring import build_keeper, load
 
 LATENCIES_MS = (0, 10, 25, 50, 100)
 QUICK_LATENCIES_MS = (0, 50)
@@ -88,10 +94,11 @@ def run_cmd(proxy: LatencyProxy, command: str, cfg: Path, source: str | None) ->
     seconds, cpu = time.perf_counter() - t, child_cpu_s() - cpu
     if out.returncode != 0:
         raise SystemExit(f"keeper {command} failed ({out.returncode}): {out.stderr.strip()[-800:]}")
-    verdicts = tuple(r["verdict"] for r in json.loads(out.stdout))
-    bad = [v for v in verdicts if v != WANT[command]]
+    results = json.loads(out.stdout)
+    verdicts = tuple(r["verdict"] for r in results)
+    bad = {f"{r['verdict']} ({r['reason']})" for r in results if r["verdict"] != WANT[command]}
     if bad:
-        raise SystemExit(f"keeper {command}: verdicts {sorted(set(bad))}, want {WANT[command]}")
+        raise SystemExit(f"keeper {command}: {sorted(bad)}, want {WANT[command]}")
     return Run(
         seconds=seconds,
         cpu_s=cpu,
@@ -100,6 +107,37 @@ def run_cmd(proxy: LatencyProxy, command: str, cfg: Path, source: str | None) ->
         rounds=proxy.rounds,
         verdicts=verdicts,
     )
+
+
+def running_keeper(
+    w3: Web3, proxy: LatencyProxy, cfg: Path, latencies: tuple[int, ...], repeats: int
+) -> dict[int, Run]:
+    """One `simulate` tick of a keeper already running (as `keeper run` is), per latency: the
+    keeper is built and ticks once first (its start-up, chain id and simulation-path probe), then
+    each measured tick reads a newly mined block, as the next scheduled tick does."""
+    out: dict[int, Run] = {}
+    with contextlib.chdir(cfg.parent):
+        keeper = build_keeper(load(cfg, None), can_send=False)
+        try:
+            keeper.tick(Mode.SIMULATE)
+            for ms in latencies:
+                proxy.delay_s = ms / 1000
+                runs = []
+                for _ in range(repeats):
+                    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                    proxy.reset()
+                    cpu, t = time.process_time(), time.perf_counter()
+                    results = keeper.tick(Mode.SIMULATE)
+                    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+                    verdicts = tuple(r.verdict for r in results)
+                    if any(v != WANT["simulate"] for v in verdicts):
+                        raise SystemExit(f"running keeper: verdicts {verdicts}, want simulated")
+                    runs.append(Run(seconds, cpu, proxy.requests["keeper"],
+                                    proxy.requests["fork"], proxy.rounds, verdicts))
+                out[ms] = median(runs)
+        finally:
+            keeper.close()
+    return out
 
 
 def median(runs: list[Run]) -> Run:
@@ -129,21 +167,37 @@ HEADER = [
 ]
 
 
+def own_state(cfg: Path, name: str) -> Path:
+    """The same network, vaults and key in a directory of their own, so another keeper version
+    keeps its own ledger and history (an older keeper refuses a store a newer one migrated)."""
+    home = cfg.parent / name
+    home.mkdir(exist_ok=True)
+    for f in (cfg.name, "deployments.json", "keystore.json", "passphrase.txt"):
+        shutil.copy(cfg.parent / f, home / f)
+    return home / cfg.name
+
+
+Tables = dict[str | None, tuple[list[str], dict[int, Run]]]  # per keeper source: rows, runs
+
+
 def tables(
     proxy: LatencyProxy, cfg: Path, latencies: tuple[int, ...], repeats: int,
     sources: list[str | None],
-) -> dict[str | None, tuple[list[str], dict[int, Run]]]:
+) -> Tables:
     """One table per keeper source; each run of one source next to the same run of the other."""
-    out: dict[str | None, tuple[list[str], dict[int, Run]]] = {
+    out: Tables = {
         src: (list(HEADER), {}) for src in sources
     }
+    cfgs = {src: cfg if src is None else own_state(cfg, "before") for src in sources}
     for ms in latencies:
         proxy.delay_s = ms / 1000
         runs: dict[tuple[str | None, str], list[Run]] = {}
         for command in ("check", "simulate"):
             for _ in range(repeats):
                 for src in sources:
-                    runs.setdefault((src, command), []).append(run_cmd(proxy, command, cfg, src))
+                    runs.setdefault((src, command), []).append(
+                        run_cmd(proxy, command, cfgs[src], src)
+                    )
         for src in sources:
             check, sim = median(runs[(src, "check")]), median(runs[(src, "simulate")])
             out[src][0].append(row(ms, check, sim))
@@ -152,18 +206,34 @@ def tables(
     return out
 
 
+RUNNING_HEADER = [
+    "| added latency per request | a running keeper's `simulate` tick | its CPU time | requests "
+    "| round trips in sequence |",
+    "|---|---:|---:|---:|---:|",
+]
+
+
+def running_rows(runs: dict[int, Run]) -> list[str]:
+    return [*RUNNING_HEADER, *(
+        f"| {ms} ms | {r.seconds:.2f} s | {r.cpu_s:.2f} s | {r.keeper} | {r.rounds} |"
+        for ms, r in runs.items()
+    )]
+
+
 def one_node(
     vaults: int, latencies: tuple[int, ...], repeats: int, reject: frozenset[str],
     sources: list[str | None],
-) -> dict[str | None, tuple[list[str], dict[int, Run]]]:
-    """The tables for one market of `vaults` vaults behind the proxy."""
+) -> tuple[Tables, dict[int, Run]]:
+    """The commands' tables for one market of `vaults` vaults behind the proxy, and the running
+    keeper's ticks on the same market."""
     with Anvil(extra_args=("--gas-limit", "300000000")) as anvil:
         w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 120}))
         proxy = LatencyProxy(anvil.url, reject=reject)
         try:
             market, cfg, _keeper = stack(w3, proxy.url, vaults, block_time_s=BLOCK_TIME_S)
             move_market(w3, market, "WETH", 3_000)
-            return tables(proxy, cfg, latencies, repeats, sources)
+            commands = tables(proxy, cfg, latencies, repeats, sources)
+            return commands, running_keeper(w3, proxy, cfg, latencies, repeats)
         finally:
             proxy.close()
 
@@ -200,16 +270,20 @@ def main() -> None:
         reject = frozenset({"eth_simulateV1"}) if path == "fork" else frozenset()
         sources: list[str | None] = [None] + ([args.before] if args.before and i == 0 else [])
         print(f"## 1 vault, {TITLES[path]}", flush=True)
-        got = one_node(1, latencies, repeats, reject, sources)
+        got, running = one_node(1, latencies, repeats, reject, sources)
         lines, sims = got[None]
         doc += [f"### 1 vault, {TITLES[path]}", "", *lines, ""]
         if args.before and args.before in got:
             doc += [f"### 1 vault, before ({args.before})", "", *got[args.before][0], ""]
-        problems += check_rounds(path, sims)
+        doc += [f"### 1 vault, a running keeper, {TITLES[path]}", "", *running_rows(running), ""]
+        print("\n".join(running_rows(running)), flush=True)
+        problems += check_rounds(path, sims) + check_rounds(f"{path}, running keeper", running)
         if not args.quick and args.vaults > 1:
             print(f"## {args.vaults} vaults at 50 ms, {TITLES[path]}", flush=True)
-            many = one_node(args.vaults, (50,), 1, reject, [None])[None][0]
-            doc += [f"### {args.vaults} vaults at 50 ms, {TITLES[path]}", "", *many, ""]
+            many, many_running = one_node(args.vaults, (50,), 1, reject, [None])
+            doc += [f"### {args.vaults} vaults at 50 ms, {TITLES[path]}", "", *many[None][0], "",
+                    f"### {args.vaults} vaults at 50 ms, a running keeper, {TITLES[path]}", "",
+                    *running_rows(many_running), ""]
     out = args.out or (None if args.quick else "remote_sim.md")
     if out:
         RESULTS.mkdir(exist_ok=True)
