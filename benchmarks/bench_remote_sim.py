@@ -207,8 +207,8 @@ def tables(
 
 
 RUNNING_HEADER = [
-    "| added latency per request | a running keeper's `simulate` tick | its CPU time | requests "
-    "| round trips in sequence |",
+    "| added latency per request | a running keeper's `simulate` tick | CPU time of the process "
+    "(the proxy's threads included) | requests | round trips in sequence |",
     "|---|---:|---:|---:|---:|",
 ]
 
