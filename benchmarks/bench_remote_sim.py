@@ -79,6 +79,14 @@ def child_cpu_s() -> float:
     return used.ru_utime + used.ru_stime
 
 
+def require(who: str, outcomes: list[tuple[str, str]], want: str) -> tuple[str, ...]:
+    """The verdicts of (verdict, reason) pairs; exits naming the reasons unless all are `want`."""
+    bad = {f"{verdict} ({reason})" for verdict, reason in outcomes if verdict != want}
+    if bad:
+        raise SystemExit(f"{who}: {sorted(bad)}, want {want}")
+    return tuple(verdict for verdict, _ in outcomes)
+
+
 def run_cmd(proxy: LatencyProxy, command: str, cfg: Path, source: str | None) -> Run:
     proxy.reset()
     cpu, t = child_cpu_s(), time.perf_counter()
@@ -95,10 +103,8 @@ def run_cmd(proxy: LatencyProxy, command: str, cfg: Path, source: str | None) ->
     if out.returncode != 0:
         raise SystemExit(f"keeper {command} failed ({out.returncode}): {out.stderr.strip()[-800:]}")
     results = json.loads(out.stdout)
-    verdicts = tuple(r["verdict"] for r in results)
-    bad = {f"{r['verdict']} ({r['reason']})" for r in results if r["verdict"] != WANT[command]}
-    if bad:
-        raise SystemExit(f"keeper {command}: {sorted(bad)}, want {WANT[command]}")
+    verdicts = require(f"keeper {command}", [(r["verdict"], r["reason"]) for r in results],
+                       WANT[command])
     return Run(
         seconds=seconds,
         cpu_s=cpu,
@@ -129,9 +135,8 @@ def running_keeper(
                     cpu, t = time.process_time(), time.perf_counter()
                     results = keeper.tick(Mode.SIMULATE)
                     seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
-                    verdicts = tuple(r.verdict for r in results)
-                    if any(v != WANT["simulate"] for v in verdicts):
-                        raise SystemExit(f"running keeper: verdicts {verdicts}, want simulated")
+                    verdicts = require("running keeper", [(r.verdict, r.reason) for r in results],
+                                       WANT["simulate"])
                     runs.append(Run(seconds, cpu, proxy.requests["keeper"],
                                     proxy.requests["fork"], proxy.rounds, verdicts))
                 out[ms] = median(runs)
